@@ -1,0 +1,241 @@
+#include "driftguard/schema.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "driftguard/errors.hpp"
+
+namespace driftguard {
+namespace {
+
+using nlohmann::json;
+constexpr std::int64_t kMaxCategoryCode = std::int64_t{1} << 24;  // exact in float32
+
+[[noreturn]] void bad(const std::string& where, const std::string& what) {
+  throw InvalidInput("schema: " + where + ": " + what);
+}
+
+double number_or(const json& obj, const char* key, double fallback, const std::string& where) {
+  if (!obj.contains(key) || obj[key].is_null()) return fallback;
+  if (!obj[key].is_number()) bad(where, std::string("'") + key + "' must be a number");
+  return obj[key].get<double>();
+}
+
+FeatureSpec parse_feature(const json& item, std::size_t index) {
+  std::string where = "features[" + std::to_string(index) + "]";
+  if (!item.is_object()) bad(where, "must be an object");
+  if (!item.contains("name") || !item["name"].is_string() ||
+      item["name"].get<std::string>().empty()) {
+    bad(where, "needs a non-empty string 'name'");
+  }
+  FeatureSpec spec;
+  spec.name = item["name"].get<std::string>();
+  where = "feature '" + spec.name + "'";
+  const std::string kind = item.value("kind", std::string("numeric"));
+  if (kind == "numeric") {
+    spec.kind = FeatureKind::Numeric;
+  } else if (kind == "categorical") {
+    spec.kind = FeatureKind::Categorical;
+  } else {
+    bad(where, "kind must be 'numeric' or 'categorical', got '" + kind + "'");
+  }
+  spec.min = number_or(item, "min", spec.min, where);
+  spec.max = number_or(item, "max", spec.max, where);
+  if (std::isnan(spec.min) || std::isnan(spec.max) || spec.min > spec.max) {
+    bad(where, "min must not exceed max");
+  }
+  if (item.contains("missing_allowed")) {
+    if (!item["missing_allowed"].is_boolean())
+      bad(where, "'missing_allowed' must be true or false");
+    spec.missing_allowed = item["missing_allowed"].get<bool>();
+  }
+  if (item.contains("categories")) {
+    if (spec.kind != FeatureKind::Categorical)
+      bad(where, "only categorical features list categories");
+    if (!item["categories"].is_array()) bad(where, "'categories' must be an array of integers");
+    std::set<std::int64_t> codes;
+    for (const json& code : item["categories"]) {
+      if (!code.is_number_integer()) bad(where, "categories must be integers");
+      const auto value = code.get<std::int64_t>();
+      if (value > kMaxCategoryCode || value < -kMaxCategoryCode) {
+        bad(where, "category " + std::to_string(value) + " is beyond +-2^24");
+      }
+      if (!codes.insert(value).second)
+        bad(where, "category " + std::to_string(value) + " is listed twice");
+    }
+    spec.categories.assign(codes.begin(), codes.end());
+  }
+  if (item.contains("bin_edges")) {
+    if (!item["bin_edges"].is_array()) bad(where, "'bin_edges' must be an array of numbers");
+    for (const json& edge : item["bin_edges"]) {
+      if (!edge.is_number()) bad(where, "bin_edges must be numbers");
+      spec.bin_edges.push_back(edge.get<double>());
+    }
+    if (spec.bin_edges.size() < 2) bad(where, "bin_edges needs at least two edges");
+    for (std::size_t i = 0; i < spec.bin_edges.size(); ++i) {
+      if (!std::isfinite(spec.bin_edges[i]) ||
+          (i > 0 && !(spec.bin_edges[i - 1] < spec.bin_edges[i]))) {
+        bad(where, "bin_edges must be finite and strictly increasing");
+      }
+    }
+  }
+  return spec;
+}
+
+json number_json(double value) { return std::isinf(value) ? json(nullptr) : json(value); }
+
+}  // namespace
+
+Schema Schema::from_json(const std::string& text) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw InvalidInput(std::string("schema: not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) throw InvalidInput("schema: the document must be a JSON object");
+  if (doc.contains("format") && doc["format"] != "driftguard-schema") {
+    throw InvalidInput("schema: 'format' must be \"driftguard-schema\"");
+  }
+  if (doc.contains("version") && doc["version"] != 1) {
+    throw InvalidInput("schema: unsupported version " + doc["version"].dump() + " (expected 1)");
+  }
+  if (!doc.contains("features") || !doc["features"].is_array() || doc["features"].empty()) {
+    throw InvalidInput("schema: needs a non-empty 'features' array");
+  }
+  Schema schema;
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < doc["features"].size(); ++i) {
+    FeatureSpec spec = parse_feature(doc["features"][i], i);
+    if (!seen.insert(spec.name).second)
+      throw InvalidInput("schema: feature '" + spec.name + "' is listed twice");
+    schema.features.push_back(std::move(spec));
+  }
+  return schema;
+}
+
+Schema Schema::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path + ": cannot open schema file");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return from_json(text.str());
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(path + ": " + e.what());
+  }
+}
+
+std::string Schema::to_json() const {
+  json features_json = json::array();
+  for (const FeatureSpec& f : features) {
+    json item = {{"name", f.name}};
+    if (f.kind == FeatureKind::Categorical) {
+      item["kind"] = "categorical";
+      item["categories"] = f.categories;
+    } else {
+      item["kind"] = "numeric";
+      item["min"] = number_json(f.min);
+      item["max"] = number_json(f.max);
+    }
+    item["missing_allowed"] = f.missing_allowed;
+    if (!f.bin_edges.empty()) item["bin_edges"] = f.bin_edges;
+    features_json.push_back(std::move(item));
+  }
+  const json doc = {{"format", "driftguard-schema"}, {"version", 1}, {"features", features_json}};
+  return doc.dump(2) + "\n";
+}
+
+void Schema::save(const std::string& path) const {
+  std::ofstream out(path);
+  out << to_json();
+  if (!out.flush()) throw IoError(path + ": cannot write schema file");
+}
+
+std::vector<std::string> Schema::names() const {
+  std::vector<std::string> result;
+  result.reserve(features.size());
+  for (const FeatureSpec& f : features) result.push_back(f.name);
+  return result;
+}
+
+void Schema::check_names(const std::vector<std::string>& names) const {
+  const std::size_t common = std::min(names.size(), features.size());
+  for (std::size_t i = 0; i < common; ++i) {
+    if (names[i] != features[i].name) {
+      throw InvalidInput("schema mismatch: column " + std::to_string(i) + " is '" + names[i] +
+                         "' in the data but '" + features[i].name + "' in the schema");
+    }
+  }
+  if (names.size() != features.size()) {
+    throw InvalidInput("schema mismatch: the data has " + std::to_string(names.size()) +
+                       " features, the schema " + std::to_string(features.size()));
+  }
+}
+
+struct SchemaInferrer::Column {
+  double min = INFINITY, max = -INFINITY;
+  bool missing = false;
+  bool integral = true;
+  std::set<std::int64_t> codes;  // kept while at most max_categories + 1
+};
+
+SchemaInferrer::SchemaInferrer(std::vector<std::string> names, std::size_t max_categories)
+    : names_(std::move(names)), max_categories_(max_categories), columns_(names_.size()) {}
+SchemaInferrer::~SchemaInferrer() = default;
+SchemaInferrer::SchemaInferrer(SchemaInferrer&&) noexcept = default;
+SchemaInferrer& SchemaInferrer::operator=(SchemaInferrer&&) noexcept = default;
+
+void SchemaInferrer::observe(BatchView batch) {
+  if (batch.features != columns_.size()) {
+    throw InvalidInput("schema inference: batch has " + std::to_string(batch.features) +
+                       " features, expected " + std::to_string(columns_.size()));
+  }
+  if (batch.space != MemorySpace::Host) throw InvalidInput("schema inference needs host batches");
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::size_t f = 0; f < batch.features; ++f) {
+    Column& c = columns_[f];
+    for (std::size_t r = 0; r < batch.rows; ++r) {
+      const float x = batch.data[r * batch.features + f];
+      if (std::isnan(x)) {
+        c.missing = true;
+        continue;
+      }
+      c.min = std::min(c.min, static_cast<double>(x));
+      c.max = std::max(c.max, static_cast<double>(x));
+      if (!c.integral) continue;
+      if (!std::isfinite(x) || x != std::nearbyint(x) || std::fabs(x) > kMaxCategoryCode) {
+        c.integral = false;
+        c.codes.clear();
+      } else if (c.codes.size() <= max_categories_) {
+        c.codes.insert(static_cast<std::int64_t>(x));
+      }
+    }
+  }
+}
+
+Schema SchemaInferrer::finish() const {
+  Schema schema;
+  for (std::size_t f = 0; f < columns_.size(); ++f) {
+    const Column& c = columns_[f];
+    FeatureSpec spec;
+    spec.name = names_[f];
+    spec.missing_allowed = c.missing;
+    if (c.integral && !c.codes.empty() && c.codes.size() <= max_categories_) {
+      spec.kind = FeatureKind::Categorical;
+      spec.categories.assign(c.codes.begin(), c.codes.end());
+    } else if (c.min <= c.max) {
+      spec.min = std::isfinite(c.min) ? c.min : spec.min;
+      spec.max = std::isfinite(c.max) ? c.max : spec.max;
+    }
+    schema.features.push_back(std::move(spec));
+  }
+  return schema;
+}
+
+}  // namespace driftguard

@@ -1,0 +1,56 @@
+#pragma once
+// The execution context: which backend runs the kernels, plus the resources each backend reuses
+// across batches (CUDA device, streams, a device workspace that grows once, a pinned host pool).
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace driftguard {
+
+enum class Backend { Auto, Cpu, Cuda };
+
+// "auto" | "cpu" | "cuda" (case-sensitive); anything else throws InvalidInput.
+Backend parse_backend(std::string_view name);
+std::string_view to_string(Backend backend);
+
+// True when this build contains the CUDA backend.
+bool cuda_compiled() noexcept;
+// Number of usable CUDA devices; 0 when none, when the driver is missing or too old, or when the
+// build has no CUDA backend.
+int cuda_device_count() noexcept;
+
+struct ContextOptions {
+  // Auto resolves, in order: the DRIFTGUARD_BACKEND environment variable (auto|cpu|cuda), then
+  // CUDA when compiled in and a device is present, else CPU. Choosing CPU under Auto is said once
+  // on stderr unless `quiet`. Asking for Cuda (here or through the variable) without a usable
+  // device throws BackendUnavailable: never a silent fallback.
+  Backend backend = Backend::Auto;
+  int device = 0;       // CUDA device ordinal
+  int cpu_threads = 0;  // 0 = all hardware threads
+  bool quiet = false;
+};
+
+class Context {
+ public:
+  explicit Context(ContextOptions options = {});
+  ~Context();
+  Context(Context&&) noexcept;
+  Context& operator=(Context&&) noexcept;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // The resolved backend: Cpu or Cuda, never Auto.
+  Backend backend() const noexcept;
+  int cpu_threads() const noexcept;
+  // "CPU (N threads)" or the CUDA device's name.
+  std::string device_name() const;
+
+  // Backend resources; the type is private to the library.
+  struct Impl;
+  Impl& impl() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace driftguard

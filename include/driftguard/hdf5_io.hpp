@@ -1,0 +1,79 @@
+#pragma once
+// HDF5 tables in driftguard's layout (docs/data_format.md):
+//   /features       float32 [N, F], chunked by whole rows (float64 is read with conversion)
+//   /feature_names  UTF-8 strings [F]
+//   /label          optional float32 [N]
+//   /timestamp      optional int64 [N]
+//   /row_id         optional int64 [N]
+//   root attributes format = "driftguard", format_version = 1
+// Every failure is an IoError with one clear line naming the file and what is wrong.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace driftguard {
+
+class Hdf5BatchReader {
+ public:
+  // Opens and checks the layout: not an HDF5 file, truncated file, missing /features, wrong rank
+  // or dtype, /feature_names count mismatch and zero rows are IoErrors.
+  explicit Hdf5BatchReader(const std::string& path);
+  ~Hdf5BatchReader();
+  Hdf5BatchReader(Hdf5BatchReader&&) noexcept;
+  Hdf5BatchReader& operator=(Hdf5BatchReader&&) noexcept;
+
+  const std::string& path() const noexcept;
+  std::size_t rows() const noexcept;
+  std::size_t features() const noexcept;
+  const std::vector<std::string>& feature_names() const noexcept;
+  // Rows per chunk of /features (a good block size to read), or rows() when contiguous.
+  std::size_t chunk_rows() const noexcept;
+  bool has_label() const noexcept;
+  bool has_timestamp() const noexcept;
+  bool has_row_id() const noexcept;
+
+  // Reads rows [first, first + count) clamped to rows() into `out` (room for count * features()
+  // floats, row-major); returns the number of rows read. IoError when the block cannot be read
+  // (the message names the row range).
+  std::size_t read(std::size_t first, std::size_t count, float* out);
+  std::size_t read_label(std::size_t first, std::size_t count, float* out);
+  std::size_t read_timestamp(std::size_t first, std::size_t count, std::int64_t* out);
+  std::size_t read_row_id(std::size_t first, std::size_t count, std::int64_t* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct Hdf5WriterOptions {
+  std::size_t chunk_rows = 0;  // 0: about 1 MiB of rows per chunk
+  int gzip_level = 0;          // 0: uncompressed (fastest to stream), 1..9: deflate
+  bool with_label = false;
+  bool with_timestamp = false;
+  bool with_row_id = false;
+};
+
+// Appends row blocks to a new file (truncates an existing one); sizes are extended as rows arrive,
+// so multi-GB files stream with bounded memory. close() (or the destructor) finalises the file.
+class Hdf5Writer {
+ public:
+  Hdf5Writer(const std::string& path, std::vector<std::string> feature_names,
+             Hdf5WriterOptions options = {});
+  ~Hdf5Writer();
+  Hdf5Writer(Hdf5Writer&&) noexcept;
+  Hdf5Writer& operator=(Hdf5Writer&&) noexcept;
+
+  // `features` holds rows * F floats; the optional columns must be given iff enabled in options.
+  void append(const float* features, std::size_t rows, const float* label = nullptr,
+              const std::int64_t* timestamp = nullptr, const std::int64_t* row_id = nullptr);
+  std::size_t rows() const noexcept;
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace driftguard

@@ -1,0 +1,68 @@
+#pragma once
+// The data contract of a feature table, stored as JSON (format in docs/schema.md):
+//   {"format": "driftguard-schema", "version": 1,
+//    "features": [{"name": "AGE", "kind": "numeric", "min": 21, "max": 79,
+//                  "missing_allowed": false, "bin_edges": [..optional..]},
+//                 {"name": "SEX", "kind": "categorical", "categories": [1, 2]}]}
+// Absent min/max mean unbounded; absent missing_allowed means true.
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "driftguard/batch.hpp"
+
+namespace driftguard {
+
+enum class FeatureKind { Numeric, Categorical };
+
+struct FeatureSpec {
+  std::string name;
+  FeatureKind kind = FeatureKind::Numeric;
+  double min = -std::numeric_limits<double>::infinity();  // numeric: inclusive lower bound
+  double max = std::numeric_limits<double>::infinity();   // numeric: inclusive upper bound
+  std::vector<std::int64_t> categories;  // categorical: allowed codes, |code| <= 2^24
+  bool missing_allowed = true;
+  std::vector<double> bin_edges;  // optional fixed histogram edges (binning policy "fixed")
+  bool operator==(const FeatureSpec&) const = default;
+};
+
+struct Schema {
+  std::vector<FeatureSpec> features;
+
+  // InvalidInput naming the offending feature and key on malformed JSON or contradictory specs.
+  static Schema from_json(const std::string& text);
+  static Schema load(const std::string& path);  // IoError when unreadable
+  std::string to_json() const;                  // pretty-printed, round-trips through from_json
+  void save(const std::string& path) const;
+
+  std::vector<std::string> names() const;
+  // InvalidInput unless `names` are exactly this schema's features in the same order; the message
+  // names the first difference.
+  void check_names(const std::vector<std::string>& names) const;
+  bool operator==(const Schema&) const = default;
+};
+
+// Builds a schema from reference batches. A feature whose finite values are all integers with at
+// most `max_categories` distinct values becomes categorical; every other feature is numeric with
+// the observed [min, max]. missing_allowed is true when the reference has a missing value.
+class SchemaInferrer {
+ public:
+  explicit SchemaInferrer(std::vector<std::string> names, std::size_t max_categories = 20);
+  void observe(BatchView batch);  // host batches
+  Schema finish() const;
+
+ private:
+  struct Column;
+  std::vector<std::string> names_;
+  std::size_t max_categories_;
+  std::vector<Column> columns_;
+
+ public:
+  ~SchemaInferrer();
+  SchemaInferrer(SchemaInferrer&&) noexcept;
+  SchemaInferrer& operator=(SchemaInferrer&&) noexcept;
+};
+
+}  // namespace driftguard
