@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on the bundled data: build driftguard, convert the bundled UCI credit-card data
+# into a reference window (clients under 40) and a current window (40 and over), and scan it.
+# Writes build/demo/report.json. Extra arguments go to `driftguard scan`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install_deps.sh"
+"$root/scripts/build.sh" "$root/build"
+demo="$root/build/demo"
+mkdir -p "$demo"
+"$root/build/datasets/driftguard-data" uci --input "$root/datasets/uci_credit_card.csv.gz" \
+  --output-dir "$demo"
+"$root/build/host/driftguard" scan --reference "$demo/uci_age_reference.h5" \
+  --current "$demo/uci_age_current.h5" --report "$demo/report.json" "$@"
+echo "report: $demo/report.json"
