@@ -98,7 +98,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   if (options.schema) {
     schema = *options.schema;
   } else {
-    SchemaInferrer inferrer(ref.names, options.max_categories);
+    SchemaInferrer inferrer(ref.names, options.max_categories, options.range_margin);
     inferrer.observe(ref.view());
     schema = inferrer.finish();
     report.schema_inferred = true;

@@ -185,8 +185,14 @@ struct SchemaInferrer::Column {
   std::set<std::int64_t> codes;  // kept while at most max_categories + 1
 };
 
-SchemaInferrer::SchemaInferrer(std::vector<std::string> names, std::size_t max_categories)
-    : names_(std::move(names)), max_categories_(max_categories), columns_(names_.size()) {}
+SchemaInferrer::SchemaInferrer(std::vector<std::string> names, std::size_t max_categories,
+                               double range_margin)
+    : names_(std::move(names)),
+      max_categories_(max_categories),
+      range_margin_(range_margin),
+      columns_(names_.size()) {
+  if (!(range_margin >= 0)) throw InvalidInput("schema inference: range margin must be >= 0");
+}
 SchemaInferrer::~SchemaInferrer() = default;
 SchemaInferrer::SchemaInferrer(SchemaInferrer&&) noexcept = default;
 SchemaInferrer& SchemaInferrer::operator=(SchemaInferrer&&) noexcept = default;
@@ -229,9 +235,10 @@ Schema SchemaInferrer::finish() const {
     if (c.integral && !c.codes.empty() && c.codes.size() <= max_categories_) {
       spec.kind = FeatureKind::Categorical;
       spec.categories.assign(c.codes.begin(), c.codes.end());
-    } else if (c.min <= c.max) {
-      spec.min = std::isfinite(c.min) ? c.min : spec.min;
-      spec.max = std::isfinite(c.max) ? c.max : spec.max;
+    } else if (std::isfinite(c.min) && std::isfinite(c.max)) {
+      const double margin = range_margin_ * (c.max - c.min);
+      spec.min = c.min >= 0 ? std::max(0.0, c.min - margin) : c.min - margin;
+      spec.max = c.max + margin;
     }
     schema.features.push_back(std::move(spec));
   }

@@ -123,15 +123,25 @@ int main(int argc, char** argv) {
   scan_cmd->add_option(
       "--max-categories", scan_options.max_categories,
       "schema inference: integer features with at most this many values are categorical");
+  scan_cmd
+      ->add_option("--range-margin", scan_options.range_margin,
+                   "schema inference: widen observed numeric ranges by this fraction per side")
+      ->check(CLI::NonNegativeNumber);
   add_common(*scan_cmd, common);
 
   std::string infer_reference, infer_output;
   std::size_t infer_max_categories = 20;
+  double infer_range_margin = 0.1;
   CLI::App* schema_cmd = app.add_subcommand("schema", "infer a schema (JSON) from reference data");
   schema_cmd->add_option("--reference", infer_reference, "reference window (HDF5)")->required();
   schema_cmd->add_option("-o,--output", infer_output, "write here (default: stdout)");
   schema_cmd->add_option("--max-categories", infer_max_categories,
                          "integer features with at most this many values are categorical");
+
+  schema_cmd
+      ->add_option("--range-margin", infer_range_margin,
+                   "widen observed numeric ranges by this fraction of their width per side")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
@@ -143,7 +153,7 @@ int main(int argc, char** argv) {
   try {
     if (schema_cmd->parsed()) {
       Hdf5BatchReader reader(infer_reference);
-      SchemaInferrer inferrer(reader.feature_names(), infer_max_categories);
+      SchemaInferrer inferrer(reader.feature_names(), infer_max_categories, infer_range_margin);
       std::vector<float> buffer(std::max<std::size_t>(1, reader.chunk_rows()) * reader.features());
       const std::size_t step = buffer.size() / reader.features();
       for (std::size_t first = 0; first < reader.rows(); first += step) {

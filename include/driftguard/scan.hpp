@@ -21,7 +21,8 @@ struct ScanOptions {
   std::string reference_path;
   std::string current_path;
   std::optional<Schema> schema;     // inferred from the reference when absent
-  std::size_t max_categories = 20;  // for schema inference
+  std::size_t max_categories = 20;  // schema inference (SchemaInferrer)
+  double range_margin = 0.1;        // schema inference (SchemaInferrer)
   BinningOptions binning;
   // The binning policy's PSI rules: evidently_psi_options() for the evidently policy, else these.
   PsiOptions psi;

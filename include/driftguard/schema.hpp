@@ -46,10 +46,17 @@ struct Schema {
 
 // Builds a schema from reference batches. A feature whose finite values are all integers with at
 // most `max_categories` distinct values becomes categorical; every other feature is numeric with
-// the observed [min, max]. missing_allowed is true when the reference has a missing value.
+// the observed [min, max] widened by `range_margin` times its width on each side (a sample's
+// extremes are not the population's), except that a feature never negative keeps min >= 0.
+// missing_allowed is true when the reference has a missing value.
 class SchemaInferrer {
  public:
-  explicit SchemaInferrer(std::vector<std::string> names, std::size_t max_categories = 20);
+  explicit SchemaInferrer(std::vector<std::string> names, std::size_t max_categories = 20,
+                          double range_margin = 0.1);
+  ~SchemaInferrer();
+  SchemaInferrer(SchemaInferrer&&) noexcept;
+  SchemaInferrer& operator=(SchemaInferrer&&) noexcept;
+
   void observe(BatchView batch);  // host batches
   Schema finish() const;
 
@@ -57,12 +64,8 @@ class SchemaInferrer {
   struct Column;
   std::vector<std::string> names_;
   std::size_t max_categories_;
+  double range_margin_;
   std::vector<Column> columns_;
-
- public:
-  ~SchemaInferrer();
-  SchemaInferrer(SchemaInferrer&&) noexcept;
-  SchemaInferrer& operator=(SchemaInferrer&&) noexcept;
 };
 
 }  // namespace driftguard

@@ -1,0 +1,164 @@
+// End to end: the user's commands on generated data with a known injected drift.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "driftguard/context.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Run {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Run run(const std::string& command) {
+  Run result{-1, {}};
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) result.output += buffer;
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::path(::testing::TempDir()) / "driftguard_cli";
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    synth("reference.h5", "none", 1, "");
+  }
+  // Writes dir_/NAME with the generator; 20k rows are enough for PSI noise far below 0.1.
+  static void synth(const std::string& name, const std::string& scenario, int seed,
+                    const std::string& drift_features) {
+    std::string command = std::string(DRIFTGUARD_DATA_BIN) +
+                          " synth --rows 20000 --features 16 --seed " + std::to_string(seed) +
+                          " --scenario " + scenario + " --output " + (dir_ / name).string();
+    if (!drift_features.empty()) command += " --drift-features " + drift_features;
+    const Run r = run(command);
+    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
+  }
+  static Run scan(const std::string& current, const std::string& extra = "") {
+    return run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
+               (dir_ / "reference.h5").string() + " --current " + (dir_ / current).string() +
+               " --report " + (dir_ / (current + ".json")).string() + " " + extra);
+  }
+  static std::set<std::string> drifted(const json& report) {
+    std::set<std::string> names;
+    for (const json& f : report["features"]) {
+      if (f["drifted"].get<bool>()) names.insert(f["name"].get<std::string>());
+    }
+    return names;
+  }
+  static inline fs::path dir_;
+};
+
+TEST_F(Cli, NoDriftFlagsNothing) {
+  synth("same.h5", "none", 2, "");
+  const Run r = scan("same.h5", "--fail-on-drift");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json report = read_json(dir_ / "same.h5.json");
+  EXPECT_TRUE(drifted(report).empty()) << report["features"].dump();
+  EXPECT_EQ(report["current_rows"], 20000);
+  EXPECT_EQ(report["reference_rows"], 20000);
+  EXPECT_EQ(report["backend"], "cpu");
+  const json& v = report["validation"];
+  EXPECT_EQ(v["rows_ok"].get<std::uint64_t>() + v["rows_invalid"].get<std::uint64_t>(),
+            v["rows"].get<std::uint64_t>());
+}
+
+TEST_F(Cli, FlagsExactlyTheShiftedFeatures) {
+  struct Scenario {
+    std::string scenario, features;
+  };
+  for (const Scenario& s :
+       {Scenario{"mean_shift", "income,utilization"}, Scenario{"variance_change", "debt_to_income"},
+        Scenario{"category_mix", "region"}, Scenario{"missingness", "employment_years"}}) {
+    SCOPED_TRACE(s.scenario);
+    const std::string name = s.scenario + ".h5";
+    synth(name, s.scenario, 3, s.features);
+    const Run r = scan(name, "--fail-on-drift");
+    EXPECT_EQ(r.exit_code, 3) << r.output;
+    std::set<std::string> expected;
+    std::stringstream list(s.features);
+    for (std::string f; std::getline(list, f, ',');) expected.insert(f);
+    EXPECT_EQ(drifted(read_json(dir_ / (name + ".json"))), expected);
+  }
+}
+
+TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
+  synth("out_of_range.h5", "out_of_range", 4, "age");
+  ASSERT_EQ(scan("out_of_range.h5").exit_code, 0);
+  const json report = read_json(dir_ / "out_of_range.h5.json");
+  for (const json& f : report["features"]) {
+    const auto out = f["validation"]["below_min"].get<std::uint64_t>() +
+                     f["validation"]["above_max"].get<std::uint64_t>();
+    if (f["name"] == "age") {
+      EXPECT_GT(out, 200u);
+    }
+  }
+  EXPECT_GT(report["validation"]["rows_invalid"].get<std::uint64_t>(), 200u);
+}
+
+TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {
+  const fs::path schema = dir_ / "schema.json";
+  const Run inferred = run(std::string(DRIFTGUARD_BIN) + " schema --reference " +
+                           (dir_ / "reference.h5").string() + " -o " + schema.string());
+  ASSERT_EQ(inferred.exit_code, 0) << inferred.output;
+  synth("same2.h5", "none", 5, "");
+  const Run r = scan("same2.h5", "--schema " + schema.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(read_json(dir_ / "same2.h5.json")["schema_inferred"].get<bool>());
+}
+
+TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
+  const fs::path text = dir_ / "not_hdf5.h5";
+  std::ofstream(text) << "hello\n";
+  Run r = scan("not_hdf5.h5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("not an HDF5 file"), std::string::npos) << r.output;
+
+  r = run(std::string(DRIFTGUARD_BIN) + " scan --reference x.h5");  // --current missing
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = scan("same.h5", "--backend gpu");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = run("DRIFTGUARD_BACKEND=cuda " + std::string(DRIFTGUARD_BIN) + " scan --reference " +
+          (dir_ / "reference.h5").string() + " --current " + (dir_ / "reference.h5").string());
+  if (driftguard::cuda_device_count() == 0) {
+    EXPECT_EQ(r.exit_code, 1) << r.output;  // no device here: an error, never a silent fallback
+    EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(Cli, MismatchedFeaturesAreRefused) {
+  const std::string command = std::string(DRIFTGUARD_DATA_BIN) +
+                              " synth --rows 100 --features 17 --seed 1 --scenario none --output " +
+                              (dir_ / "wide.h5").string();
+  ASSERT_EQ(run(command).exit_code, 0);
+  const Run r = scan("wide.h5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("features"), std::string::npos) << r.output;
+}
+
+}  // namespace
