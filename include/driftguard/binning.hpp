@@ -8,13 +8,16 @@
 //   fixed        the schema's bin_edges for each numeric feature.
 //   evidently    evidently's PSI binning: a numeric feature with more than 20 distinct reference
 //                values gets Sturges bins over the pooled reference + current values
-//                (np.histogram_bin_edges(..., bins="sturges")); any other feature is binned by the
-//                distinct values of reference and current together. Needs a pass over the current
+//                (np.histogram_bin_edges(..., bins="sturges")); any other feature, categorical
+//                ones included, is binned by the distinct values of reference and current
+//                together (categorical-mode bins, evidently's value-count keys), without the
+//                schema's unseen categories: evidently has no such bins, and its zero fill would
+//                give one empty in both windows a nonzero PSI term. Needs a pass over the current
 //                data first (ColumnStats of both windows).
-// Categorical features (per the schema) are always binned by their codes: the schema's categories
-// plus any other code seen in the reference (quantile, equal_width, fixed) or in either window
-// (evidently).
+// Under the other policies categorical features are binned by their codes: the schema's
+// categories plus any other code seen in the reference.
 // A constant column gets the single bin [v - 0.5, v + 0.5], as NumPy does.
+// Binning by values needs at most ColumnStats::kMaxDistinct distinct values per window.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -49,18 +52,26 @@ struct ColumnStats {
   void merge(const ColumnStats& other);
   std::size_t distinct_count() const;  // valid when !too_many_distinct
 };
-// Per-feature ColumnStats of a host batch, accumulated into `stats` (size = batch.features).
+// Per-feature ColumnStats of a host batch, accumulated into `stats` (size = batch.features;
+// InvalidInput otherwise or for a device batch). Multi-threaded (OpenMP) on large batches.
 void observe_columns(BatchView batch, std::vector<ColumnStats>& stats);
 
 // Edges for one numeric column from its reference values (NaN and +-Inf ignored; order free).
+// Bit-identical to NumPy's float64 results. InvalidInput when bins == 0 or no value is finite.
 std::vector<double> quantile_edges(std::span<const float> values, std::size_t bins);
+// InvalidInput when bins == 0, the range is not finite or min > max, or the range is too narrow to
+// give distinct edges.
 std::vector<double> equal_width_edges(double min, double max, std::size_t bins);
+// np.histogram_bin_edges(a, bins="sturges") for `count` finite values spanning [min, max];
+// [0, 1] when count == 0, as NumPy gives for an empty array.
 std::vector<double> sturges_edges(std::uint64_t count, double min, double max);
 
 // The histogram layout for every feature of `schema`. `reference_columns[f]` holds feature f's
-// reference values (column-major copy); `reference_stats` and, for the evidently policy,
-// `current_stats` summarise the windows. InvalidInput when a policy cannot be applied (fixed
-// without bin_edges, evidently without current stats or with too many distinct values).
+// reference values (column-major copy; read by the quantile policy only, may be empty otherwise);
+// `reference_stats` and, for the evidently policy, `current_stats` summarise the windows.
+// InvalidInput naming the feature when a policy cannot be applied (fixed without valid
+// bin_edges, quantile / equal_width without finite reference values, evidently without current
+// stats, value bins with too many distinct values or with nothing to bin).
 HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
                                    const std::vector<std::vector<float>>& reference_columns,
                                    const std::vector<ColumnStats>& reference_stats,

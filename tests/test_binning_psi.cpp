@@ -1,0 +1,497 @@
+// Binning policies and PSI: closed forms and hand-made counts, plus two golden files made by
+// tests/golden/make_psi_golden.py (the real evidently package) and
+// tests/golden/make_psi_quantile_golden.py (NumPy, written from the definitions).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "driftguard/binning.hpp"
+#include "driftguard/context.hpp"
+#include "driftguard/errors.hpp"
+#include "driftguard/histogram.hpp"
+#include "driftguard/psi.hpp"
+#include "driftguard/schema.hpp"
+
+namespace driftguard {
+namespace {
+
+using Slots = std::vector<std::uint64_t>;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+double term(double r, double c) { return (c - r) * std::log(c / r); }
+
+// ---- PSI on hand-made slots: [underflow | bins... | overflow | missing] ----
+
+TEST(Psi, ClosedFormOverBins) {
+  const Slots ref = {0, 50, 30, 20, 0, 0};
+  const Slots cur = {0, 30, 30, 40, 0, 0};
+  const double expected = term(0.5, 0.3) + term(0.3, 0.3) + term(0.2, 0.4);
+  EXPECT_NEAR(psi(ref, cur), expected, 1e-15);
+  EXPECT_DOUBLE_EQ(psi(ref, ref), 0.0);
+  // Symmetric in the two windows.
+  EXPECT_NEAR(psi(cur, ref), expected, 1e-15);
+}
+
+TEST(Psi, MergeOuterFoldsUnderflowAndOverflowIntoTheEndBins) {
+  const Slots ref = {10, 40, 30, 10, 10, 0};
+  const Slots cur = {0, 30, 30, 20, 20, 0};
+  EXPECT_NEAR(psi(ref, cur), term(0.5, 0.3) + term(0.3, 0.3) + term(0.2, 0.4), 1e-15);
+
+  // Kept apart, the outer slots are bins of their own; the empty current underflow takes epsilon.
+  const PsiOptions apart{.merge_outer = false};
+  const double expected =
+      term(0.1, 1e-4) + term(0.4, 0.3) + term(0.3, 0.3) + term(0.1, 0.2) + term(0.1, 0.2);
+  EXPECT_NEAR(psi(ref, cur, apart), expected, 1e-15);
+}
+
+TEST(Psi, CategoricalOtherIsAlwaysItsOwnBin) {
+  // New codes in the current window land in "other" (the overflow slot).
+  const Slots ref = {0, 50, 50, 0, 0};
+  const Slots cur = {0, 40, 40, 20, 0};
+  const double own_bin = 2 * term(0.5, 0.4) + term(1e-4, 0.2);
+  EXPECT_NEAR(psi(ref, cur, {}, FeatureKind::Categorical), own_bin, 1e-15);
+  EXPECT_NEAR(psi(ref, cur, {.merge_outer = false}, FeatureKind::Categorical), own_bin, 1e-15);
+  // Read as numeric, the overflow would be folded into the last bin.
+  EXPECT_NEAR(psi(ref, cur), term(0.5, 0.4) + term(0.5, 0.6), 1e-15);
+}
+
+TEST(Psi, MissingSlotIsABinOnlyWhenIncluded) {
+  const Slots ref = {0, 45, 45, 0, 10};
+  const Slots cur = {0, 40, 40, 0, 20};
+  EXPECT_NEAR(psi(ref, cur), 2 * term(0.45, 0.4) + term(0.1, 0.2), 1e-15);
+  // Without it, the totals are the counted values only.
+  EXPECT_NEAR(psi(ref, cur, {.include_missing = false}), 0.0, 1e-15);
+}
+
+TEST(Psi, EpsilonRule) {
+  // Empty in one window: epsilon stands in. Empty in both: no term.
+  const Slots ref = {0, 100, 0, 0, 0, 0};
+  const Slots cur = {0, 50, 50, 0, 0, 0};
+  const double expected = term(1.0, 0.5) + term(1e-4, 0.5);
+  EXPECT_NEAR(psi(ref, cur), expected, 1e-15);
+  EXPECT_NEAR(psi(ref, cur, {.epsilon = 1e-3}), term(1.0, 0.5) + term(1e-3, 0.5), 1e-15);
+}
+
+TEST(Psi, EvidentlyRuleFillsEachWindowSeparately) {
+  const PsiOptions options = evidently_psi_options();
+  EXPECT_TRUE(options.merge_outer);
+  EXPECT_FALSE(options.include_missing);
+  EXPECT_EQ(options.empty_bins, EmptyBins::Evidently);
+
+  // Smallest shares above 1e-4: zeros become 1e-4 in both windows, so a bin empty in both adds 0.
+  const Slots ref = {0, 60, 40, 0, 0, 0};
+  const Slots cur = {0, 50, 0, 0, 50, 0};
+  EXPECT_NEAR(psi(ref, cur, options), term(0.6, 0.5) + term(0.4, 1e-4) + term(1e-4, 0.5), 1e-15);
+
+  // A share <= 1e-4 makes that window's fill min / 1e6; a bin empty in both windows then counts.
+  const Slots big = {0, 19999, 1, 0, 0, 0, 0};
+  const Slots small = {0, 70, 0, 30, 0, 0, 0};
+  const double fill = (1.0 / 20000) / 1e6;
+  const double expected =
+      term(19999.0 / 20000, 0.7) + term(1.0 / 20000, 1e-4) + term(fill, 0.3) + term(fill, 1e-4);
+  EXPECT_NEAR(psi(big, small, options), expected, 1e-14);
+}
+
+TEST(Psi, EmptyCatchAllSlotsNeverAddATerm) {
+  // With the evidently fill an empty bin adds a term; an empty outer or missing slot must not.
+  const Slots ref = {0, 19999, 1, 0, 0};
+  const Slots cur = {0, 70, 30, 0, 0};
+  PsiOptions options = evidently_psi_options();
+  const double merged = psi(ref, cur, options);
+  options.merge_outer = false;
+  options.include_missing = true;
+  EXPECT_DOUBLE_EQ(psi(ref, cur, options), merged);
+  EXPECT_DOUBLE_EQ(psi(ref, cur, options, FeatureKind::Categorical), merged);
+}
+
+TEST(Psi, NaNWhenAWindowHasNoCountedValue) {
+  const Slots ref = {0, 10, 10, 0, 0};
+  EXPECT_TRUE(std::isnan(psi(ref, Slots{0, 0, 0, 0, 0})));
+  EXPECT_TRUE(std::isnan(psi(Slots{0, 0, 0, 0, 0}, ref)));
+  // Only missing values: counted with include_missing, not without.
+  const Slots only_missing = {0, 0, 0, 0, 7};
+  EXPECT_TRUE(std::isnan(psi(ref, only_missing, {.include_missing = false})));
+  EXPECT_NEAR(psi(ref, only_missing), 2 * term(0.5, 1e-4) + term(1e-4, 1.0), 1e-13);
+}
+
+TEST(Psi, RejectsBadArguments) {
+  EXPECT_THROW(psi(Slots{0, 1, 0, 0}, Slots{0, 1, 0, 0, 0}), InvalidInput);
+  EXPECT_THROW(psi(Slots{1, 0, 0}, Slots{1, 0, 0}), InvalidInput);
+  const Slots s = {0, 1, 1, 0, 0};
+  EXPECT_THROW(psi(s, s, {.epsilon = 0}), InvalidInput);
+  EXPECT_THROW(psi(s, s, {.epsilon = std::nan("")}), InvalidInput);
+  EXPECT_NO_THROW(psi(s, s, {.empty_bins = EmptyBins::Evidently, .epsilon = 0}));
+}
+
+TEST(Psi, BandsIncludeTheirLowerBoundary) {
+  EXPECT_EQ(psi_band(0.0), PsiBand::Stable);
+  EXPECT_EQ(psi_band(std::nextafter(0.1, 0.0)), PsiBand::Stable);
+  EXPECT_EQ(psi_band(0.1), PsiBand::Moderate);
+  EXPECT_EQ(psi_band(std::nextafter(0.25, 0.0)), PsiBand::Moderate);
+  EXPECT_EQ(psi_band(0.25), PsiBand::Significant);
+  EXPECT_EQ(psi_band(std::numeric_limits<double>::infinity()), PsiBand::Significant);
+  EXPECT_EQ(psi_band(std::nan("")), PsiBand::Stable);
+  const PsiBands custom{.moderate = 0.05, .significant = 0.5};
+  EXPECT_EQ(psi_band(0.05, custom), PsiBand::Moderate);
+  EXPECT_EQ(psi_band(0.3, custom), PsiBand::Moderate);
+}
+
+TEST(Psi, NamesRoundTrip) {
+  for (PsiBand band : {PsiBand::Stable, PsiBand::Moderate, PsiBand::Significant}) {
+    EXPECT_EQ(parse_psi_band(to_string(band)), band);
+  }
+  EXPECT_EQ(to_string(PsiBand::Significant), "significant");
+  EXPECT_THROW(parse_psi_band("Moderate"), InvalidInput);
+  for (EmptyBins rule : {EmptyBins::Epsilon, EmptyBins::Evidently}) {
+    EXPECT_EQ(parse_empty_bins(to_string(rule)), rule);
+  }
+  EXPECT_THROW(parse_empty_bins("zero"), InvalidInput);
+  for (BinningPolicy policy : {BinningPolicy::Quantile, BinningPolicy::EqualWidth,
+                               BinningPolicy::Fixed, BinningPolicy::Evidently}) {
+    EXPECT_EQ(parse_binning_policy(to_string(policy)), policy);
+  }
+  EXPECT_EQ(to_string(BinningPolicy::EqualWidth), "equal_width");
+  EXPECT_THROW(parse_binning_policy("equal-width"), InvalidInput);
+  EXPECT_THROW(parse_binning_policy(""), InvalidInput);
+}
+
+// ---- Edges ----
+
+TEST(BinningEdges, QuantileInterpolatesLikeNumPy) {
+  // 50 zeros and 50 ones: q = 0.5 sits halfway between ranks 49 and 50; the others land on a tie.
+  std::vector<float> values(100, 0.0f);
+  std::fill(values.begin() + 50, values.end(), 1.0f);
+  EXPECT_EQ(quantile_edges(values, 10), (std::vector<double>{0.0, 0.5, 1.0}));
+  // Order, NaN and infinities do not matter.
+  std::vector<float> noisy = {1.0f, kNaN, 0.0f, kInf, -kInf};
+  noisy.insert(noisy.end(), values.begin() + 1, values.end() - 1);
+  EXPECT_EQ(quantile_edges(noisy, 10), (std::vector<double>{0.0, 0.5, 1.0}));
+  EXPECT_EQ(quantile_edges(std::vector<float>{3.0f, 1.0f, 2.0f, 0.0f}, 3),
+            (std::vector<double>{0.0, 1.0, 2.0, 3.0}));
+}
+
+TEST(BinningEdges, HeavyTiesMergeQuantileBins) {
+  std::vector<float> values(95, 7.0f);
+  values.insert(values.end(), 5, 8.0f);
+  EXPECT_EQ(quantile_edges(values, 10), (std::vector<double>{7.0, 8.0}));
+}
+
+TEST(BinningEdges, ConstantColumnGetsOneUnitBin) {
+  const std::vector<double> expected = {2.0, 3.0};
+  EXPECT_EQ(quantile_edges(std::vector<float>(10, 2.5f), 10), expected);
+  EXPECT_EQ(quantile_edges(std::vector<float>{2.5f, kNaN}, 10), expected);
+  EXPECT_EQ(equal_width_edges(2.5, 2.5, 10), expected);
+  EXPECT_EQ(sturges_edges(100, 2.5, 2.5), expected);
+}
+
+TEST(BinningEdges, EqualWidthAndSturges) {
+  EXPECT_EQ(equal_width_edges(0.0, 1.0, 4), (std::vector<double>{0.0, 0.25, 0.5, 0.75, 1.0}));
+  EXPECT_EQ(equal_width_edges(-3.0, 5.0, 1), (std::vector<double>{-3.0, 5.0}));
+  // 1000 values: log2(1000) + 1 = 10.97 -> 11 bins of width 1 over [0, 11].
+  std::vector<double> eleven;
+  for (int i = 0; i <= 11; ++i) eleven.push_back(i);
+  EXPECT_EQ(sturges_edges(1000, 0.0, 11.0), eleven);
+  // NumPy's edges for an empty array.
+  EXPECT_EQ(sturges_edges(0, 0.0, 0.0), (std::vector<double>{0.0, 1.0}));
+}
+
+TEST(BinningEdges, RejectBadArguments) {
+  EXPECT_THROW(quantile_edges(std::vector<float>{1.0f, 2.0f}, 0), InvalidInput);
+  EXPECT_THROW(quantile_edges(std::vector<float>{kNaN, kInf}, 10), InvalidInput);
+  EXPECT_THROW(quantile_edges(std::vector<float>{}, 10), InvalidInput);
+  EXPECT_THROW(equal_width_edges(0.0, 1.0, 0), InvalidInput);
+  EXPECT_THROW(equal_width_edges(1.0, 0.0, 5), InvalidInput);
+  EXPECT_THROW(equal_width_edges(0.0, std::nan(""), 5), InvalidInput);
+  EXPECT_THROW(equal_width_edges(1.0, std::nextafter(1.0, 2.0), 10), InvalidInput);
+  EXPECT_THROW(sturges_edges(10, 0.0, std::numeric_limits<double>::infinity()), InvalidInput);
+}
+
+// ---- Column statistics ----
+
+TEST(BinningColumnStats, ObserveIgnoresNonFiniteAndKeepsSortedDistinct) {
+  ColumnStats stats;
+  for (float v : {3.0f, kNaN, -1.0f, kInf, 3.0f, 2.0f, -kInf}) stats.observe(v);
+  EXPECT_EQ(stats.count, 4u);
+  EXPECT_EQ(stats.min, -1.0);
+  EXPECT_EQ(stats.max, 3.0);
+  EXPECT_EQ(stats.distinct, (std::vector<double>{-1.0, 2.0, 3.0}));
+  EXPECT_EQ(stats.distinct_count(), 3u);
+  EXPECT_FALSE(stats.too_many_distinct);
+}
+
+TEST(BinningColumnStats, TooManyDistinctAndMerge) {
+  ColumnStats low, high;
+  for (std::size_t i = 0; i < ColumnStats::kMaxDistinct; ++i) low.observe(static_cast<float>(i));
+  EXPECT_FALSE(low.too_many_distinct);
+  ColumnStats one_more = low;
+  one_more.observe(-1.0f);
+  EXPECT_TRUE(one_more.too_many_distinct);
+  EXPECT_EQ(one_more.count, ColumnStats::kMaxDistinct + 1);
+  EXPECT_EQ(one_more.min, -1.0);
+
+  high.observe(5.0f);
+  high.observe(1e6f);
+  ColumnStats merged = low;
+  merged.merge(high);
+  EXPECT_TRUE(merged.too_many_distinct);  // 4096 + one new value
+  EXPECT_EQ(merged.count, ColumnStats::kMaxDistinct + 2);
+  EXPECT_EQ(merged.max, 1e6);
+
+  ColumnStats small;
+  small.merge(high);
+  small.merge(ColumnStats{});
+  EXPECT_EQ(small.distinct, (std::vector<double>{5.0, 1e6}));
+  EXPECT_EQ(small.min, 5.0);
+  small.merge(one_more);
+  EXPECT_TRUE(small.too_many_distinct);
+}
+
+TEST(BinningColumnStats, ObserveColumnsMatchesPerValueObserve) {
+  // Large enough to run multi-threaded.
+  constexpr std::size_t rows = 50000, features = 3;
+  std::mt19937 gen(7);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> code(0, 9);
+  std::vector<float> data(rows * features);
+  std::vector<ColumnStats> expected(features);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float row[features] = {normal(gen), static_cast<float>(code(gen)),
+                                 r % 97 == 0 ? kNaN : normal(gen) * 100};
+    for (std::size_t f = 0; f < features; ++f) {
+      data[r * features + f] = row[f];
+      expected[f].observe(row[f]);
+    }
+  }
+  std::vector<ColumnStats> stats(features);
+  observe_columns(BatchView{data.data(), rows, features}, stats);
+  for (std::size_t f = 0; f < features; ++f) {
+    EXPECT_EQ(stats[f].count, expected[f].count) << f;
+    EXPECT_EQ(stats[f].min, expected[f].min) << f;
+    EXPECT_EQ(stats[f].max, expected[f].max) << f;
+    EXPECT_EQ(stats[f].too_many_distinct, expected[f].too_many_distinct) << f;
+    EXPECT_EQ(stats[f].distinct, expected[f].distinct) << f;
+  }
+  EXPECT_EQ(stats[1].distinct_count(), 10u);
+
+  std::vector<ColumnStats> wrong(features - 1);
+  EXPECT_THROW(observe_columns(BatchView{data.data(), rows, features}, wrong), InvalidInput);
+  EXPECT_THROW(observe_columns(BatchView{data.data(), rows, features, MemorySpace::Device}, stats),
+               InvalidInput);
+}
+
+// ---- Histogram specs ----
+
+// Named fields only; designated initializers would leave GCC 12 warning about the vectors.
+FeatureSpec feature(std::string name, FeatureKind kind = FeatureKind::Numeric,
+                    std::vector<std::int64_t> categories = {}, std::vector<double> edges = {}) {
+  FeatureSpec spec;
+  spec.name = std::move(name);
+  spec.kind = kind;
+  spec.categories = std::move(categories);
+  spec.bin_edges = std::move(edges);
+  return spec;
+}
+
+std::vector<ColumnStats> stats_of(const std::vector<std::vector<float>>& columns) {
+  std::vector<ColumnStats> stats(columns.size());
+  for (std::size_t f = 0; f < columns.size(); ++f) {
+    for (float v : columns[f]) stats[f].observe(v);
+  }
+  return stats;
+}
+
+std::vector<double> points(const HistogramSpec& spec, std::size_t f) {
+  const auto p = spec.points_of(f);
+  return {p.begin(), p.end()};
+}
+
+TEST(BinningSpec, CategoricalCodesAreSchemaPlusReference) {
+  const Schema schema{{feature("grade", FeatureKind::Categorical, {3, 1, 2})}};
+  const std::vector<std::vector<float>> ref = {{1.0f, 4.0f, kNaN, 4.0f}};
+  for (BinningPolicy policy :
+       {BinningPolicy::Quantile, BinningPolicy::EqualWidth, BinningPolicy::Fixed}) {
+    const HistogramSpec spec =
+        build_histogram_spec(schema, {.policy = policy}, ref, stats_of(ref), nullptr);
+    ASSERT_EQ(spec.features(), 1u);
+    EXPECT_EQ(spec.categorical[0], 1);
+    EXPECT_EQ(points(spec, 0), (std::vector<double>{1, 2, 3, 4}));
+  }
+}
+
+TEST(BinningSpec, EvidentlyBinsByValueOrSturges) {
+  const Schema schema{
+      {feature("grade", FeatureKind::Categorical, {1, 2, 3, 9}), feature("few"), feature("many")}};
+  std::vector<std::vector<float>> ref = {{1, 2, 2}, {0.5f, 1.5f, 0.5f}, {}};
+  std::vector<std::vector<float>> cur = {{2, 5}, {7, kNaN}, {}};
+  for (int i = 0; i < 21; ++i) ref[2].push_back(static_cast<float>(i));
+  cur[2] = {-10.0f, 30.0f};
+  const std::vector<ColumnStats> cur_stats = stats_of(cur);
+  const HistogramSpec spec = build_histogram_spec(schema, {.policy = BinningPolicy::Evidently}, {},
+                                                  stats_of(ref), &cur_stats);
+  ASSERT_EQ(spec.features(), 3u);
+  // Values of either window; the schema's unseen codes 3 and 9 are left out.
+  EXPECT_EQ(spec.categorical[0], 1);
+  EXPECT_EQ(points(spec, 0), (std::vector<double>{1, 2, 5}));
+  // At most 20 distinct reference values: bins by value, as evidently's value counts.
+  EXPECT_EQ(spec.categorical[1], 1);
+  EXPECT_EQ(points(spec, 1), (std::vector<double>{0.5, 1.5, 7}));
+  // 21 distinct: Sturges over the 23 pooled values on [-10, 30].
+  EXPECT_EQ(spec.categorical[2], 0);
+  EXPECT_EQ(points(spec, 2), sturges_edges(23, -10.0, 30.0));
+  EXPECT_EQ(spec.bins(2), 6u);
+
+  EXPECT_THROW(build_histogram_spec(schema, {.policy = BinningPolicy::Evidently}, {}, stats_of(ref),
+                                    nullptr),
+               InvalidInput);
+}
+
+void expect_invalid_naming(const std::function<void()>& call, const std::string& name) {
+  try {
+    call();
+    ADD_FAILURE() << "no InvalidInput";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("'" + name + "'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BinningSpec, RejectsWhatAPolicyCannotBin) {
+  std::vector<float> wide;
+  for (std::size_t i = 0; i <= ColumnStats::kMaxDistinct; ++i) wide.push_back(0.25f * i);
+  const Schema categorical{{feature("code", FeatureKind::Categorical)}};
+  expect_invalid_naming(
+      [&] { build_histogram_spec(categorical, {}, {wide}, stats_of({wide}), nullptr); }, "code");
+  // evidently: few reference values, but too many current ones to key bins by value.
+  const Schema numeric{{feature("amount")}};
+  const std::vector<ColumnStats> cur = stats_of({wide});
+  expect_invalid_naming(
+      [&] {
+        build_histogram_spec(numeric, {.policy = BinningPolicy::Evidently}, {}, stats_of({{1.0f}}),
+                             &cur);
+      },
+      "amount");
+  expect_invalid_naming(
+      [&] {
+        build_histogram_spec(numeric, {.policy = BinningPolicy::Fixed}, {}, stats_of({{1.0f}}),
+                             nullptr);
+      },
+      "amount");
+  const std::vector<float> all_missing = {kNaN, kNaN};
+  expect_invalid_naming(
+      [&] { build_histogram_spec(numeric, {}, {all_missing}, stats_of({all_missing}), nullptr); },
+      "amount");
+  EXPECT_THROW(build_histogram_spec(numeric, {.bins = 0}, {{1.0f}}, stats_of({{1.0f}}), nullptr),
+               InvalidInput);
+  EXPECT_THROW(build_histogram_spec(numeric, {}, {}, stats_of({{1.0f}}), nullptr), InvalidInput);
+
+  const Schema fixed{{feature("amount", FeatureKind::Numeric, {}, {0, 10, 100})}};
+  const HistogramSpec spec = build_histogram_spec(fixed, {.policy = BinningPolicy::Fixed}, {},
+                                                  stats_of({{1.0f}}), nullptr);
+  EXPECT_EQ(points(spec, 0), (std::vector<double>{0, 10, 100}));
+}
+
+// ---- Golden files ----
+
+nlohmann::json load_golden(const std::string& file) {
+  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
+  if (root == nullptr) throw std::runtime_error("DRIFTGUARD_SOURCE_DIR is not set");
+  const std::string path = std::string(root) + "/tests/golden/" + file;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return nlohmann::json::parse(text.str());
+}
+
+// null is NaN, "inf"/"-inf" infinities; every number is a float32 value widened to float64.
+std::vector<float> golden_values(const nlohmann::json& values) {
+  std::vector<float> out;
+  for (const auto& v : values) {
+    if (v.is_null()) {
+      out.push_back(kNaN);
+    } else if (v.is_string()) {
+      out.push_back(v.get<std::string>() == "inf" ? kInf : -kInf);
+    } else {
+      const double x = v.get<double>();
+      out.push_back(static_cast<float>(x));
+      EXPECT_EQ(static_cast<double>(out.back()), x) << "not a float32 value";
+    }
+  }
+  return out;
+}
+
+HistogramCounts count(Context& ctx, const HistogramSpec& spec, const std::vector<float>& column) {
+  HistogramCounts counts(spec);
+  histogram(ctx, BatchView{column.data(), column.size(), 1}, spec, counts);
+  return counts;
+}
+
+std::vector<ColumnStats> observed(const std::vector<float>& column) {
+  std::vector<ColumnStats> stats(1);
+  observe_columns(BatchView{column.data(), column.size(), 1}, stats);
+  return stats;
+}
+
+FeatureKind kind_of(const HistogramSpec& spec) {
+  return spec.categorical[0] ? FeatureKind::Categorical : FeatureKind::Numeric;
+}
+
+TEST(PsiGolden, MatchesEvidentlyPsi) {
+  const nlohmann::json golden = load_golden("psi_evidently.json");
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  ASSERT_GE(golden["cases"].size(), 30u);
+  for (const auto& c : golden["cases"]) {
+    const auto name = c["name"].get<std::string>();
+    SCOPED_TRACE(name);
+    const std::vector<float> ref = golden_values(c["reference"]);
+    const std::vector<float> cur = golden_values(c["current"]);
+    const Schema schema{{feature(
+        name, c["kind"] == "categorical" ? FeatureKind::Categorical : FeatureKind::Numeric)}};
+    const std::vector<ColumnStats> cur_stats = observed(cur);
+    const HistogramSpec spec = build_histogram_spec(schema, {.policy = BinningPolicy::Evidently},
+                                                    {}, observed(ref), &cur_stats);
+    EXPECT_EQ(spec.categorical[0] == 1, c["evidently_binning"] == "values");
+    EXPECT_EQ(spec.bins(0), c["evidently_bins"].get<std::size_t>());
+    const double value = psi(count(ctx, spec, ref).slots(0), count(ctx, spec, cur).slots(0),
+                             evidently_psi_options(), kind_of(spec));
+    const auto expected = c["psi"].get<double>();
+    EXPECT_NEAR(value, expected, 1e-9 * std::abs(expected));
+  }
+}
+
+TEST(PsiGolden, MatchesNumPyQuantileAndEqualWidth) {
+  const nlohmann::json golden = load_golden("psi_quantile.json");
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  ASSERT_GE(golden["cases"].size(), 20u);
+  for (const auto& c : golden["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const std::vector<float> ref = golden_values(c["reference"]);
+    const std::vector<float> cur = golden_values(c["current"]);
+    const Schema schema{{feature(c["name"].get<std::string>())}};
+    const BinningOptions options{.policy = parse_binning_policy(c["policy"].get<std::string>()),
+                                 .bins = c["bins"].get<std::size_t>()};
+    const HistogramSpec spec = build_histogram_spec(schema, options, {ref}, observed(ref), nullptr);
+    // Bit for bit: the same float64 operations in the same order as NumPy.
+    EXPECT_EQ(points(spec, 0), c["edges"].get<std::vector<double>>());
+    const HistogramCounts ref_counts = count(ctx, spec, ref);
+    const HistogramCounts cur_counts = count(ctx, spec, cur);
+    const auto ref_slots = ref_counts.slots(0);
+    const auto cur_slots = cur_counts.slots(0);
+    EXPECT_EQ(Slots(ref_slots.begin(), ref_slots.end()), c["reference_slots"].get<Slots>());
+    EXPECT_EQ(Slots(cur_slots.begin(), cur_slots.end()), c["current_slots"].get<Slots>());
+    const auto expected = c["psi"].get<double>();
+    EXPECT_NEAR(psi(ref_slots, cur_slots), expected, 1e-12 * std::abs(expected) + 1e-15);
+  }
+}
+
+}  // namespace
+}  // namespace driftguard
