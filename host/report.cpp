@@ -63,7 +63,7 @@ std::string ScanReport::to_json() const {
       {"psi",
        {{"merge_outer", psi.merge_outer},
         {"include_missing", psi.include_missing},
-        {"empty_bins", psi.empty_bins == EmptyBins::Evidently ? "evidently" : "epsilon"},
+        {"empty_bins", to_string(psi.empty_bins)},
         {"epsilon", psi.epsilon},
         {"bands", {{"moderate", bands.moderate}, {"significant", bands.significant}}}}},
       {"validation", validation_json(current_validation)},

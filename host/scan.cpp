@@ -155,7 +155,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
     const auto cur_slots = current_counts.slots(f);
     drift.reference_slots.assign(ref_slots.begin(), ref_slots.end());
     drift.current_slots.assign(cur_slots.begin(), cur_slots.end());
-    drift.psi = psi(ref_slots, cur_slots, report.psi);
+    drift.psi = psi(ref_slots, cur_slots, report.psi, drift.kind);
     drift.band = psi_band(drift.psi, options.bands);
     drift.drifted = !std::isnan(drift.psi) && drift.band >= options.drift_band;
     for (CellFlag flag : kAllCellFlags) {

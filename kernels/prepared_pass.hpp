@@ -81,15 +81,20 @@ DG_HOST_DEVICE inline std::uint32_t cell_flags(float x, const FeatureRule& rule,
          (x > rule.max_down ? std::uint32_t{kAboveMax} : 0u);
 }
 
-// Slot of x within its feature: 0 underflow, 1..B bins, B+1 overflow/other, B+2 missing.
-// `points` holds the feature's points.
-DG_HOST_DEVICE inline std::uint32_t slot_of(float x, const FeatureBins& bins, const float* points) {
+// Slot of x within its feature from k = #{points <= x} (clamped to the point count): 0 underflow,
+// 1..B bins, B+1 overflow/other, B+2 missing.
+DG_HOST_DEVICE inline std::uint32_t slot_from_count(std::uint32_t k, float x,
+                                                    const FeatureBins& bins, const float* points) {
   const std::uint32_t n = bins.point_count;
   if (x != x) return bins.categorical ? n + 2 : n + 1;
-  const std::uint32_t k = count_not_above(points, n, x);
   if (bins.categorical) return (k > 0 && points[k - 1] == x) ? k : n + 1;
   if (k < n) return k;  // 0 = underflow, else bin k-1 lives in slot k
   return x > bins.last_edge_down ? n : n - 1;
+}
+
+// Slot of x; `points` holds the feature's points.
+DG_HOST_DEVICE inline std::uint32_t slot_of(float x, const FeatureBins& bins, const float* points) {
+  return slot_from_count(count_not_above(points, bins.point_count, x), x, bins, points);
 }
 
 }  // namespace driftguard::detail

@@ -1,6 +1,7 @@
 // End to end: the user's commands on generated data with a known injected drift.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -19,13 +20,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Run {
+struct CommandResult {
   int exit_code;
   std::string output;  // stdout and stderr together
 };
 
-Run run(const std::string& command) {
-  Run result{-1, {}};
+CommandResult run(const std::string& command) {
+  CommandResult result{-1, {}};
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];
@@ -43,7 +44,8 @@ json read_json(const fs::path& path) {
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::path(::testing::TempDir()) / "driftguard_cli";
+    // ctest runs each test in its own process, several at once: one folder per process.
+    dir_ = fs::path(::testing::TempDir()) / ("driftguard_cli_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     synth("reference.h5", "none", 1, "");
@@ -55,10 +57,10 @@ class Cli : public ::testing::Test {
                           " synth --rows 20000 --features 16 --seed " + std::to_string(seed) +
                           " --scenario " + scenario + " --output " + (dir_ / name).string();
     if (!drift_features.empty()) command += " --drift-features " + drift_features;
-    const Run r = run(command);
+    const CommandResult r = run(command);
     ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
   }
-  static Run scan(const std::string& current, const std::string& extra = "") {
+  static CommandResult scan(const std::string& current, const std::string& extra = "") {
     return run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
                (dir_ / "reference.h5").string() + " --current " + (dir_ / current).string() +
                " --report " + (dir_ / (current + ".json")).string() + " " + extra);
@@ -70,12 +72,13 @@ class Cli : public ::testing::Test {
     }
     return names;
   }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
   static inline fs::path dir_;
 };
 
 TEST_F(Cli, NoDriftFlagsNothing) {
   synth("same.h5", "none", 2, "");
-  const Run r = scan("same.h5", "--fail-on-drift");
+  const CommandResult r = scan("same.h5", "--fail-on-drift");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const json report = read_json(dir_ / "same.h5.json");
   EXPECT_TRUE(drifted(report).empty()) << report["features"].dump();
@@ -97,7 +100,7 @@ TEST_F(Cli, FlagsExactlyTheShiftedFeatures) {
     SCOPED_TRACE(s.scenario);
     const std::string name = s.scenario + ".h5";
     synth(name, s.scenario, 3, s.features);
-    const Run r = scan(name, "--fail-on-drift");
+    const CommandResult r = scan(name, "--fail-on-drift");
     EXPECT_EQ(r.exit_code, 3) << r.output;
     std::set<std::string> expected;
     std::stringstream list(s.features);
@@ -122,11 +125,11 @@ TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
 
 TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {
   const fs::path schema = dir_ / "schema.json";
-  const Run inferred = run(std::string(DRIFTGUARD_BIN) + " schema --reference " +
-                           (dir_ / "reference.h5").string() + " -o " + schema.string());
+  const CommandResult inferred = run(std::string(DRIFTGUARD_BIN) + " schema --reference " +
+                                     (dir_ / "reference.h5").string() + " -o " + schema.string());
   ASSERT_EQ(inferred.exit_code, 0) << inferred.output;
   synth("same2.h5", "none", 5, "");
-  const Run r = scan("same2.h5", "--schema " + schema.string());
+  const CommandResult r = scan("same2.h5", "--schema " + schema.string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(read_json(dir_ / "same2.h5.json")["schema_inferred"].get<bool>());
 }
@@ -134,7 +137,7 @@ TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {
 TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
   const fs::path text = dir_ / "not_hdf5.h5";
   std::ofstream(text) << "hello\n";
-  Run r = scan("not_hdf5.h5");
+  CommandResult r = scan("not_hdf5.h5");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   EXPECT_NE(r.output.find("not an HDF5 file"), std::string::npos) << r.output;
@@ -156,7 +159,7 @@ TEST_F(Cli, MismatchedFeaturesAreRefused) {
                               " synth --rows 100 --features 17 --seed 1 --scenario none --output " +
                               (dir_ / "wide.h5").string();
   ASSERT_EQ(run(command).exit_code, 0);
-  const Run r = scan("wide.h5");
+  const CommandResult r = scan("wide.h5");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("features"), std::string::npos) << r.output;
 }

@@ -171,8 +171,7 @@ int main(int argc, char** argv) {
 
     if (scan_cmd->parsed()) {
       scan_options.binning.policy = parse_binning_policy(policy);
-      scan_options.drift_band =
-          drift_band == "significant" ? PsiBand::Significant : PsiBand::Moderate;
+      scan_options.drift_band = parse_psi_band(drift_band);
       if (!(scan_options.bands.moderate < scan_options.bands.significant)) {
         std::cerr << "driftguard: --psi-moderate must be below --psi-significant\n";
         return kExitUsage;
