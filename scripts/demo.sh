@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled data: build driftguard, convert the bundled UCI credit-card data
-# into a reference window (clients under 40) and a current window (40 and over), and scan it.
+# into a reference window (clients under 40) and a current window (40 and over), and scan it
+# against the data's schema (datasets/uci_credit_card.schema.json, from the UCI documentation).
 # Writes build/demo/report.json. Extra arguments go to `driftguard scan`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,5 +12,6 @@ mkdir -p "$demo"
 "$root/build/datasets/driftguard-data" uci --input "$root/datasets/uci_credit_card.csv.gz" \
   --output-dir "$demo"
 "$root/build/host/driftguard" scan --reference "$demo/uci_age_reference.h5" \
-  --current "$demo/uci_age_current.h5" --report "$demo/report.json" "$@"
+  --current "$demo/uci_age_current.h5" --schema "$root/datasets/uci_credit_card.schema.json" \
+  --report "$demo/report.json" "$@"
 echo "report: $demo/report.json"
