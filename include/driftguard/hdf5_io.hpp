@@ -35,8 +35,9 @@ class Hdf5BatchReader {
   bool has_row_id() const noexcept;
 
   // Reads rows [first, first + count) clamped to rows() into `out` (room for count * features()
-  // floats, row-major); returns the number of rows read. IoError when the block cannot be read
-  // (the message names the row range).
+  // floats, row-major); returns the number of rows read (0 when first >= rows()). IoError when the
+  // block cannot be read (the message names the row range). The optional columns are read the
+  // same way; reading one the file lacks (see has_label() etc.) is an IoError.
   std::size_t read(std::size_t first, std::size_t count, float* out);
   std::size_t read_label(std::size_t first, std::size_t count, float* out);
   std::size_t read_timestamp(std::size_t first, std::size_t count, std::int64_t* out);
@@ -56,7 +57,9 @@ struct Hdf5WriterOptions {
 };
 
 // Appends row blocks to a new file (truncates an existing one); sizes are extended as rows arrive,
-// so multi-GB files stream with bounded memory. close() (or the destructor) finalises the file.
+// so multi-GB files stream with bounded memory. close() (or the destructor) finalises the file;
+// call close() to get a failure as IoError, since the destructor can only print it to stderr.
+// After a failed append the file is closed and incomplete, and further appends are IoErrors.
 class Hdf5Writer {
  public:
   Hdf5Writer(const std::string& path, std::vector<std::string> feature_names,

@@ -1,0 +1,692 @@
+// Reader and writer for driftguard's HDF5 table layout, on the HDF5 C API.
+#include "driftguard/hdf5_io.hpp"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "driftguard/errors.hpp"
+
+namespace driftguard {
+namespace {
+
+constexpr std::size_t kTargetChunkBytes = std::size_t{1} << 20;
+// HDF5 refuses chunks of 4 GiB or more.
+constexpr std::size_t kMaxChunkBytes = (std::size_t{1} << 32) - 1;
+// Large enough for a few chunks of another producer's layout, so unaligned block reads of
+// compressed data do not inflate the same chunk once per block.
+constexpr std::size_t kReadCacheBytes = std::size_t{16} << 20;
+constexpr std::size_t kCacheSlots = 1021;  // prime, as HDF5 recommends for its hash
+constexpr int kFormatVersion = 1;
+constexpr std::string_view kFormatName = "driftguard";
+
+// Owns one HDF5 identifier; Close is the H5?close function for its kind of object.
+template <herr_t (*Close)(hid_t)>
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) noexcept : id_(id) {}
+  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)) {}
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = std::exchange(other.id_, H5I_INVALID_HID);
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+
+  hid_t get() const noexcept { return id_; }
+  bool valid() const noexcept { return id_ >= 0; }
+  // False when closing failed: for datasets and files that is the final flush of cached data.
+  bool reset() noexcept {
+    const hid_t id = std::exchange(id_, H5I_INVALID_HID);
+    return id < 0 || Close(id) >= 0;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+using File = Handle<H5Fclose>;
+using Dataset = Handle<H5Dclose>;
+using Dataspace = Handle<H5Sclose>;
+using Datatype = Handle<H5Tclose>;
+using PropertyList = Handle<H5Pclose>;
+using Attribute = Handle<H5Aclose>;
+
+// HDF5 prints its whole error stack by default; we report one line instead. The setting is per
+// thread in thread-safe builds (Debian's is one), so every entry point repeats it.
+void silence_hdf5_stack_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+// The innermost message on HDF5's error stack, i.e. what actually went wrong. Must be called
+// before the next HDF5 call, which clears the stack.
+std::string hdf5_error_detail() {
+  std::string detail;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* error, void* out) -> herr_t {
+        if (n == 0 && error->desc != nullptr) *static_cast<std::string*>(out) = error->desc;
+        return 0;
+      },
+      &detail);
+  return detail.empty() ? "unknown HDF5 error" : detail;
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw IoError(path + ": " + what);
+}
+
+std::string row_range(std::size_t first, std::size_t rows) {
+  return std::to_string(first) + ".." + std::to_string(first + rows - 1);
+}
+
+std::string class_name(H5T_class_t type_class) {
+  switch (type_class) {
+    case H5T_INTEGER:
+      return "integer";
+    case H5T_FLOAT:
+      return "float";
+    case H5T_STRING:
+      return "string";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_VLEN:
+      return "variable-length sequence";
+    case H5T_ARRAY:
+      return "array";
+    default:
+      return "an unknown type";
+  }
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+File open_for_reading(const std::string& path) {
+  if (std::FILE* probe = std::fopen(path.c_str(), "rb")) {
+    std::fclose(probe);
+  } else if (errno == ENOENT) {
+    fail(path, "no such file");
+  } else {
+    fail(path, std::string("cannot open: ") + std::strerror(errno));
+  }
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) fail(path, "is a directory, not a file");
+  // The signature check tells a foreign file from a damaged HDF5 one, which H5Fopen alone
+  // reports with the same error.
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+  if (is_hdf5 < 0) fail(path, "cannot open (" + hdf5_error_detail() + ")");
+  if (is_hdf5 == 0) fail(path, "not an HDF5 file");
+
+  PropertyList access(H5Pcreate(H5P_FILE_ACCESS));
+  if (!access.valid() || H5Pset_cache(access.get(), 0, kCacheSlots, kReadCacheBytes, 0.75) < 0) {
+    fail(path, "cannot set up file access (" + hdf5_error_detail() + ")");
+  }
+  File file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, access.get()));
+  if (!file.valid()) fail(path, "truncated or corrupt HDF5 file (" + hdf5_error_detail() + ")");
+  return file;
+}
+
+// Reads `count` strings stored as variable- or fixed-length HDF5 strings; `read(mem_type, buf)`
+// performs the H5Aread or H5Dread. Returns false when HDF5 fails.
+template <typename ReadFn>
+bool read_strings(hid_t file_type, hid_t space, std::size_t count, ReadFn read,
+                  std::vector<std::string>& out) {
+  Datatype mem_type(H5Tcopy(H5T_C_S1));
+  // HDF5 does not convert between ASCII and UTF-8 strings, so read in the file's own set.
+  if (!mem_type.valid() || H5Tset_cset(mem_type.get(), H5Tget_cset(file_type)) < 0) return false;
+  out.clear();
+  const htri_t variable = H5Tis_variable_str(file_type);
+  if (variable < 0) return false;
+  if (variable > 0) {
+    std::vector<char*> strings(count, nullptr);
+    if (H5Tset_size(mem_type.get(), H5T_VARIABLE) < 0 || read(mem_type.get(), strings.data()) < 0) {
+      return false;
+    }
+    for (const char* s : strings) out.emplace_back(s != nullptr ? s : "");
+    // H5Treclaim would be the modern call, but Debian's libhdf5 1.10 does not export it.
+    return H5Dvlen_reclaim(mem_type.get(), space, H5P_DEFAULT, strings.data()) >= 0;
+  }
+  const std::size_t size = H5Tget_size(file_type);
+  std::vector<char> buffer(count * size);
+  // NULLPAD keeps every byte of the stored string; padding is stripped below for all three kinds.
+  if (size == 0 || H5Tset_size(mem_type.get(), size) < 0 ||
+      H5Tset_strpad(mem_type.get(), H5T_STR_NULLPAD) < 0 ||
+      read(mem_type.get(), buffer.data()) < 0) {
+    return false;
+  }
+  const bool space_padded = H5Tget_strpad(file_type) == H5T_STR_SPACEPAD;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string_view s(buffer.data() + i * size, size);
+    s = s.substr(0, s.find('\0'));
+    if (space_padded) s = s.substr(0, s.find_last_not_of(' ') + 1);
+    out.emplace_back(s);
+  }
+  return true;
+}
+
+// The root attribute `name` if present, as a string; a non-string attribute is an error.
+std::optional<std::string> read_string_attribute(const std::string& path, hid_t file,
+                                                 const char* name) {
+  const htri_t exists = H5Aexists(file, name);
+  if (exists < 0) fail(path, std::string("cannot read attribute ") + name);
+  if (exists == 0) return std::nullopt;
+  Attribute attribute(H5Aopen(file, name, H5P_DEFAULT));
+  Datatype type(attribute.valid() ? H5Aget_type(attribute.get()) : H5I_INVALID_HID);
+  Dataspace space(attribute.valid() ? H5Aget_space(attribute.get()) : H5I_INVALID_HID);
+  if (!type.valid() || !space.valid()) fail(path, std::string("cannot read attribute ") + name);
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1) {
+    fail(path, std::string("attribute ") + name + " must be a single string");
+  }
+  std::vector<std::string> value;
+  const bool ok = read_strings(
+      type.get(), space.get(), 1,
+      [&](hid_t mem_type, void* buffer) { return H5Aread(attribute.get(), mem_type, buffer); },
+      value);
+  if (!ok)
+    fail(path, std::string("cannot read attribute ") + name + " (" + hdf5_error_detail() + ")");
+  return value.front();
+}
+
+void check_format_attributes(const std::string& path, hid_t file) {
+  if (const auto format = read_string_attribute(path, file, "format");
+      format && *format != kFormatName) {
+    fail(path,
+         "format attribute is '" + *format + "', expected '" + std::string(kFormatName) + "'");
+  }
+  const htri_t has_version = H5Aexists(file, "format_version");
+  if (has_version < 0) fail(path, "cannot read attribute format_version");
+  if (has_version == 0) return;
+  Attribute attribute(H5Aopen(file, "format_version", H5P_DEFAULT));
+  Datatype type(attribute.valid() ? H5Aget_type(attribute.get()) : H5I_INVALID_HID);
+  Dataspace space(attribute.valid() ? H5Aget_space(attribute.get()) : H5I_INVALID_HID);
+  long long version = 0;
+  if (!type.valid() || !space.valid() || H5Tget_class(type.get()) != H5T_INTEGER ||
+      H5Sget_simple_extent_npoints(space.get()) != 1 ||
+      H5Aread(attribute.get(), H5T_NATIVE_LLONG, &version) < 0) {
+    fail(path, "attribute format_version must be a single integer");
+  }
+  if (version > kFormatVersion) {
+    fail(path, "format_version " + std::to_string(version) + " is newer than this reader (" +
+                   std::to_string(kFormatVersion) + ")");
+  }
+}
+
+Dataset open_dataset(const std::string& path, hid_t file, const char* name) {
+  Dataset dataset(H5Dopen2(file, name, H5P_DEFAULT));
+  if (!dataset.valid()) {
+    fail(path, std::string("cannot open ") + name + " as a dataset (" + hdf5_error_detail() + ")");
+  }
+  return dataset;
+}
+
+// 0 when the link does not exist.
+bool has_link(const std::string& path, hid_t file, const char* name) {
+  const htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
+  if (exists < 0)
+    fail(path, std::string("cannot look up ") + name + " (" + hdf5_error_detail() + ")");
+  return exists > 0;
+}
+
+// Extent of a simple dataspace; `rank` is -1 when it cannot be read.
+struct Extent {
+  int rank = -1;
+  hsize_t dims[H5S_MAX_RANK] = {};
+};
+
+Extent extent_of(hid_t dataset) {
+  Extent extent;
+  Dataspace space(H5Dget_space(dataset));
+  if (space.valid()) extent.rank = H5Sget_simple_extent_dims(space.get(), extent.dims, nullptr);
+  return extent;
+}
+
+std::vector<std::string> read_feature_names(const std::string& path, hid_t file,
+                                            std::size_t features) {
+  std::vector<std::string> names;
+  if (!has_link(path, file, "/feature_names")) {
+    for (std::size_t i = 0; i < features; ++i)
+      names.push_back(std::string("f").append(std::to_string(i)));
+    return names;
+  }
+  const Dataset dataset = open_dataset(path, file, "/feature_names");
+  Datatype type(H5Dget_type(dataset.get()));
+  Dataspace space(H5Dget_space(dataset.get()));
+  if (!type.valid() || !space.valid()) fail(path, "cannot read /feature_names");
+  if (H5Tget_class(type.get()) != H5T_STRING) {
+    fail(path, "/feature_names must be strings, got " + class_name(H5Tget_class(type.get())));
+  }
+  const Extent extent = extent_of(dataset.get());
+  if (extent.rank != 1) {
+    fail(path, "/feature_names must be 1-D, got rank " + std::to_string(extent.rank));
+  }
+  if (extent.dims[0] != features) {
+    fail(path, "/feature_names has " + std::to_string(extent.dims[0]) +
+                   " names but /features has " + std::to_string(features) + " columns");
+  }
+  const bool ok = read_strings(
+      type.get(), space.get(), features,
+      [&](hid_t mem_type, void* buffer) {
+        return H5Dread(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer);
+      },
+      names);
+  if (!ok) fail(path, "cannot read /feature_names (" + hdf5_error_detail() + ")");
+  std::unordered_set<std::string_view> seen;
+  for (const std::string& name : names) {
+    if (name.empty()) fail(path, "/feature_names contains an empty name");
+    if (!seen.insert(name).second) fail(path, "/feature_names has duplicate name '" + name + "'");
+  }
+  return names;
+}
+
+// An optional 1-D column: absent, or `rows` values of an allowed type class.
+Dataset open_column(const std::string& path, hid_t file, const char* name, std::size_t rows,
+                    bool allow_float) {
+  if (!has_link(path, file, name)) return {};
+  Dataset dataset = open_dataset(path, file, name);
+  Datatype type(H5Dget_type(dataset.get()));
+  if (!type.valid()) fail(path, std::string("cannot read the type of ") + name);
+  const H5T_class_t type_class = H5Tget_class(type.get());
+  if (type_class != H5T_INTEGER && !(allow_float && type_class == H5T_FLOAT)) {
+    fail(path, std::string(name) + " must be " + (allow_float ? "numeric" : "integer") + ", got " +
+                   class_name(type_class));
+  }
+  const Extent extent = extent_of(dataset.get());
+  if (extent.rank != 1) {
+    fail(path, std::string(name) + " must be 1-D, got rank " + std::to_string(extent.rank));
+  }
+  if (extent.dims[0] != rows) {
+    fail(path, std::string(name) + " has " + std::to_string(extent.dims[0]) +
+                   " entries but /features has " + std::to_string(rows) + " rows");
+  }
+  return dataset;
+}
+
+// Reads rows [first, first + count) clamped to `rows` of a 1-D (columns == 0) or 2-D dataset.
+std::size_t read_rows(const std::string& path, hid_t dataset, const char* name, std::size_t rows,
+                      std::size_t columns, hid_t mem_type, std::size_t first, std::size_t count,
+                      void* out) {
+  if (dataset < 0) fail(path, std::string("has no ") + name + " dataset");
+  if (first >= rows || count == 0) return 0;
+  const std::size_t n = std::min(count, rows - first);
+  if (out == nullptr) throw InvalidInput(path + ": read of " + name + " into a null buffer");
+  const int rank = columns == 0 ? 1 : 2;
+  const hsize_t start[2] = {first, 0};
+  const hsize_t block[2] = {n, columns};
+  Dataspace file_space(H5Dget_space(dataset));
+  Dataspace mem_space(H5Screate_simple(rank, block, nullptr));
+  if (!file_space.valid() || !mem_space.valid() ||
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, block, nullptr) < 0 ||
+      H5Dread(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0) {
+    fail(path, "cannot read rows " + row_range(first, n) + " of " + name +
+                   " (corrupt block?: " + hdf5_error_detail() + ")");
+  }
+  return n;
+}
+
+// ---- writing ----------------------------------------------------------------------------------
+
+void check(herr_t status, const std::string& path, const std::string& what) {
+  if (status < 0) fail(path, "cannot " + what + " (" + hdf5_error_detail() + ")");
+}
+
+Datatype utf8_string_type(const std::string& path) {
+  Datatype type(H5Tcopy(H5T_C_S1));
+  check(type.valid() ? 0 : -1, path, "create a string type");
+  check(H5Tset_size(type.get(), H5T_VARIABLE), path, "create a string type");
+  check(H5Tset_cset(type.get(), H5T_CSET_UTF8), path, "create a string type");
+  return type;
+}
+
+void write_root_attributes(const std::string& path, hid_t file) {
+  Dataspace scalar(H5Screate(H5S_SCALAR));
+  const Datatype string_type = utf8_string_type(path);
+  Attribute format(
+      H5Acreate2(file, "format", string_type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT));
+  const char* format_value = kFormatName.data();
+  check(format.valid() ? H5Awrite(format.get(), string_type.get(), &format_value) : -1, path,
+        "write attribute format");
+  Attribute version(
+      H5Acreate2(file, "format_version", H5T_STD_I32LE, scalar.get(), H5P_DEFAULT, H5P_DEFAULT));
+  check(version.valid() ? H5Awrite(version.get(), H5T_NATIVE_INT, &kFormatVersion) : -1, path,
+        "write attribute format_version");
+}
+
+void write_feature_names(const std::string& path, hid_t file,
+                         const std::vector<std::string>& names) {
+  std::vector<const char*> pointers;
+  for (const std::string& name : names) pointers.push_back(name.c_str());
+  const hsize_t count = names.size();
+  Dataspace space(H5Screate_simple(1, &count, nullptr));
+  const Datatype string_type = utf8_string_type(path);
+  PropertyList create(H5Pcreate(H5P_DATASET_CREATE));
+  check(create.valid() ? H5Pset_obj_track_times(create.get(), false) : -1, path,
+        "create /feature_names");
+  Dataset dataset(H5Dcreate2(file, "/feature_names", string_type.get(), space.get(), H5P_DEFAULT,
+                             create.get(), H5P_DEFAULT));
+  check(dataset.valid() ? H5Dwrite(dataset.get(), string_type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                   pointers.data())
+                        : -1,
+        path, "write /feature_names");
+}
+
+// An empty dataset that grows along rows; `columns` == 0 makes it 1-D.
+Dataset create_extendible(const std::string& path, hid_t file, const char* name, hid_t file_type,
+                          std::size_t columns, std::size_t chunk_rows, int gzip_level) {
+  const int rank = columns == 0 ? 1 : 2;
+  const hsize_t dims[2] = {0, columns};
+  const hsize_t max_dims[2] = {H5S_UNLIMITED, columns};
+  const hsize_t chunk[2] = {chunk_rows, columns};
+  const std::string what = std::string("create ") + name;
+  Dataspace space(H5Screate_simple(rank, dims, max_dims));
+  PropertyList create(H5Pcreate(H5P_DATASET_CREATE));
+  PropertyList access(H5Pcreate(H5P_DATASET_ACCESS));
+  check(space.valid() && create.valid() && access.valid() ? 0 : -1, path, what);
+  check(H5Pset_chunk(create.get(), rank, chunk), path, what);
+  check(H5Pset_obj_track_times(create.get(), false), path, what);
+  if (gzip_level > 0) {
+    // Byte shuffling groups exponents together and typically halves the size of float data.
+    check(H5Pset_shuffle(create.get()), path, what);
+    check(H5Pset_deflate(create.get(), static_cast<unsigned>(gzip_level)), path, what);
+  }
+  // Room for the chunks an unaligned append leaves half written, so they are compressed once.
+  const std::size_t chunk_bytes =
+      chunk_rows * std::max<std::size_t>(columns, 1) * H5Tget_size(file_type);
+  check(H5Pset_chunk_cache(access.get(), kCacheSlots, 4 * chunk_bytes, 1.0), path, what);
+  Dataset dataset(
+      H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, create.get(), access.get()));
+  check(dataset.valid() ? 0 : -1, path, what);
+  return dataset;
+}
+
+void append_rows(const std::string& path, hid_t dataset, const char* name, std::size_t columns,
+                 hid_t mem_type, std::size_t first, std::size_t rows, const void* data) {
+  const int rank = columns == 0 ? 1 : 2;
+  const hsize_t start[2] = {first, 0};
+  const hsize_t block[2] = {rows, columns};
+  const hsize_t new_dims[2] = {first + rows, columns};
+  const std::string what = "write rows " + row_range(first, rows) + " to " + name;
+  check(H5Dset_extent(dataset, new_dims), path, what);
+  Dataspace file_space(H5Dget_space(dataset));
+  Dataspace mem_space(H5Screate_simple(rank, block, nullptr));
+  check(file_space.valid() && mem_space.valid() ? 0 : -1, path, what);
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, block, nullptr), path,
+        what);
+  check(H5Dwrite(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, data), path,
+        what);
+}
+
+std::size_t default_chunk_rows(std::size_t row_bytes) {
+  return std::max<std::size_t>(1, kTargetChunkBytes / row_bytes);
+}
+
+}  // namespace
+
+// ---- Hdf5BatchReader ----------------------------------------------------------------------------
+
+struct Hdf5BatchReader::Impl {
+  std::string path;
+  File file;  // declared before the datasets, so it is closed after them
+  Dataset features_data;
+  Dataset label;
+  Dataset timestamp;
+  Dataset row_id;
+  std::size_t rows = 0;
+  std::size_t features = 0;
+  std::size_t chunk_rows = 0;
+  std::vector<std::string> names;
+};
+
+Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  silence_hdf5_stack_printing();
+  Impl& r = *impl_;
+  r.path = path;
+  r.file = open_for_reading(path);
+  const hid_t file = r.file.get();
+  check_format_attributes(path, file);
+
+  if (!has_link(path, file, "/features")) fail(path, "missing dataset /features");
+  r.features_data = open_dataset(path, file, "/features");
+  Datatype type(H5Dget_type(r.features_data.get()));
+  if (!type.valid()) fail(path, "cannot read the type of /features");
+  const H5T_class_t type_class = H5Tget_class(type.get());
+  const std::size_t type_size = H5Tget_size(type.get());
+  if (type_class != H5T_FLOAT) {
+    fail(path, "/features must be float32 or float64, got " + class_name(type_class));
+  }
+  if (type_size != 4 && type_size != 8) {
+    fail(path, "/features must be float32 or float64, got float" + std::to_string(8 * type_size));
+  }
+  const Extent extent = extent_of(r.features_data.get());
+  if (extent.rank != 2) {
+    fail(path, "/features must be 2-D [rows, features], got rank " + std::to_string(extent.rank));
+  }
+  r.rows = extent.dims[0];
+  r.features = extent.dims[1];
+  if (r.rows == 0) fail(path, "/features has zero rows");
+  if (r.features == 0) fail(path, "/features has zero columns");
+
+  PropertyList create(H5Dget_create_plist(r.features_data.get()));
+  hsize_t chunk[2] = {0, 0};
+  r.chunk_rows = create.valid() && H5Pget_layout(create.get()) == H5D_CHUNKED &&
+                         H5Pget_chunk(create.get(), 2, chunk) == 2
+                     ? std::min<std::size_t>(chunk[0], r.rows)
+                     : r.rows;
+
+  r.names = read_feature_names(path, file, r.features);
+  r.label = open_column(path, file, "/label", r.rows, /*allow_float=*/true);
+  r.timestamp = open_column(path, file, "/timestamp", r.rows, /*allow_float=*/false);
+  r.row_id = open_column(path, file, "/row_id", r.rows, /*allow_float=*/false);
+}
+
+Hdf5BatchReader::~Hdf5BatchReader() = default;
+Hdf5BatchReader::Hdf5BatchReader(Hdf5BatchReader&&) noexcept = default;
+Hdf5BatchReader& Hdf5BatchReader::operator=(Hdf5BatchReader&&) noexcept = default;
+
+const std::string& Hdf5BatchReader::path() const noexcept { return impl_->path; }
+std::size_t Hdf5BatchReader::rows() const noexcept { return impl_->rows; }
+std::size_t Hdf5BatchReader::features() const noexcept { return impl_->features; }
+const std::vector<std::string>& Hdf5BatchReader::feature_names() const noexcept {
+  return impl_->names;
+}
+std::size_t Hdf5BatchReader::chunk_rows() const noexcept { return impl_->chunk_rows; }
+bool Hdf5BatchReader::has_label() const noexcept { return impl_->label.valid(); }
+bool Hdf5BatchReader::has_timestamp() const noexcept { return impl_->timestamp.valid(); }
+bool Hdf5BatchReader::has_row_id() const noexcept { return impl_->row_id.valid(); }
+
+std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* out) {
+  silence_hdf5_stack_printing();
+  return read_rows(impl_->path, impl_->features_data.get(), "/features", impl_->rows,
+                   impl_->features, H5T_NATIVE_FLOAT, first, count, out);
+}
+
+std::size_t Hdf5BatchReader::read_label(std::size_t first, std::size_t count, float* out) {
+  silence_hdf5_stack_printing();
+  return read_rows(impl_->path, impl_->label.get(), "/label", impl_->rows, 0, H5T_NATIVE_FLOAT,
+                   first, count, out);
+}
+
+std::size_t Hdf5BatchReader::read_timestamp(std::size_t first, std::size_t count,
+                                            std::int64_t* out) {
+  silence_hdf5_stack_printing();
+  return read_rows(impl_->path, impl_->timestamp.get(), "/timestamp", impl_->rows, 0,
+                   H5T_NATIVE_INT64, first, count, out);
+}
+
+std::size_t Hdf5BatchReader::read_row_id(std::size_t first, std::size_t count, std::int64_t* out) {
+  silence_hdf5_stack_printing();
+  return read_rows(impl_->path, impl_->row_id.get(), "/row_id", impl_->rows, 0, H5T_NATIVE_INT64,
+                   first, count, out);
+}
+
+// ---- Hdf5Writer ---------------------------------------------------------------------------------
+
+struct Hdf5Writer::Impl {
+  std::string path;
+  std::size_t features = 0;
+  Hdf5WriterOptions options;
+  File file;  // declared before the datasets, so it is closed after them
+  Dataset features_data;
+  Dataset label;
+  Dataset timestamp;
+  Dataset row_id;
+  std::size_t rows = 0;
+  bool failed = false;  // an append failed half way; the file is closed and incomplete
+
+  // Destructors cannot throw, so a failure to finish the file is the one thing reported here.
+  ~Impl() {
+    try {
+      finish();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "driftguard: %s\n", e.what());
+    }
+  }
+
+  // Closes every handle, even after a failure; the first failure is thrown.
+  void finish() {
+    silence_hdf5_stack_printing();
+    std::string detail;
+    for (Dataset* dataset : {&label, &timestamp, &row_id, &features_data}) {
+      if (!dataset->reset() && detail.empty()) detail = hdf5_error_detail();
+    }
+    if (!file.reset() && detail.empty()) detail = hdf5_error_detail();
+    if (!detail.empty()) fail(path, "cannot finish writing (" + detail + ")");
+  }
+};
+
+Hdf5Writer::Hdf5Writer(const std::string& path, std::vector<std::string> feature_names,
+                       Hdf5WriterOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  silence_hdf5_stack_printing();
+  Impl& w = *impl_;
+  w.path = path;
+  w.features = feature_names.size();
+  w.options = options;
+  if (w.features == 0) throw InvalidInput(path + ": a table needs at least one feature");
+  std::unordered_set<std::string_view> seen;
+  for (const std::string& name : feature_names) {
+    if (name.empty()) throw InvalidInput(path + ": empty feature name");
+    if (!seen.insert(name).second)
+      throw InvalidInput(path + ": duplicate feature name '" + name + "'");
+  }
+  if (options.gzip_level < 0 || options.gzip_level > 9) {
+    throw InvalidInput(path + ": gzip level must be 0..9, got " +
+                       std::to_string(options.gzip_level));
+  }
+  const std::size_t row_bytes = w.features * sizeof(float);
+  if (options.chunk_rows > kMaxChunkBytes / row_bytes) {
+    throw InvalidInput(path + ": chunk_rows " + std::to_string(options.chunk_rows) +
+                       " makes chunks of 4 GiB or more, which HDF5 cannot store");
+  }
+  if (options.gzip_level > 0 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0) {
+    fail(path, "this HDF5 library has no deflate filter for gzip_level " +
+                   std::to_string(options.gzip_level));
+  }
+
+  // No modification times in object headers: the same data give the same bytes, so generated
+  // files are reproducible.
+  PropertyList create(H5Pcreate(H5P_FILE_CREATE));
+  check(create.valid() ? H5Pset_obj_track_times(create.get(), false) : -1, path,
+        "set up file creation");
+  w.file = File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create.get(), H5P_DEFAULT));
+  if (!w.file.valid()) fail(path, "cannot create (" + hdf5_error_detail() + ")");
+  const hid_t file = w.file.get();
+  write_root_attributes(path, file);
+  write_feature_names(path, file, feature_names);
+
+  // An explicit chunk_rows applies to every dataset; by default each gets about 1 MiB chunks.
+  const auto chunk_rows = [&](std::size_t row_bytes_of) {
+    return options.chunk_rows != 0 ? options.chunk_rows : default_chunk_rows(row_bytes_of);
+  };
+  w.features_data = create_extendible(path, file, "/features", H5T_IEEE_F32LE, w.features,
+                                      chunk_rows(row_bytes), options.gzip_level);
+  if (options.with_label) {
+    w.label = create_extendible(path, file, "/label", H5T_IEEE_F32LE, 0, chunk_rows(sizeof(float)),
+                                options.gzip_level);
+  }
+  if (options.with_timestamp) {
+    w.timestamp = create_extendible(path, file, "/timestamp", H5T_STD_I64LE, 0,
+                                    chunk_rows(sizeof(std::int64_t)), options.gzip_level);
+  }
+  if (options.with_row_id) {
+    w.row_id = create_extendible(path, file, "/row_id", H5T_STD_I64LE, 0,
+                                 chunk_rows(sizeof(std::int64_t)), options.gzip_level);
+  }
+}
+
+Hdf5Writer::~Hdf5Writer() = default;
+Hdf5Writer::Hdf5Writer(Hdf5Writer&&) noexcept = default;
+Hdf5Writer& Hdf5Writer::operator=(Hdf5Writer&&) noexcept = default;
+
+void Hdf5Writer::append(const float* features, std::size_t rows, const float* label,
+                        const std::int64_t* timestamp, const std::int64_t* row_id) {
+  silence_hdf5_stack_printing();
+  Impl& w = *impl_;
+  if (w.failed)
+    fail(w.path, "cannot append after an earlier write failed (the file is incomplete)");
+  if (!w.file.valid()) throw InvalidInput(w.path + ": append after close()");
+  const auto check_column = [&](bool given, bool enabled, const char* name) {
+    if (given != enabled) {
+      throw InvalidInput(
+          w.path + ": " + name +
+          (enabled ? " is enabled but was not given" : " was given but is not enabled"));
+    }
+  };
+  check_column(label != nullptr, w.options.with_label, "/label");
+  check_column(timestamp != nullptr, w.options.with_timestamp, "/timestamp");
+  check_column(row_id != nullptr, w.options.with_row_id, "/row_id");
+  if (rows == 0) return;
+  if (features == nullptr) throw InvalidInput(w.path + ": append of null features");
+  try {
+    append_rows(w.path, w.features_data.get(), "/features", w.features, H5T_NATIVE_FLOAT, w.rows,
+                rows, features);
+    if (label != nullptr) {
+      append_rows(w.path, w.label.get(), "/label", 0, H5T_NATIVE_FLOAT, w.rows, rows, label);
+    }
+    if (timestamp != nullptr) {
+      append_rows(w.path, w.timestamp.get(), "/timestamp", 0, H5T_NATIVE_INT64, w.rows, rows,
+                  timestamp);
+    }
+    if (row_id != nullptr) {
+      append_rows(w.path, w.row_id.get(), "/row_id", 0, H5T_NATIVE_INT64, w.rows, rows, row_id);
+    }
+  } catch (const IoError&) {
+    // The datasets may now disagree in length; release the file rather than write more to it.
+    w.failed = true;
+    try {
+      w.finish();
+    } catch (const IoError&) {  // the append's own error is the one worth reporting
+    }
+    throw;
+  }
+  w.rows += rows;
+}
+
+std::size_t Hdf5Writer::rows() const noexcept { return impl_->rows; }
+
+void Hdf5Writer::close() {
+  if (impl_) impl_->finish();
+}
+
+}  // namespace driftguard

@@ -1,0 +1,487 @@
+// Hdf5BatchReader / Hdf5Writer: round trips, block reads, foreign layouts and every bad-file case.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "driftguard/errors.hpp"
+#include "driftguard/hdf5_io.hpp"
+
+namespace driftguard {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+
+struct Table {
+  std::size_t rows = 0;
+  std::size_t features = 0;
+  std::vector<float> values;
+  std::vector<float> label;
+  std::vector<std::int64_t> timestamp;
+  std::vector<std::int64_t> row_id;
+};
+
+// Normal values with NaN and ±Inf sprinkled in, so no value is ever the default 0.
+Table random_table(std::size_t rows, std::size_t features, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(3.0f, 10.0f);
+  std::uniform_int_distribution<int> special(0, 49);
+  Table t{rows, features, {}, {}, {}, {}};
+  for (std::size_t i = 0; i < rows * features; ++i) {
+    const int s = special(rng);
+    t.values.push_back(s == 0 ? kNan : s == 1 ? kInf : s == 2 ? -kInf : normal(rng));
+  }
+  for (std::size_t i = 0; i < rows; ++i) {
+    t.label.push_back(static_cast<float>(special(rng) % 2));
+    t.timestamp.push_back(1'700'000'000 + 3 * static_cast<std::int64_t>(i));
+    t.row_id.push_back(-5 + static_cast<std::int64_t>(i) * 7);
+  }
+  return t;
+}
+
+std::vector<std::string> names_for(std::size_t features) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < features; ++i) names.push_back("feat_" + std::to_string(i));
+  return names;
+}
+
+// Appends in uneven pieces so that appends straddle chunk boundaries.
+void write_table(const std::string& path, const Table& t, std::vector<std::string> names,
+                 Hdf5WriterOptions options) {
+  Hdf5Writer writer(path, std::move(names), options);
+  std::size_t first = 0;
+  for (std::size_t piece = 1; first < t.rows; piece = piece * 3 + 17) {
+    const std::size_t n = std::min(piece, t.rows - first);
+    writer.append(t.values.data() + first * t.features, n,
+                  options.with_label ? t.label.data() + first : nullptr,
+                  options.with_timestamp ? t.timestamp.data() + first : nullptr,
+                  options.with_row_id ? t.row_id.data() + first : nullptr);
+    first += n;
+  }
+  EXPECT_EQ(writer.rows(), t.rows);
+  writer.close();
+}
+
+Hdf5WriterOptions all_columns(std::size_t chunk_rows = 0, int gzip_level = 0) {
+  return {chunk_rows, gzip_level, true, true, true};
+}
+
+// Bitwise comparison: NaN payloads and the sign of infinities must survive.
+template <typename T>
+void expect_same_bits(const T* actual, const T* expected, std::size_t n) {
+  ASSERT_EQ(std::memcmp(actual, expected, n * sizeof(T)), 0);
+}
+
+// Raw HDF5 C API: datasets in layouts the writer never produces.
+class RawFile {
+ public:
+  explicit RawFile(const std::string& path)
+      : file_(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {
+    EXPECT_GE(file_, 0);
+  }
+  ~RawFile() { H5Fclose(file_); }
+
+  void dataset(const char* name, hid_t file_type, hid_t mem_type, std::vector<hsize_t> dims,
+               const void* data) {
+    const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    const hid_t dataset =
+        H5Dcreate2(file_, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(dataset, 0);
+    if (data != nullptr) {
+      EXPECT_GE(H5Dwrite(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    }
+    H5Dclose(dataset);
+    H5Sclose(space);
+  }
+
+  // Fixed-length, NUL-padded ASCII strings, as numpy's "S" dtype stores them.
+  void fixed_strings(const char* name, const std::vector<std::string>& strings, std::size_t size) {
+    std::vector<char> buffer(strings.size() * size, '\0');
+    for (std::size_t i = 0; i < strings.size(); ++i) {
+      std::memcpy(buffer.data() + i * size, strings[i].data(), std::min(size, strings[i].size()));
+    }
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, size);
+    H5Tset_strpad(type, H5T_STR_NULLPAD);
+    dataset(name, type, type, {strings.size()}, buffer.data());
+    H5Tclose(type);
+  }
+
+  void string_attribute(const char* name, const std::string& value) {
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, value.size());
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t attribute = H5Acreate2(file_, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(H5Awrite(attribute, type, value.data()), 0);
+    H5Aclose(attribute);
+    H5Sclose(space);
+    H5Tclose(type);
+  }
+
+ private:
+  hid_t file_;
+};
+
+class Hdf5IoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           (std::string("hdf5_io_") + info->test_suite_name() + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    // Every path, failures included, must have closed all its files, datasets and attributes.
+    EXPECT_EQ(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    fs::remove_all(dir_);
+  }
+
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+
+  // A file made with the raw HDF5 API by `extra`.
+  template <typename Extra>
+  std::string raw_file(const std::string& name, Extra extra) {
+    const std::string path = file(name);
+    RawFile raw(path);
+    extra(raw);
+    return path;
+  }
+
+  // The reader must refuse `path` with an IoError naming the file and containing `phrase`,
+  // and HDF5 must not print its error stack.
+  static void expect_open_error(const std::string& path, const std::string& phrase) {
+    ::testing::internal::CaptureStderr();
+    try {
+      Hdf5BatchReader reader(path);
+      ADD_FAILURE() << path << ": expected IoError containing '" << phrase << "'";
+    } catch (const IoError& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind(path + ": ", 0), 0u) << message;
+      EXPECT_NE(message.find(phrase), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(Hdf5IoTest, RoundTripKeepsEveryBitAndColumn) {
+  const Table t = random_table(5000, 7, 1);
+  std::vector<std::string> names = names_for(7);
+  names[3] = "einkommen_\u20ac";  // non-ASCII UTF-8 must survive
+  const std::string path = file("round_trip.h5");
+  write_table(path, t, names, all_columns());
+
+  Hdf5BatchReader reader(path);
+  EXPECT_EQ(reader.path(), path);
+  EXPECT_EQ(reader.rows(), t.rows);
+  EXPECT_EQ(reader.features(), t.features);
+  EXPECT_EQ(reader.feature_names(), names);
+  ASSERT_TRUE(reader.has_label() && reader.has_timestamp() && reader.has_row_id());
+
+  std::vector<float> values(t.values.size(), -1.0f);
+  std::vector<float> label(t.rows, -1.0f);
+  std::vector<std::int64_t> timestamp(t.rows, -1), row_id(t.rows, -1);
+  EXPECT_EQ(reader.read(0, t.rows, values.data()), t.rows);
+  EXPECT_EQ(reader.read_label(0, t.rows, label.data()), t.rows);
+  EXPECT_EQ(reader.read_timestamp(0, t.rows, timestamp.data()), t.rows);
+  EXPECT_EQ(reader.read_row_id(0, t.rows, row_id.data()), t.rows);
+  expect_same_bits(values.data(), t.values.data(), values.size());
+  expect_same_bits(label.data(), t.label.data(), t.rows);
+  expect_same_bits(timestamp.data(), t.timestamp.data(), t.rows);
+  expect_same_bits(row_id.data(), t.row_id.data(), t.rows);
+}
+
+TEST_F(Hdf5IoTest, GzipRoundTripWithExplicitChunks) {
+  const Table t = random_table(3001, 5, 2);
+  const std::string path = file("gzip.h5");
+  write_table(path, t, names_for(5), all_columns(/*chunk_rows=*/128, /*gzip_level=*/6));
+
+  Hdf5BatchReader reader(path);
+  EXPECT_EQ(reader.chunk_rows(), 128u);
+  std::vector<float> values(t.values.size(), -1.0f);
+  EXPECT_EQ(reader.read(0, t.rows, values.data()), t.rows);
+  expect_same_bits(values.data(), t.values.data(), values.size());
+}
+
+TEST_F(Hdf5IoTest, OptionalColumnsAreOptional) {
+  const Table t = random_table(50, 2, 3);
+  const std::string path = file("plain.h5");
+  write_table(path, t, names_for(2), {});
+  Hdf5BatchReader reader(path);
+  EXPECT_FALSE(reader.has_label() || reader.has_timestamp() || reader.has_row_id());
+  std::vector<float> label(t.rows);
+  EXPECT_THROW(reader.read_label(0, t.rows, label.data()), IoError);
+}
+
+TEST_F(Hdf5IoTest, DefaultChunksHoldAboutOneMebibyte) {
+  const Table t = random_table(20000, 32, 4);
+  const std::string path = file("chunks.h5");
+  write_table(path, t, names_for(32), {});
+  EXPECT_EQ(Hdf5BatchReader(path).chunk_rows(), (std::size_t{1} << 20) / (32 * sizeof(float)));
+
+  const Table small = random_table(100, 32, 5);
+  write_table(path, small, names_for(32), {});
+  EXPECT_EQ(Hdf5BatchReader(path).chunk_rows(), 100u);  // never more than the rows stored
+}
+
+TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
+  const Table t = random_table(1000, 3, 6);
+  const std::string path = file("blocks.h5");
+  write_table(path, t, names_for(3), all_columns(/*chunk_rows=*/64));
+  Hdf5BatchReader reader(path);
+
+  constexpr std::size_t kBlock = 37;
+  std::vector<float> values(kBlock * t.features);
+  std::vector<float> label(kBlock);
+  std::vector<std::int64_t> timestamp(kBlock), row_id(kBlock);
+  for (std::size_t first = 0; first < t.rows; ++first) {
+    const std::size_t expected = std::min(kBlock, t.rows - first);
+    std::fill(values.begin(), values.end(), -1.0f);
+    ASSERT_EQ(reader.read(first, kBlock, values.data()), expected) << first;
+    expect_same_bits(values.data(), t.values.data() + first * t.features, expected * t.features);
+    ASSERT_EQ(reader.read_label(first, kBlock, label.data()), expected);
+    ASSERT_EQ(reader.read_timestamp(first, kBlock, timestamp.data()), expected);
+    ASSERT_EQ(reader.read_row_id(first, kBlock, row_id.data()), expected);
+    expect_same_bits(label.data(), t.label.data() + first, expected);
+    expect_same_bits(timestamp.data(), t.timestamp.data() + first, expected);
+    expect_same_bits(row_id.data(), t.row_id.data() + first, expected);
+  }
+  EXPECT_EQ(reader.read(t.rows, kBlock, values.data()), 0u);
+  EXPECT_EQ(reader.read(t.rows + 5, kBlock, values.data()), 0u);
+  EXPECT_EQ(reader.read(10, 0, values.data()), 0u);
+}
+
+TEST_F(Hdf5IoTest, Float64FeaturesAreConvertedAndFixedLengthNamesRead) {
+  constexpr std::size_t kRows = 300, kFeatures = 4;
+  std::vector<double> values(kRows * kFeatures);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = std::sin(0.37 * i) * 1e4 + 0.1;
+  values[5] = std::numeric_limits<double>::quiet_NaN();
+  values[6] = std::numeric_limits<double>::infinity();
+  values[7] = -std::numeric_limits<double>::infinity();
+  const std::vector<std::string> names = {"income", "age", "x", "utilization"};
+  const std::string path = raw_file("float64.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {kRows, kFeatures}, values.data());
+    raw.fixed_strings("/feature_names", names, 16);
+  });
+
+  Hdf5BatchReader reader(path);
+  EXPECT_EQ(reader.feature_names(), names);
+  EXPECT_EQ(reader.chunk_rows(), kRows);  // contiguous: one block is the whole table
+  std::vector<float> out(values.size(), -1.0f);
+  ASSERT_EQ(reader.read(0, kRows, out.data()), kRows);
+  EXPECT_TRUE(std::isnan(out[5]));
+  EXPECT_EQ(out[6], kInf);
+  EXPECT_EQ(out[7], -kInf);
+  for (std::size_t i = 8; i < values.size(); ++i) {
+    ASSERT_EQ(out[i], static_cast<float>(values[i])) << i;
+  }
+}
+
+TEST_F(Hdf5IoTest, MissingNamesDefaultToIndices) {
+  const std::vector<float> values(6, 1.5f);
+  const std::string path = raw_file("no_names.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {2, 3}, values.data());
+  });
+  EXPECT_EQ(Hdf5BatchReader(path).feature_names(), (std::vector<std::string>{"f0", "f1", "f2"}));
+}
+
+TEST_F(Hdf5IoTest, NonexistentPath) { expect_open_error(file("nope.h5"), "no such file"); }
+
+TEST_F(Hdf5IoTest, TextFileIsNotHdf5) {
+  const std::string path = file("cur.h5");
+  std::ofstream(path) << "ID,LIMIT_BAL\n1,20000\n";
+  expect_open_error(path, "not an HDF5 file");
+}
+
+TEST_F(Hdf5IoTest, TruncatedFile) {
+  const std::string path = file("cur.h5");
+  write_table(path, random_table(4000, 8, 7), names_for(8), all_columns());
+  fs::resize_file(path, fs::file_size(path) / 2);
+  expect_open_error(path, "truncated or corrupt HDF5 file (");
+}
+
+TEST_F(Hdf5IoTest, MissingFeatures) {
+  const std::vector<float> label(10, 1.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/label", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {10}, label.data());
+  });
+  expect_open_error(path, "missing dataset /features");
+}
+
+TEST_F(Hdf5IoTest, FeaturesOfRankOneAndThree) {
+  const std::vector<float> values(24, 2.0f);
+  const std::string rank1 = raw_file("rank1.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {24}, values.data());
+  });
+  expect_open_error(rank1, "/features must be 2-D [rows, features], got rank 1");
+  const std::string rank3 = raw_file("rank3.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {2, 3, 4}, values.data());
+  });
+  expect_open_error(rank3, "/features must be 2-D [rows, features], got rank 3");
+}
+
+TEST_F(Hdf5IoTest, IntegerFeatures) {
+  const std::vector<std::int32_t> values(12, 3);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_STD_I32LE, H5T_NATIVE_INT32, {3, 4}, values.data());
+  });
+  expect_open_error(path, "/features must be float32 or float64, got integer");
+}
+
+TEST_F(Hdf5IoTest, NamesCountMismatch) {
+  const std::vector<float> values(12, 3.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {3, 4}, values.data());
+    raw.fixed_strings("/feature_names", {"a", "b", "c"}, 8);
+  });
+  expect_open_error(path, "/feature_names has 3 names but /features has 4 columns");
+}
+
+TEST_F(Hdf5IoTest, DuplicateNames) {
+  const std::vector<float> values(6, 3.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {3, 2}, values.data());
+    raw.fixed_strings("/feature_names", {"age", "age"}, 8);
+  });
+  expect_open_error(path, "/feature_names has duplicate name 'age'");
+}
+
+TEST_F(Hdf5IoTest, ZeroRows) {
+  const std::string path = file("cur.h5");
+  Hdf5Writer(path, names_for(4)).close();
+  expect_open_error(path, "/features has zero rows");
+}
+
+TEST_F(Hdf5IoTest, LabelLengthMismatch) {
+  const std::vector<float> values(40, 3.0f), label(9, 1.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {10, 4}, values.data());
+    raw.dataset("/label", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {9}, label.data());
+  });
+  expect_open_error(path, "/label has 9 entries but /features has 10 rows");
+}
+
+TEST_F(Hdf5IoTest, FloatTimestampIsRefused) {
+  const std::vector<float> values(40, 3.0f), timestamp(10, 1.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {10, 4}, values.data());
+    raw.dataset("/timestamp", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {10}, timestamp.data());
+  });
+  expect_open_error(path, "/timestamp must be integer, got float");
+}
+
+TEST_F(Hdf5IoTest, ForeignFormatAttribute) {
+  const std::vector<float> values(4, 3.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {2, 2}, values.data());
+    raw.string_attribute("format", "anndata");
+  });
+  expect_open_error(path, "format attribute is 'anndata', expected 'driftguard'");
+}
+
+TEST_F(Hdf5IoTest, CorruptChunkNamesTheRowRange) {
+  const Table t = random_table(1000, 4, 8);
+  const std::string path = file("cur.h5");
+  write_table(path, t, names_for(4), all_columns(/*chunk_rows=*/100, /*gzip_level=*/5));
+
+  // Overwrite the middle of the third chunk of /features with garbage.
+  haddr_t address = 0;
+  hsize_t size = 0;
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t d = H5Dopen2(f, "/features", H5P_DEFAULT);
+    hsize_t offset[2];
+    unsigned filter_mask = 0;
+    const hid_t space = H5Dget_space(d);
+    ASSERT_GE(H5Dget_chunk_info(d, space, 2, offset, &filter_mask, &address, &size), 0);
+    H5Sclose(space);
+    EXPECT_EQ(offset[0], 200u);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  {
+    std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(address + size / 4));
+    const std::string garbage(size / 2, '\xA5');
+    out.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+
+  Hdf5BatchReader reader(path);
+  std::vector<float> values(100 * t.features);
+  EXPECT_EQ(reader.read(100, 100, values.data()), 100u);  // the chunks around it still read
+  EXPECT_EQ(reader.read(300, 100, values.data()), 100u);
+  ::testing::internal::CaptureStderr();
+  try {
+    reader.read(200, 100, values.data());
+    ADD_FAILURE() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": cannot read rows 200..299 of /features "
+                                                "(corrupt block?"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+TEST_F(Hdf5IoTest, WriterRefusesBadArguments) {
+  const std::string path = file("w.h5");
+  EXPECT_THROW(Hdf5Writer(path, {}), InvalidInput);
+  EXPECT_THROW(Hdf5Writer(path, {"a", "a"}), InvalidInput);
+  EXPECT_THROW(Hdf5Writer(path, {"a", ""}), InvalidInput);
+  EXPECT_THROW(Hdf5Writer(path, {"a"}, {0, 10, false, false, false}), InvalidInput);
+
+  Hdf5Writer writer(path, {"a", "b"}, {0, 0, /*with_label=*/true, false, false});
+  const float row[2] = {1.0f, 2.0f};
+  const float label = 1.0f;
+  const std::int64_t stamp = 7;
+  EXPECT_THROW(writer.append(row, 1), InvalidInput);                  // label enabled but missing
+  EXPECT_THROW(writer.append(row, 1, &label, &stamp), InvalidInput);  // timestamp not enabled
+  writer.append(row, 1, &label);
+  writer.close();
+  EXPECT_THROW(writer.append(row, 1, &label), InvalidInput);
+  EXPECT_EQ(Hdf5BatchReader(path).rows(), 1u);
+}
+
+TEST_F(Hdf5IoTest, WriterIntoMissingDirectory) {
+  const std::string path = file("no/such/dir/out.h5");
+  ::testing::internal::CaptureStderr();
+  try {
+    Hdf5Writer writer(path, {"a"});
+    ADD_FAILURE() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path + ": cannot create (", 0), 0u) << e.what();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+TEST_F(Hdf5IoTest, MovedReaderAndWriterKeepWorking) {
+  const Table t = random_table(10, 2, 9);
+  const std::string path = file("moved.h5");
+  Hdf5Writer first(path, names_for(2));
+  Hdf5Writer writer = std::move(first);
+  writer.append(t.values.data(), t.rows);
+  writer.close();
+
+  Hdf5BatchReader opened(path);
+  Hdf5BatchReader reader = std::move(opened);
+  std::vector<float> values(t.values.size());
+  EXPECT_EQ(reader.read(0, t.rows, values.data()), t.rows);
+  expect_same_bits(values.data(), t.values.data(), values.size());
+}
+
+}  // namespace
+}  // namespace driftguard
