@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the CUDA configuration for Hopper (sm_90) into build-gpu/ and packs what
+# bench/device_check.sh runs into .gpu/ (binaries plus every shared library they load), so that a
+# lent GPU machine without our Debian libraries can run them. Then, with the device tool:
+#   run(command="source .gpu/env.sh; bash bench/device_check.sh", carry=[".gpu"], timeout_s=420)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# CMake 3.25 does not know nvcc 13's C++20 dialect flag; naming it lets the C++20 targets configure.
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDRIFTGUARD_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20
+wanted=(test_parity_cuda test_validate_histogram bench_validate_histogram)
+available=$(cmake --build build-gpu --target help)
+targets=()
+for t in "${wanted[@]}"; do
+  if grep -qw "$t" <<<"$available"; then targets+=("$t"); else echo "skipping $t: no such target"; fi
+done
+cmake --build build-gpu -j"${JOBS:-2}" --target "${targets[@]}"
+binaries=()
+for t in "${targets[@]}"; do binaries+=("$(find build-gpu -type f -name "$t" -perm -u+x | head -1)"); done
+rm -rf .gpu
+../shared/device/pack.sh .gpu "${binaries[@]}"

@@ -1,0 +1,175 @@
+// CUDA backend resources: device discovery, the per-Context stream pair, events and the reusable
+// device workspace / pinned staging buffers.
+#include <algorithm>
+#include <string>
+
+#include "driftguard/errors.hpp"
+#include "kernels/backend.hpp"
+#include "kernels/cuda/detail/cuda_check.cuh"
+#include "kernels/cuda/detail/device_state.cuh"
+
+namespace driftguard::cuda {
+namespace {
+
+// Growth step for the reused buffers: at least 1.5x the previous size, in whole MiB, so that a
+// slowly growing batch size reallocates only a logarithmic number of times.
+std::size_t grown_size(std::size_t current, std::size_t needed) {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  const std::size_t target = std::max(needed, current + current / 2);
+  return (target + kMiB - 1) / kMiB * kMiB;
+}
+
+}  // namespace
+
+DeviceGuard::DeviceGuard(int device) {
+  DG_CUDA_TRY(cudaGetDevice(&previous_));
+  if (previous_ != device) DG_CUDA_TRY(cudaSetDevice(device));
+}
+
+DeviceGuard::~DeviceGuard() {
+  int current = -1;
+  if (cudaGetDevice(&current) == cudaSuccess && current != previous_) cudaSetDevice(previous_);
+}
+
+DeviceState::DeviceState(int device) : device_(device) {
+  DeviceGuard guard(device);
+  try {
+    DG_CUDA_TRY(cudaGetDeviceProperties(&properties_, device));
+    DG_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    DG_CUDA_TRY(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    for (SlotEvents& events : slot_events_) {
+      DG_CUDA_TRY(cudaEventCreateWithFlags(&events.h2d_done, cudaEventDisableTiming));
+      DG_CUDA_TRY(cudaEventCreateWithFlags(&events.compute_done, cudaEventDisableTiming));
+      DG_CUDA_TRY(cudaEventCreateWithFlags(&events.d2h_done, cudaEventDisableTiming));
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+DeviceState::~DeviceState() {
+  int previous = -1;
+  const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device_ &&
+                        cudaSetDevice(device_) == cudaSuccess;
+  release();
+  if (switched) cudaSetDevice(previous);
+}
+
+void DeviceState::release() noexcept {
+  // Errors are ignored on purpose: this runs in destructors, and a failed free leaves nothing
+  // the caller could repair.
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
+  if (d_workspace_ != nullptr) cudaFree(d_workspace_);
+  if (h_staging_ != nullptr) cudaFreeHost(h_staging_);
+  for (SlotEvents& events : slot_events_) {
+    for (cudaEvent_t event : {events.h2d_done, events.compute_done, events.d2h_done}) {
+      if (event != nullptr) cudaEventDestroy(event);
+    }
+    events = {};
+  }
+  if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  d_workspace_ = nullptr;
+  h_staging_ = nullptr;
+  workspace_bytes_ = staging_bytes_ = 0;
+  stream_ = copy_stream_ = nullptr;
+  cudaGetLastError();
+}
+
+void DeviceState::synchronize() {
+  DG_CUDA_TRY(cudaStreamSynchronize(copy_stream_));
+  DG_CUDA_TRY(cudaStreamSynchronize(stream_));
+}
+
+std::byte* DeviceState::device_workspace(std::size_t bytes) {
+  if (bytes <= workspace_bytes_) return d_workspace_;
+  const std::size_t size = grown_size(workspace_bytes_, bytes);
+  synchronize();
+  if (d_workspace_ != nullptr) {
+    DG_CUDA_TRY(cudaFree(d_workspace_));
+    d_workspace_ = nullptr;
+    workspace_bytes_ = 0;
+  }
+  void* d_new = nullptr;
+  DG_CUDA_TRY(cudaMalloc(&d_new, size));
+  d_workspace_ = static_cast<std::byte*>(d_new);
+  workspace_bytes_ = size;
+  return d_workspace_;
+}
+
+std::byte* DeviceState::host_staging(std::size_t bytes) {
+  if (bytes <= staging_bytes_) return h_staging_;
+  const std::size_t size = grown_size(staging_bytes_, bytes);
+  synchronize();
+  if (h_staging_ != nullptr) {
+    DG_CUDA_TRY(cudaFreeHost(h_staging_));
+    h_staging_ = nullptr;
+    staging_bytes_ = 0;
+  }
+  void* h_new = nullptr;
+  DG_CUDA_TRY(cudaHostAlloc(&h_new, size, cudaHostAllocDefault));
+  h_staging_ = static_cast<std::byte*>(h_new);
+  staging_bytes_ = size;
+  return h_staging_;
+}
+
+int DeviceState::blocks_per_sm(const void* kernel, int threads, std::size_t shared_bytes) {
+  for (const Occupancy& o : occupancy_) {
+    if (o.kernel == kernel && o.threads == threads && o.shared_bytes == shared_bytes) {
+      return o.blocks_per_sm;
+    }
+  }
+  constexpr std::size_t kDefaultSharedLimit = 48 * 1024;
+  if (shared_bytes > kDefaultSharedLimit) {
+    auto it = std::find_if(shared_limits_.begin(), shared_limits_.end(),
+                           [kernel](const auto& entry) { return entry.first == kernel; });
+    if (it == shared_limits_.end() || it->second < shared_bytes) {
+      DG_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(shared_bytes)));
+      if (it != shared_limits_.end()) {
+        it->second = shared_bytes;
+      } else {
+        shared_limits_.emplace_back(kernel, shared_bytes);
+      }
+    }
+  }
+  int blocks = 0;
+  DG_CUDA_TRY(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, shared_bytes));
+  occupancy_.push_back({kernel, threads, shared_bytes, blocks});
+  return blocks;
+}
+
+void DeviceStateDeleter::operator()(DeviceState* state) const noexcept { delete state; }
+
+int device_count() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    // No device, no driver or a driver older than the runtime: all mean "no CUDA here".
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+DeviceStatePtr create_device_state(int device) {
+  const int count = device_count();
+  if (device < 0 || device >= count) {
+    throw BackendUnavailable("CUDA device " + std::to_string(device) + " does not exist (" +
+                             std::to_string(count) + " usable device" + (count == 1 ? "" : "s") +
+                             " found)");
+  }
+  try {
+    return DeviceStatePtr(new DeviceState(device));
+  } catch (const CudaError& e) {
+    // The device exists but cannot be used (exclusive mode, out of memory, driver trouble).
+    throw BackendUnavailable("CUDA device " + std::to_string(device) +
+                             " is not usable: " + e.what());
+  }
+}
+
+std::string device_name(const DeviceState& state) { return state.properties().name; }
+
+}  // namespace driftguard::cuda
