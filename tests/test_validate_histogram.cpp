@@ -98,7 +98,9 @@ struct Case {
   HistogramSpec spec;
 };
 
-Case make_case(std::size_t rows, std::size_t features, std::uint64_t seed) {
+// Numeric feature f gets bins[f % bins.size()] bins (default 1..12).
+Case make_case(std::size_t rows, std::size_t features, std::uint64_t seed,
+               std::vector<std::size_t> bin_counts = {}) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -119,7 +121,7 @@ Case make_case(std::size_t rows, std::size_t features, std::uint64_t seed) {
     } else {
       // 0.1-spaced edges are not floats: exercises the exact float-vs-double comparison.
       std::vector<double> edges;
-      const std::size_t bins = 1 + f % 12;
+      const std::size_t bins = bin_counts.empty() ? 1 + f % 12 : bin_counts[f % bin_counts.size()];
       for (std::size_t i = 0; i <= bins; ++i) edges.push_back(-1.5 + 3.0 * i / bins + 0.1);
       c.spec.add_numeric(edges);
       c.rules.min[f] = edges.front();
@@ -185,6 +187,11 @@ TEST_P(ValidateHistogram, OneFeature) { expect_matches_reference(ctx(), make_cas
 TEST_P(ValidateHistogram, EmptyBatch) { expect_matches_reference(ctx(), make_case(0, 5, 4)); }
 TEST_P(ValidateHistogram, ThousandsOfFeatures) {
   expect_matches_reference(ctx(), make_case(40, 3000, 5));
+}
+
+TEST_P(ValidateHistogram, ManyBinsAndMixedBinCounts) {
+  // 64 bins is the CPU's widest vector path, 65 and 200 take the search path.
+  expect_matches_reference(ctx(), make_case(3000, 23, 8, {3, 64, 65, 200, 10}));
 }
 
 TEST_P(ValidateHistogram, AccumulatesOverBatches) {

@@ -23,15 +23,17 @@
 namespace driftguard::cpu {
 namespace {
 
-constexpr std::uint32_t kMaxLanes = 33;  // up to 32 bins on the vector path
+constexpr std::uint32_t kMaxLanes = 65;  // at most 64 bins take the vector path
 // int32 block counters cannot overflow within a block; they are flushed to 64-bit after each.
 constexpr std::size_t kBlockRows = 1024;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 struct CpuTables {
   std::size_t features = 0;
-  std::uint32_t lanes = 0;                     // lane passes per row
-  std::vector<float> lane_points;              // [lanes][features]; NaN where a feature has no lane
+  std::uint32_t lanes = 0;         // lane passes per row
+  std::vector<float> lane_points;  // [lanes][features]; NaN where a feature has no lane
+  // Lane i only concerns features [lane_begin[i], lane_end[i]): mixed bin counts cost less.
+  std::vector<std::uint32_t> lane_begin, lane_end;
   std::vector<std::uint32_t> lane_features;    // features on the lane path
   std::vector<std::uint32_t> scalar_features;  // features on the slot_of path
   // Validation, per feature: categorical features get an unbounded range and search codes.
@@ -48,10 +50,16 @@ struct CpuTables {
       if (lane) lanes = std::max(lanes, bins.point_count);
     }
     lane_points.assign(std::size_t{lanes} * features, std::numeric_limits<float>::quiet_NaN());
+    lane_begin.assign(lanes, static_cast<std::uint32_t>(features));
+    lane_end.assign(lanes, 0);
     for (std::uint32_t f : lane_features) {
       const detail::FeatureBins& bins = prep.bins[f];
       const float* p = prep.points.data() + bins.point_offset;
       const std::uint32_t n = bins.point_count;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        lane_begin[i] = std::min(lane_begin[i], f);
+        lane_end[i] = std::max(lane_end[i], f + 1);
+      }
       for (std::uint32_t i = 0; i + 1 < n; ++i) lane_points[i * features + f] = p[i];
       lane_points[(n - 1) * features + f] = std::nextafter(bins.last_edge_down, kInf);
     }
@@ -93,7 +101,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
       for (std::uint32_t i = 0; i < t.lanes; ++i) {
         const float* __restrict__ lane = t.lane_points.data() + i * n;
         std::int32_t* __restrict__ count = lane_block + i * n;
-        for (std::size_t f = 0; f < n; ++f) count[f] += lane[f] <= x[f] ? 1 : 0;
+        const std::size_t begin = t.lane_begin[i], end = t.lane_end[i];
+        for (std::size_t f = begin; f < end; ++f) count[f] += lane[f] <= x[f] ? 1 : 0;
       }
       for (std::size_t f = 0; f < n; ++f) missing_block[f] += x[f] != x[f] ? 1 : 0;
       for (std::uint32_t f : t.scalar_features) {
