@@ -1,10 +1,7 @@
 // End to end: the user's commands on generated data with a known injected drift.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "command.hpp"
 #include "driftguard/context.hpp"
 
 namespace {
@@ -20,21 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run(const std::string& command) {
-  CommandResult result{-1, {}};
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) result.output += buffer;
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using driftguard::testing::CommandResult;
 
 json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -44,10 +28,7 @@ json read_json(const fs::path& path) {
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // ctest runs each test in its own process, several at once: one folder per process.
-    dir_ = fs::path(::testing::TempDir()) / ("driftguard_cli_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = driftguard::testing::process_temp_dir("driftguard_cli");
     synth("reference.h5", "none", 1, "");
   }
   // Writes dir_/NAME with the generator; 20k rows are enough for PSI noise far below 0.1.
@@ -58,7 +39,7 @@ class Cli : public ::testing::Test {
                           " --scenario " + scenario + " --output " + (dir_ / name).string();
     if (!drift_features.empty()) command += " --drift-features " + drift_features;
     const CommandResult r = run(command);
-    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
+    ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.err;
   }
   static CommandResult scan(const std::string& current, const std::string& extra = "") {
     return run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
@@ -73,13 +54,16 @@ class Cli : public ::testing::Test {
     return names;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static CommandResult run(const std::string& command) {
+    return driftguard::testing::run_command(command, dir_);
+  }
   static inline fs::path dir_;
 };
 
 TEST_F(Cli, NoDriftFlagsNothing) {
   synth("same.h5", "none", 2, "");
   const CommandResult r = scan("same.h5", "--fail-on-drift");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   const json report = read_json(dir_ / "same.h5.json");
   EXPECT_TRUE(drifted(report).empty()) << report["features"].dump();
   EXPECT_EQ(report["current_rows"], 20000);
@@ -101,7 +85,7 @@ TEST_F(Cli, FlagsExactlyTheShiftedFeatures) {
     const std::string name = s.scenario + ".h5";
     synth(name, s.scenario, 3, s.features);
     const CommandResult r = scan(name, "--fail-on-drift");
-    EXPECT_EQ(r.exit_code, 3) << r.output;
+    EXPECT_EQ(r.exit_code, 3) << r.err;
     std::set<std::string> expected;
     std::stringstream list(s.features);
     for (std::string f; std::getline(list, f, ',');) expected.insert(f);
@@ -127,10 +111,10 @@ TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {
   const fs::path schema = dir_ / "schema.json";
   const CommandResult inferred = run(std::string(DRIFTGUARD_BIN) + " schema --reference " +
                                      (dir_ / "reference.h5").string() + " -o " + schema.string());
-  ASSERT_EQ(inferred.exit_code, 0) << inferred.output;
+  ASSERT_EQ(inferred.exit_code, 0) << inferred.err;
   synth("same2.h5", "none", 5, "");
   const CommandResult r = scan("same2.h5", "--schema " + schema.string());
-  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(read_json(dir_ / "same2.h5.json")["schema_inferred"].get<bool>());
 }
 
@@ -139,18 +123,19 @@ TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
   std::ofstream(text) << "hello\n";
   CommandResult r = scan("not_hdf5.h5");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-  EXPECT_NE(r.output.find("not an HDF5 file"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("not an HDF5 file"), std::string::npos) << r.err;
 
   r = run(std::string(DRIFTGUARD_BIN) + " scan --reference x.h5");  // --current missing
-  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.err;
   r = scan("same.h5", "--backend gpu");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.err;
   r = run("DRIFTGUARD_BACKEND=cuda " + std::string(DRIFTGUARD_BIN) + " scan --reference " +
           (dir_ / "reference.h5").string() + " --current " + (dir_ / "reference.h5").string());
   if (driftguard::cuda_device_count() == 0) {
-    EXPECT_EQ(r.exit_code, 1) << r.output;  // no device here: an error, never a silent fallback
-    EXPECT_NE(r.output.find("CUDA"), std::string::npos) << r.output;
+    EXPECT_EQ(r.exit_code, 1) << r.err;  // no device here: an error, never a silent fallback
+    EXPECT_NE(r.err.find("CUDA"), std::string::npos) << r.err;
   }
 }
 
@@ -161,7 +146,7 @@ TEST_F(Cli, MismatchedFeaturesAreRefused) {
   ASSERT_EQ(run(command).exit_code, 0);
   const CommandResult r = scan("wide.h5");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("features"), std::string::npos) << r.output;
+  EXPECT_NE(r.err.find("features"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 // driftguard-data, run as users run it: synth determinism and scenarios, the UCI converter and
 // its errors. The binary's path comes from CMake as DRIFTGUARD_DATA_EXE.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,22 +17,15 @@
 #include <tuple>
 #include <vector>
 
+#include "command.hpp"
 #include "driftguard/hdf5_io.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using driftguard::testing::read_text;
+using RunResult = driftguard::testing::CommandResult;
 
 struct Table {
   std::size_t rows = 0;
@@ -116,20 +107,13 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 class DatasetsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    // ctest runs each test in its own process, possibly in parallel: one folder per process.
-    dir_ = fs::path(::testing::TempDir()) / ("driftguard_datasets_" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = driftguard::testing::process_temp_dir("driftguard_datasets");
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
   static RunResult run(const std::string& args) {
-    const fs::path out = dir_ / "stdout.txt";
-    const fs::path err = dir_ / "stderr.txt";
-    const std::string command = std::string("'") + DRIFTGUARD_DATA_EXE + "' " + args + " >'" +
-                                out.string() + "' 2>'" + err.string() + "'";
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out), read_text(err)};
+    return driftguard::testing::run_command(std::string("'") + DRIFTGUARD_DATA_EXE + "' " + args,
+                                            dir_);
   }
 
   // Runs and expects success with exactly one summary line and a quiet stderr.
