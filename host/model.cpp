@@ -1,0 +1,692 @@
+// Model files: XGBoost JSON (Booster.save_model) and driftguard's linear JSON, parsed into
+// detail::ModelData with every index, size and value checked before it is used.
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "driftguard/errors.hpp"
+#include "driftguard/model.hpp"
+#include "kernels/score_model.hpp"
+
+namespace driftguard {
+namespace {
+
+using detail::Link;
+using detail::ModelData;
+using detail::TreeNode;
+using nlohmann::json;
+
+// Larger declarations are refused before anything is allocated for them.
+constexpr std::int64_t kMaxNodesPerTree = std::int64_t{1} << 26;
+constexpr std::size_t kMaxTotalNodes = std::size_t{1} << 28;
+constexpr std::size_t kMaxCategoryWords = std::size_t{1} << 24;
+
+// Error reporting with the file name and the place in the model.
+class Checker {
+ public:
+  explicit Checker(std::string name) : name_(std::move(name)) {}
+
+  [[noreturn]] void fail(const std::string& what) const { throw ModelError(name_ + ": " + what); }
+
+  const json& member(const json& object, const char* key, const std::string& where) const {
+    if (!object.is_object()) fail(where + " is not a JSON object");
+    const auto it = object.find(key);
+    if (it == object.end()) fail(where + " has no \"" + key + "\"");
+    return *it;
+  }
+  const json* optional(const json& object, const char* key) const {
+    const auto it = object.find(key);
+    return it == object.end() || it->is_null() ? nullptr : &*it;
+  }
+  const json& array(const json& object, const char* key, const std::string& where) const {
+    const json& value = member(object, key, where);
+    if (!value.is_array()) fail(where + "." + key + " is not an array");
+    return value;
+  }
+  // An array of exactly `count` entries.
+  const json& array(const json& object, const char* key, std::size_t count,
+                    const std::string& where) const {
+    const json& value = array(object, key, where);
+    if (value.size() != count) {
+      fail(where + "." + key + " has " + std::to_string(value.size()) + " entries, expected " +
+           std::to_string(count));
+    }
+    return value;
+  }
+  std::string string(const json& value, const std::string& where) const {
+    if (!value.is_string()) fail(where + " is not a string");
+    return value.get<std::string>();
+  }
+  std::int64_t integer(const json& value, const std::string& where) const {
+    if (value.is_number_integer() && !value.is_number_unsigned()) return value.get<std::int64_t>();
+    if (value.is_number_unsigned()) {
+      const auto u = value.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        fail(where + " is out of range");
+      }
+      return static_cast<std::int64_t>(u);
+    }
+    if (value.is_boolean()) return value.get<bool>() ? 1 : 0;
+    fail(where + " is not an integer");
+  }
+  double number(const json& value, const std::string& where) const {
+    if (!value.is_number()) fail(where + " is not a number");
+    return value.get<double>();
+  }
+  double finite(const json& value, const std::string& where) const {
+    const double v = number(value, where);
+    if (!std::isfinite(v)) fail(where + " is not finite");
+    return v;
+  }
+  // XGBoost stores its parameters as strings ("3"); plain numbers are accepted too.
+  std::int64_t int_param(const json& object, const char* key, const std::string& where) const {
+    const json& value = member(object, key, where);
+    const std::string at = where + "." + key;
+    if (!value.is_string()) return integer(value, at);
+    const std::string text = value.get<std::string>();
+    errno = 0;
+    char* end = nullptr;
+    const long long v = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
+      fail(at + " = \"" + text + "\" is not an integer");
+    }
+    return v;
+  }
+  std::vector<double> finite_array(const json& object, const char* key, std::size_t count,
+                                   const std::string& where) const {
+    const json& values = array(object, key, count, where);
+    std::vector<double> out;
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      out.push_back(finite(values[i], where + "." + key + "[" + std::to_string(i) + "]"));
+    }
+    return out;
+  }
+  std::vector<std::string> names(const json& values, const std::string& where) const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      out.push_back(string(values[i], where + "[" + std::to_string(i) + "]"));
+      if (out.back().empty()) fail(where + "[" + std::to_string(i) + "] is empty");
+    }
+    std::vector<std::string> sorted = out;
+    std::sort(sorted.begin(), sorted.end());
+    const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+    if (dup != sorted.end()) fail(where + " names \"" + *dup + "\" twice");
+    return out;
+  }
+
+ private:
+  std::string name_;
+};
+
+// ---- XGBoost ----
+
+struct Objective {
+  const char* name;
+  Link link;
+  bool base_in_probability;  // base_score is a probability: margin = logit(base_score)
+  bool multi_class;
+};
+
+constexpr Objective kObjectives[] = {
+    {"binary:logistic", Link::Logistic, true, false},
+    {"reg:logistic", Link::Logistic, true, false},
+    {"binary:logitraw", Link::Identity, false, false},
+    {"reg:squarederror", Link::Identity, false, false},
+    {"multi:softprob", Link::Softmax, false, true},
+    {"multi:softmax", Link::Softmax, false, true},
+};
+
+const Objective& find_objective(const Checker& check, const std::string& name) {
+  for (const Objective& o : kObjectives) {
+    if (name == o.name) return o;
+  }
+  std::string known;
+  for (const Objective& o : kObjectives) known += std::string(known.empty() ? "" : ", ") + o.name;
+  check.fail("objective \"" + name + "\" is not supported (supported: " + known + ")");
+}
+
+// "0.5", "5E-1" or the array form "[5E-1]" / "[a,b,c]" of XGBoost >= 3.1.
+std::vector<double> parse_base_score(const Checker& check, const std::string& text) {
+  const std::string where = "learner_model_param.base_score = \"" + text + "\"";
+  std::vector<double> values;
+  if (!text.empty() && text.front() == '[') {
+    const json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_array() || parsed.empty()) check.fail(where + " is not a list of numbers");
+    for (const json& v : parsed) {
+      if (!v.is_number()) check.fail(where + " is not a list of numbers");
+      values.push_back(v.get<double>());
+    }
+  } else {
+    errno = 0;
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
+      check.fail(where + " is not a number");
+    }
+    values.push_back(v);
+  }
+  for (double v : values) {
+    if (!std::isfinite(v)) check.fail(where + " is not finite");
+  }
+  return values;
+}
+
+std::vector<float> base_margin(const Checker& check, const Objective& objective,
+                               const std::string& text, std::size_t outputs) {
+  const std::vector<double> values = parse_base_score(check, text);
+  if (values.size() != 1 && values.size() != outputs) {
+    check.fail("learner_model_param.base_score has " + std::to_string(values.size()) +
+               " values for " + std::to_string(outputs) + " outputs");
+  }
+  std::vector<float> margins;
+  for (std::size_t k = 0; k < outputs; ++k) {
+    const auto p = static_cast<float>(values[values.size() == 1 ? 0 : k]);
+    if (!objective.base_in_probability) {
+      margins.push_back(p);
+      continue;
+    }
+    if (!(p > 0.0f && p < 1.0f)) {
+      check.fail("base_score " + std::to_string(p) + " of objective " + objective.name +
+                 " is not a probability in (0, 1)");
+    }
+    // XGBoost's LogisticRegression::ProbToMargin, in float.
+    margins.push_back(-std::log(1.0f / p - 1.0f));
+  }
+  return margins;
+}
+
+// One tree in XGBoost's arrays, re-laid out breadth-first from the root into `out`.
+struct TreeParser {
+  const Checker& check;
+  std::size_t num_feature;
+  detail::TreeEnsemble& out;
+
+  void parse(const json& tree, std::size_t index, float weight) {
+    const std::string where = "tree " + std::to_string(index);
+    const json& param = check.member(tree, "tree_param", where);
+    const std::int64_t n = check.int_param(param, "num_nodes", where + ".tree_param");
+    if (n < 1 || n > kMaxNodesPerTree) {
+      check.fail(where + ": num_nodes = " + std::to_string(n) + " is out of range [1, " +
+                 std::to_string(kMaxNodesPerTree) + "]");
+    }
+    if (check.optional(param, "size_leaf_vector") != nullptr &&
+        check.int_param(param, "size_leaf_vector", where + ".tree_param") > 1) {
+      check.fail(where +
+                 ": multi-output trees (size_leaf_vector > 1, multi_strategy = "
+                 "multi_output_tree) are not supported");
+    }
+    const auto count = static_cast<std::size_t>(n);
+    if (out.nodes.size() + count > kMaxTotalNodes) check.fail("the model has too many nodes");
+    const json& left = check.array(tree, "left_children", count, where);
+    const json& right = check.array(tree, "right_children", count, where);
+    const json& feature = check.array(tree, "split_indices", count, where);
+    const json& value = check.array(tree, "split_conditions", count, where);
+    const json& default_left = check.array(tree, "default_left", count, where);
+    const json* split_type = check.optional(tree, "split_type");
+    if (split_type != nullptr) split_type = &check.array(tree, "split_type", count, where);
+    const std::unordered_map<std::int64_t, std::vector<std::uint32_t>> categories =
+        parse_categories(tree, where, count);
+
+    const std::size_t base = out.nodes.size();
+    std::vector<std::uint8_t> seen(count, 0);
+    std::vector<std::uint32_t> order{0};  // original ids, breadth-first
+    std::vector<std::uint32_t> depth{0};
+    seen[0] = 1;
+    std::uint32_t max_depth = 0;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const std::uint32_t id = order[i];
+      const std::string at = where + " node " + std::to_string(id);
+      const std::int64_t l = check.integer(left[id], at + " left child");
+      const std::int64_t r = check.integer(right[id], at + " right child");
+      max_depth = std::max(max_depth, depth[i]);
+      TreeNode node{};
+      if (l == -1 && r == -1) {
+        const float leaf = static_cast<float>(check.number(value[id], at + " leaf value")) * weight;
+        if (!std::isfinite(leaf)) check.fail(at + ": leaf value is not finite in float32");
+        node = {leaf, detail::kLeafBit, 0, 0};
+        out.nodes.push_back(node);
+        continue;
+      }
+      for (const std::int64_t child : {l, r}) {
+        if (child < 0 || child >= n) {
+          check.fail(at + ": child index " + std::to_string(child) + " is out of range [0, " +
+                     std::to_string(n) + ")");
+        }
+        if (seen[child]) {
+          check.fail(at + ": node " + std::to_string(child) +
+                     " is reached twice (a cycle or a shared child)");
+        }
+        seen[child] = 1;
+        order.push_back(static_cast<std::uint32_t>(child));
+        depth.push_back(depth[i] + 1);
+      }
+      const std::int64_t f = check.integer(feature[id], at + " split index");
+      if (f < 0 || static_cast<std::size_t>(f) >= num_feature) {
+        check.fail(at + ": split feature " + std::to_string(f) + " is out of range [0, " +
+                   std::to_string(num_feature) + ")");
+      }
+      const std::int64_t dl = check.integer(default_left[id], at + " default_left");
+      if (dl != 0 && dl != 1) check.fail(at + ": default_left is neither 0 nor 1");
+      const std::int64_t type =
+          split_type == nullptr ? 0 : check.integer((*split_type)[id], at + " split type");
+      node.feature = static_cast<std::uint32_t>(f) | (dl ? detail::kDefaultLeftBit : 0u);
+      node.left = static_cast<std::uint32_t>(order.size() - 2);
+      if (type == 0) {
+        node.value = static_cast<float>(check.number(value[id], at + " split condition"));
+        if (!std::isfinite(node.value)) check.fail(at + ": threshold is not finite in float32");
+      } else if (type == 1) {
+        const auto it = categories.find(id);
+        if (it == categories.end()) {
+          check.fail(at + ": categorical split without an entry in categories_nodes");
+        }
+        node.feature |= detail::kCategoricalBit;
+        node.category = add_category_split(it->second);
+      } else {
+        check.fail(at + ": split type " + std::to_string(type) + " is neither 0 nor 1");
+      }
+      out.nodes.push_back(node);
+    }
+    out.tree_offset.push_back(static_cast<std::uint32_t>(base + order.size()));
+    out.tree_depth.push_back(max_depth);
+  }
+
+  // categories_nodes[i] lists categories[segments[i], segments[i] + sizes[i]).
+  std::unordered_map<std::int64_t, std::vector<std::uint32_t>> parse_categories(
+      const json& tree, const std::string& where, std::size_t count) const {
+    std::unordered_map<std::int64_t, std::vector<std::uint32_t>> map;
+    if (check.optional(tree, "categories_nodes") == nullptr) return map;
+    const json& nodes = check.array(tree, "categories_nodes", where);
+    const json& segments = check.array(tree, "categories_segments", nodes.size(), where);
+    const json& sizes = check.array(tree, "categories_sizes", nodes.size(), where);
+    const json& values = check.array(tree, "categories", where);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const std::string at = where + " categories entry " + std::to_string(i);
+      const std::int64_t node = check.integer(nodes[i], at + " node");
+      const std::int64_t begin = check.integer(segments[i], at + " segment");
+      const std::int64_t size = check.integer(sizes[i], at + " size");
+      if (node < 0 || static_cast<std::size_t>(node) >= count) {
+        check.fail(at + ": node " + std::to_string(node) + " is out of range");
+      }
+      if (begin < 0 || size < 0 || static_cast<std::size_t>(begin) > values.size() ||
+          static_cast<std::size_t>(size) > values.size() - static_cast<std::size_t>(begin)) {
+        check.fail(at + ": segment [" + std::to_string(begin) + ", +" + std::to_string(size) +
+                   ") is outside categories (" + std::to_string(values.size()) + " entries)");
+      }
+      std::vector<std::uint32_t> cats;
+      for (std::int64_t k = begin; k < begin + size; ++k) {
+        const std::int64_t c = check.integer(values[k], at + " category");
+        if (c < 0 || c >= static_cast<std::int64_t>(detail::kMaxCategory)) {
+          check.fail(at + ": category " + std::to_string(c) + " is outside [0, 2^24)");
+        }
+        cats.push_back(static_cast<std::uint32_t>(c));
+      }
+      if (!map.emplace(node, std::move(cats)).second) {
+        check.fail(at + ": node " + std::to_string(node) + " is listed twice");
+      }
+    }
+    return map;
+  }
+
+  std::uint32_t add_category_split(const std::vector<std::uint32_t>& cats) {
+    const std::uint32_t max = cats.empty() ? 0 : *std::max_element(cats.begin(), cats.end());
+    const std::uint32_t words = cats.empty() ? 0 : max / 32 + 1;
+    if (out.category_bits.size() + words > kMaxCategoryWords) {
+      check.fail("categorical splits need too much memory (categories too large)");
+    }
+    const auto offset = static_cast<std::uint32_t>(out.category_bits.size());
+    out.category_bits.resize(out.category_bits.size() + words, 0u);
+    for (std::uint32_t c : cats) out.category_bits[offset + c / 32] |= 1u << (c % 32);
+    out.category_splits.push_back({offset, words});
+    return static_cast<std::uint32_t>(out.category_splits.size() - 1);
+  }
+};
+
+ModelData parse_xgboost(const Checker& check, const json& root, const ModelOptions& options) {
+  ModelData model;
+  model.kind = ModelKind::TreeEnsemble;
+  const json& learner = check.member(root, "learner", "the model");
+  model.objective = check.string(
+      check.member(check.member(learner, "objective", "learner"), "name", "learner.objective"),
+      "learner.objective.name");
+  const Objective& objective = find_objective(check, model.objective);
+  model.link = objective.link;
+
+  const json& param = check.member(learner, "learner_model_param", "learner");
+  const std::string pw = "learner.learner_model_param";
+  const std::int64_t num_feature = check.int_param(param, "num_feature", pw);
+  if (num_feature < 1 || num_feature > static_cast<std::int64_t>(detail::kFeatureMask)) {
+    check.fail("num_feature = " + std::to_string(num_feature) + " is out of range");
+  }
+  const std::int64_t num_class = check.int_param(param, "num_class", pw);
+  if (check.optional(param, "num_target") != nullptr &&
+      check.int_param(param, "num_target", pw) > 1) {
+    check.fail("multi-target models (num_target > 1) are not supported");
+  }
+  if (objective.multi_class) {
+    if (num_class < 2 || num_class > 1 << 20) {
+      check.fail(model.objective + " needs num_class >= 2, the model has " +
+                 std::to_string(num_class));
+    }
+    model.outputs = static_cast<std::size_t>(num_class);
+  } else if (num_class > 1) {
+    check.fail("num_class = " + std::to_string(num_class) + " does not fit objective " +
+               model.objective);
+  }
+  model.trees.base_margin = base_margin(
+      check, objective, check.string(check.member(param, "base_score", pw), pw + ".base_score"),
+      model.outputs);
+
+  if (const json* names = check.optional(learner, "feature_names");
+      names != nullptr && !names->empty()) {
+    if (!names->is_array()) check.fail("learner.feature_names is not an array");
+    model.feature_names = check.names(*names, "learner.feature_names");
+    if (model.feature_names.size() != static_cast<std::size_t>(num_feature)) {
+      check.fail("learner.feature_names has " + std::to_string(model.feature_names.size()) +
+                 " names, num_feature is " + std::to_string(num_feature));
+    }
+  } else {
+    for (std::int64_t f = 0; f < num_feature; ++f) {
+      model.feature_names.push_back(std::string("f").append(std::to_string(f)));
+    }
+  }
+
+  const json& booster = check.member(learner, "gradient_booster", "learner");
+  const std::string booster_name =
+      check.string(check.member(booster, "name", "gradient_booster"), "gradient_booster.name");
+  const json* gbtree = &booster;
+  if (booster_name == "dart") {
+    gbtree = &check.member(booster, "gbtree", "gradient_booster");
+  } else if (booster_name != "gbtree") {
+    check.fail("booster \"" + booster_name + "\" is not supported (gbtree and dart are)");
+  }
+  const json& trees_model = check.member(*gbtree, "model", "gradient_booster");
+  const std::string mw = "gradient_booster.model";
+  const json& tree_param = check.member(trees_model, "gbtree_model_param", mw);
+  const std::int64_t num_trees =
+      check.int_param(tree_param, "num_trees", mw + ".gbtree_model_param");
+  if (num_trees < 0 || num_trees > static_cast<std::int64_t>(kMaxTotalNodes)) {
+    check.fail("num_trees = " + std::to_string(num_trees) + " is out of range");
+  }
+  const auto n_trees = static_cast<std::size_t>(num_trees);
+  std::int64_t parallel = 1;
+  if (check.optional(tree_param, "num_parallel_tree") != nullptr) {
+    parallel = check.int_param(tree_param, "num_parallel_tree", mw + ".gbtree_model_param");
+  }
+  if (parallel < 1 || parallel > num_trees + 1) {
+    check.fail("num_parallel_tree = " + std::to_string(parallel) + " is out of range");
+  }
+  const json& trees = check.array(trees_model, "trees", n_trees, mw);
+  const json& tree_info = check.array(trees_model, "tree_info", n_trees, mw);
+  std::vector<float> weights(n_trees, 1.0f);
+  if (booster_name == "dart") {
+    const std::vector<double> w =
+        check.finite_array(booster, "weight_drop", n_trees, "gradient_booster");
+    std::transform(w.begin(), w.end(), weights.begin(),
+                   [](double v) { return static_cast<float>(v); });
+  }
+
+  // Rounds: iteration_indptr when present, else fixed-size layers.
+  std::vector<std::size_t> indptr;
+  if (const json* ptr = check.optional(trees_model, "iteration_indptr"); ptr != nullptr) {
+    if (!ptr->is_array() || ptr->empty()) check.fail(mw + ".iteration_indptr is not a list");
+    for (std::size_t i = 0; i < ptr->size(); ++i) {
+      const std::int64_t v = check.integer((*ptr)[i], mw + ".iteration_indptr entry");
+      if (v < 0 || v > num_trees || (i == 0 && v != 0) ||
+          (i > 0 && static_cast<std::size_t>(v) < indptr.back())) {
+        check.fail(mw + ".iteration_indptr is not an increasing list from 0 to num_trees");
+      }
+      indptr.push_back(static_cast<std::size_t>(v));
+    }
+    if (indptr.back() != n_trees) check.fail(mw + ".iteration_indptr does not end at num_trees");
+  } else {
+    const std::size_t layer = static_cast<std::size_t>(parallel) * model.outputs;
+    for (std::size_t t = 0; t <= n_trees; t += layer) indptr.push_back(t);
+    if (indptr.back() != n_trees) indptr.push_back(n_trees);
+  }
+  const std::size_t rounds = indptr.size() - 1;
+  std::size_t begin = options.iteration_begin;
+  std::size_t end = options.iteration_end == 0 ? rounds : options.iteration_end;
+  if (options.use_best_iteration) {
+    const json* attributes = check.optional(learner, "attributes");
+    if (attributes != nullptr && check.optional(*attributes, "best_iteration") != nullptr) {
+      const std::int64_t best = check.int_param(*attributes, "best_iteration", "attributes");
+      if (best < 0 || static_cast<std::size_t>(best) >= rounds) {
+        check.fail("best_iteration = " + std::to_string(best) + " is beyond the model's " +
+                   std::to_string(rounds) + " rounds");
+      }
+      begin = 0;
+      end = static_cast<std::size_t>(best) + 1;
+    }
+  }
+  if (begin > end || end > rounds) {
+    check.fail("iteration range [" + std::to_string(begin) + ", " + std::to_string(end) +
+               ") is outside the model's " + std::to_string(rounds) + " rounds");
+  }
+
+  // Every tree is checked, including those outside the range; only those inside are kept.
+  detail::TreeEnsemble& ensemble = model.trees;
+  ensemble.tree_offset.push_back(0);
+  TreeParser parser{check, static_cast<std::size_t>(num_feature), ensemble};
+  for (std::size_t t = 0; t < n_trees; ++t) {
+    const std::int64_t group = check.integer(tree_info[t], mw + ".tree_info entry");
+    if (group < 0 || static_cast<std::size_t>(group) >= model.outputs) {
+      check.fail("tree_info[" + std::to_string(t) + "] = " + std::to_string(group) +
+                 " is not a class of this " + std::to_string(model.outputs) + "-output model");
+    }
+    const std::size_t nodes_before = ensemble.nodes.size();
+    parser.parse(trees[t], t, weights[t]);
+    if (t < indptr[begin] || t >= indptr[end]) {
+      ensemble.nodes.resize(nodes_before);
+      ensemble.tree_offset.pop_back();
+      ensemble.tree_depth.pop_back();
+      continue;
+    }
+    ensemble.tree_group.push_back(static_cast<std::uint32_t>(group));
+  }
+  return model;
+}
+
+// ---- driftguard's linear model (docs/linear_model.md) ----
+
+ModelData parse_linear(const Checker& check, const json& root) {
+  ModelData model;
+  model.kind = ModelKind::Linear;
+  const std::int64_t version = check.integer(check.member(root, "version", "the model"), "version");
+  if (version != 1) check.fail("linear model version " + std::to_string(version) + " is unknown");
+  model.feature_names =
+      check.names(check.array(root, "feature_names", "the model"), "feature_names");
+  const std::size_t features = model.feature_names.size();
+  if (features == 0) check.fail("feature_names is empty");
+
+  const std::string link = check.string(check.member(root, "link", "the model"), "link");
+  if (link == "identity") {
+    model.link = Link::Identity;
+  } else if (link == "logistic") {
+    model.link = Link::Logistic;
+  } else if (link == "softmax") {
+    model.link = Link::Softmax;
+  } else {
+    check.fail("link \"" + link + "\" is unknown (identity, logistic or softmax)");
+  }
+  model.objective = "linear:" + link;
+
+  // coefficients: [F] for one output or [K][F].
+  const json& coefficients = check.array(root, "coefficients", "the model");
+  if (coefficients.empty()) check.fail("coefficients is empty");
+  detail::LinearModel& linear = model.linear;
+  if (coefficients[0].is_array()) {
+    model.outputs = coefficients.size();
+    for (std::size_t k = 0; k < model.outputs; ++k) {
+      const std::string at = "coefficients[" + std::to_string(k) + "]";
+      if (!coefficients[k].is_array() || coefficients[k].size() != features) {
+        check.fail(at + " does not hold " + std::to_string(features) + " numbers");
+      }
+      for (std::size_t f = 0; f < features; ++f) {
+        linear.coefficients.push_back(
+            check.finite(coefficients[k][f], at + "[" + std::to_string(f) + "]"));
+      }
+    }
+  } else {
+    linear.coefficients = check.finite_array(root, "coefficients", features, "the model");
+  }
+  if (model.link == Link::Softmax && model.outputs < 2) {
+    check.fail("link softmax needs coefficients for at least 2 classes");
+  }
+  if (model.link == Link::Logistic && model.outputs != 1) {
+    check.fail("link logistic takes one row of coefficients (use softmax for classes)");
+  }
+  linear.intercepts = check.finite_array(root, "intercepts", model.outputs, "the model");
+
+  if (const json* standardize = check.optional(root, "standardize"); standardize != nullptr) {
+    linear.mean = check.finite_array(*standardize, "mean", features, "standardize");
+    linear.scale = check.finite_array(*standardize, "scale", features, "standardize");
+    for (std::size_t f = 0; f < features; ++f) {
+      if (!(linear.scale[f] > 0.0)) {
+        check.fail("standardize.scale[" + std::to_string(f) + "] is not positive");
+      }
+    }
+  }
+  if (check.optional(root, "impute") != nullptr) {
+    linear.impute = check.finite_array(root, "impute", features, "the model");
+  }
+  if (const json* card = check.optional(root, "scorecard"); card != nullptr) {
+    if (model.link != Link::Logistic) check.fail("scorecard points need link logistic");
+    const double base_points =
+        check.finite(check.member(*card, "base_points", "scorecard"), "scorecard.base_points");
+    const double base_odds =
+        check.finite(check.member(*card, "base_odds", "scorecard"), "scorecard.base_odds");
+    const double pdo = check.finite(check.member(*card, "pdo", "scorecard"), "scorecard.pdo");
+    if (!(base_odds > 0.0)) check.fail("scorecard.base_odds is not positive");
+    if (pdo == 0.0) check.fail("scorecard.pdo is zero");
+    linear.has_points = true;
+    linear.points_factor = pdo / std::log(2.0);
+    linear.points_offset = base_points - linear.points_factor * std::log(base_odds);
+  }
+  return model;
+}
+
+}  // namespace
+
+Model::Model(std::shared_ptr<const detail::ModelData> data) : data_(std::move(data)) {}
+
+Model Model::parse(std::string_view json_text, const ModelOptions& options,
+                   const std::string& name) {
+  const Checker check(name);
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::exception& e) {
+    check.fail(std::string("not valid JSON: ") + e.what());
+  }
+  if (!root.is_object()) check.fail("not a JSON object");
+  if (root.contains("learner")) {
+    return Model(std::make_shared<const ModelData>(parse_xgboost(check, root, options)));
+  }
+  const json* format = check.optional(root, "format");
+  if (format != nullptr && format->is_string() && *format == "driftguard-linear") {
+    return Model(std::make_shared<const ModelData>(parse_linear(check, root)));
+  }
+  check.fail("unknown model format (neither an XGBoost JSON model nor driftguard-linear)");
+}
+
+Model Model::load(const std::string& path, const ModelOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError(path + ": cannot open the model file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ModelError(path + ": cannot read the model file");
+  return parse(text.str(), options, path);
+}
+
+ModelKind Model::kind() const noexcept { return data_->kind; }
+const std::string& Model::objective() const noexcept { return data_->objective; }
+const std::vector<std::string>& Model::feature_names() const noexcept {
+  return data_->feature_names;
+}
+std::size_t Model::outputs() const noexcept { return data_->outputs; }
+bool Model::has_points() const noexcept { return data_->linear.has_points; }
+std::size_t Model::trees() const noexcept { return data_->trees.tree_group.size(); }
+
+// ---- binding to a batch layout ----
+
+namespace {
+
+std::vector<std::size_t> columns_by_name(const Model& model,
+                                         const std::vector<std::string>& batch_names) {
+  std::unordered_map<std::string, std::size_t> column;
+  for (std::size_t c = 0; c < batch_names.size(); ++c) {
+    if (!column.emplace(batch_names[c], c).second) {
+      column[batch_names[c]] = std::numeric_limits<std::size_t>::max();  // ambiguous
+    }
+  }
+  std::vector<std::size_t> out;
+  for (const std::string& name : model.feature_names()) {
+    const auto it = column.find(name);
+    if (it == column.end()) {
+      throw InvalidInput("the model's feature \"" + name + "\" is not among the batch's " +
+                         std::to_string(batch_names.size()) + " features");
+    }
+    if (it->second == std::numeric_limits<std::size_t>::max()) {
+      throw InvalidInput("the model's feature \"" + name + "\" appears twice in the batch");
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+}  // namespace
+
+BoundModel::BoundModel(const Model& model, const std::vector<std::string>& batch_feature_names)
+    : BoundModel(model, columns_by_name(model, batch_feature_names), batch_feature_names.size()) {}
+
+BoundModel::BoundModel(const Model& model, const std::vector<std::size_t>& column_of_feature,
+                       std::size_t batch_features)
+    : model_(model) {
+  const ModelData& data = model.data();
+  if (column_of_feature.size() != data.feature_names.size()) {
+    throw InvalidInput("column_of_feature has " + std::to_string(column_of_feature.size()) +
+                       " entries for a model of " + std::to_string(data.feature_names.size()) +
+                       " features");
+  }
+  if (batch_features > detail::kFeatureMask) throw InvalidInput("batch has too many features");
+  for (std::size_t c : column_of_feature) {
+    if (c >= batch_features) {
+      throw InvalidInput("column " + std::to_string(c) + " is outside the batch's " +
+                         std::to_string(batch_features) + " features");
+    }
+  }
+  auto tables = std::make_unique<detail::BoundTables>();
+  tables->model = &data;
+  tables->batch_features = batch_features;
+  tables->columns.assign(column_of_feature.begin(), column_of_feature.end());
+  tables->nodes = data.trees.nodes;
+  for (TreeNode& node : tables->nodes) {
+    if (node.feature & detail::kLeafBit) continue;
+    const std::uint32_t flags = node.feature & ~detail::kFeatureMask;
+    node.feature =
+        flags | static_cast<std::uint32_t>(column_of_feature[node.feature & detail::kFeatureMask]);
+  }
+  for (std::uint32_t depth : data.trees.tree_depth) {
+    tables->max_depth = std::max(tables->max_depth, depth);
+  }
+  tables_ = std::move(tables);
+}
+
+BoundModel::~BoundModel() = default;
+BoundModel::BoundModel(BoundModel&&) noexcept = default;
+BoundModel& BoundModel::operator=(BoundModel&&) noexcept = default;
+std::size_t BoundModel::batch_features() const noexcept { return tables_->batch_features; }
+
+}  // namespace driftguard

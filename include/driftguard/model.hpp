@@ -1,0 +1,125 @@
+#pragma once
+// Batch scoring with a production model: logistic/linear scorecards (driftguard's own JSON,
+// docs/linear_model.md) and XGBoost tree ensembles (Booster.save_model("m.json")).
+//
+// XGBoost models score exactly as Booster.predict does on the CPU:
+//   - numerical split: left when x < threshold, compared in float32; NaN takes default_left;
+//   - categorical split: right when x is a valid category (0 <= x < 2^24, truncated to an
+//     integer) listed in the node's categories, left otherwise; NaN takes default_left;
+//   - margin[k] = base_margin[k] + leaf(t_0) + leaf(t_1) + ... over the trees of group k in model
+//     order, summed in float32 (XGBoost's CPU predictor order). base_score is stored in
+//     probability space for binary:logistic / reg:logistic (margin = -ln(1/p - 1) in float32), as
+//     a margin for every other objective; both "0.5" and the array form "[5E-1]" (XGBoost >= 3.1,
+//     one value per class for multi-class) are read;
+//   - dart boosters: each tree's leaves are multiplied by its weight_drop (float32), as
+//     XGBoost's inference does;
+//   - probability: sigmoid for binary:logistic / reg:logistic, softmax over the classes for
+//     multi:softprob / multi:softmax (Booster.predict of multi:softmax returns the argmax of these
+//     margins, first maximum on ties), the margin itself for binary:logitraw / reg:squarederror.
+// Observed agreement with xgboost 3.2 (tests/golden/score_xgboost.json): see tests/test_score.cpp.
+// The CUDA backend computes the same float sums in the same order, so margins are bit-identical
+// to the CPU; probabilities may differ by the last bits of expf (tested to 1e-6 absolute).
+//
+// Linear models compute, per class k, in float64 with fused multiply-adds in feature order,
+//   margin_k = intercept_k + sum_f coef_kf * (v_f - mean_f) / scale_f,  v_f = x_f, or the
+//   imputation value when x_f is NaN and the model has one (NaN x without imputation gives NaN),
+// then probability = sigmoid(margin) (logistic), softmax over k (softmax) or margin (identity),
+// and scorecard points = offset + factor * margin (margin = ln(odds) of the modelled class),
+// factor = pdo / ln 2, offset = base_points - factor * ln(base_odds). Outputs are stored as float.
+//
+// Every problem with a model file is a ModelError naming the file and what is wrong or
+// unsupported; nothing in a model file can crash the library.
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "driftguard/batch.hpp"
+
+namespace driftguard {
+
+class Context;
+
+namespace detail {
+struct ModelData;
+struct BoundTables;
+}  // namespace detail
+
+enum class ModelKind { Linear, TreeEnsemble };
+
+struct ModelOptions {
+  // Boosting rounds of a tree ensemble to use, [iteration_begin, iteration_end); iteration_end = 0
+  // means all rounds, as Booster.predict(iteration_range=(0, 0)). Ignored for linear models.
+  std::size_t iteration_begin = 0;
+  std::size_t iteration_end = 0;
+  // Use rounds [0, best_iteration] when the model records best_iteration (early stopping), as
+  // scikit-learn's XGBClassifier.predict does; overrides the range above.
+  bool use_best_iteration = false;
+};
+
+class Model {
+ public:
+  // Reads a model file and detects its format (an object with "learner": XGBoost; an object with
+  // "format": "driftguard-linear": linear). ModelError for anything invalid or unsupported; the
+  // message starts with `path`.
+  static Model load(const std::string& path, const ModelOptions& options = {});
+  // The same for JSON text already in memory; `name` prefixes error messages.
+  static Model parse(std::string_view json_text, const ModelOptions& options = {},
+                     const std::string& name = "model");
+
+  ModelKind kind() const noexcept;
+  // "binary:logistic" etc. for XGBoost; "linear:identity" | "linear:logistic" | "linear:softmax".
+  const std::string& objective() const noexcept;
+  // The features the model reads, by name (XGBoost models without names get f0, f1, ...).
+  const std::vector<std::string>& feature_names() const noexcept;
+  // Columns of margin and probability per row: the classes of a multi-class model, else 1.
+  std::size_t outputs() const noexcept;
+  // True for linear models with scorecard points.
+  bool has_points() const noexcept;
+  // Trees used (after the iteration range); 0 for linear models.
+  std::size_t trees() const noexcept;
+
+  const detail::ModelData& data() const noexcept { return *data_; }
+
+ private:
+  explicit Model(std::shared_ptr<const detail::ModelData> data);
+  std::shared_ptr<const detail::ModelData> data_;
+};
+
+// A model bound to a batch layout: model feature i is read from batch column column_of(i).
+// Resolved once, reused for every batch of that layout.
+class BoundModel {
+ public:
+  // By name: every model feature must appear in `batch_feature_names` (InvalidInput naming the
+  // first missing one). Extra batch columns are ignored.
+  BoundModel(const Model& model, const std::vector<std::string>& batch_feature_names);
+  // Explicit: column_of_feature[i] < batch_features for every model feature i.
+  BoundModel(const Model& model, const std::vector<std::size_t>& column_of_feature,
+             std::size_t batch_features);
+  ~BoundModel();
+  BoundModel(BoundModel&&) noexcept;
+  BoundModel& operator=(BoundModel&&) noexcept;
+
+  const Model& model() const noexcept { return model_; }
+  std::size_t batch_features() const noexcept;
+  const detail::BoundTables& tables() const noexcept { return *tables_; }
+
+ private:
+  Model model_;
+  std::unique_ptr<const detail::BoundTables> tables_;
+};
+
+// Where score() writes: rows * model.outputs() floats each, row-major; null = not written.
+// `points` must be null unless model.has_points(). Outputs live in the batch's memory space
+// (device pointers for a device-resident batch on the CUDA backend).
+struct ScoreOutputs {
+  float* margin = nullptr;
+  float* probability = nullptr;
+  float* points = nullptr;
+};
+
+// Scores every row of `batch` (batch.features == bound.batch_features()).
+void score(Context& ctx, const BoundModel& bound, BatchView batch, ScoreOutputs out);
+
+}  // namespace driftguard

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""The malformed-model corpus: each *.json here is a small valid model with one defect, and
+expected.json maps each file to a fragment its ModelError message must contain.
+
+    python3 tests/models/malformed/make_malformed.py    # pip-installs xgboost-cpu when missing
+
+The valid bases are a 3-tree XGBoost model with a categorical feature (base_xgb.json here, made
+by this script) and tests/models/linear_uci_scorecard.json.
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def ensure(package, module=None):
+    try:
+        return __import__(module or package)
+    except ImportError:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
+        return __import__(module or package)
+
+
+def base_xgb():
+    np, pd, xgb = ensure("numpy"), ensure("pandas"), ensure("xgboost-cpu", "xgboost")
+    rng = np.random.default_rng(5)
+    n = 500
+    frame = pd.DataFrame({"a": rng.standard_normal(n), "b": rng.standard_normal(n),
+                          "c": pd.Categorical(rng.integers(0, 6, n))})
+    label = (frame["a"] + np.isin(frame["c"].cat.codes, [1, 3]) > 0.5).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "max_cat_to_onehot": 1,
+                         "nthread": 1, "seed": 1},
+                        xgb.DMatrix(frame, label, enable_categorical=True), 3)
+    return json.loads(booster.save_raw("json"))
+
+
+def main():
+    base = base_xgb()
+    with open(os.path.join(HERE, "base_xgb.json"), "w") as f:
+        json.dump(base, f)
+    trees_of = lambda m: m["learner"]["gradient_booster"]["model"]["trees"]
+    cat_tree = next(i for i, t in enumerate(trees_of(base)) if t["categories_nodes"])
+    with open(os.path.join(HERE, "..", "linear_uci_scorecard.json")) as f:
+        linear = json.load(f)
+
+    cases = {}
+
+    def text(name, body, expect):
+        with open(os.path.join(HERE, name + ".json"), "w") as f:
+            f.write(body)
+        cases[name + ".json"] = expect
+
+    def xgb_case(name, expect, edit, tree=0):
+        m = copy.deepcopy(base)
+        edit(m, trees_of(m)[tree], m["learner"])
+        text(name, json.dumps(m), expect)
+
+    def linear_case(name, expect, edit, raw=lambda body: body):
+        m = copy.deepcopy(linear)
+        edit(m)
+        text(name, raw(json.dumps(m)), expect)
+
+    def setter(key, value):
+        return lambda m, t, l: t.__setitem__(key, value)
+
+    def set_at(key, index, value):
+        return lambda m, t, l: t[key].__setitem__(index, value)
+
+    full = json.dumps(base)
+    text("truncated", full[: len(full) // 2], "not valid JSON")
+    text("empty", "", "not valid JSON")
+    text("array_root", "[1, 2, 3]", "not a JSON object")
+    text("unknown_format", '{"model": {}}', "unknown model format")
+    text("deeply_nested", "[" * 20000 + "]" * 20000, "not a JSON object")
+    xgb_case("child_out_of_range", "out of range", set_at("left_children", 0, 99))
+    xgb_case("child_negative", "out of range", set_at("right_children", 0, -7))
+    xgb_case("one_child_missing", "out of range", set_at("right_children", 0, -1))
+    xgb_case("cycle_to_root", "reached twice", set_at("left_children", 1, 0))
+    xgb_case("node_reached_twice", "reached twice",
+             lambda m, t, l: t["right_children"].__setitem__(0, t["left_children"][0]))
+    xgb_case("child_is_float", "not an integer", set_at("left_children", 0, 1.5))
+    xgb_case("feature_out_of_range", "split feature 3", set_at("split_indices", 0, 3))
+    xgb_case("feature_negative", "split feature -1", set_at("split_indices", 0, -1))
+    xgb_case("threshold_inf", "threshold is not finite", set_at("split_conditions", 0, 1e39))
+    xgb_case("leaf_inf", "leaf value is not finite",
+             lambda m, t, l: t["split_conditions"].__setitem__(t["left_children"].index(-1), 1e300))
+    xgb_case("threshold_string", "split condition is not a number",
+             set_at("split_conditions", 0, "0.5"))
+    xgb_case("left_children_short", "left_children has",
+             lambda m, t, l: t["left_children"].pop())
+    xgb_case("split_conditions_long", "split_conditions has",
+             lambda m, t, l: t["split_conditions"].append(0.0))
+    xgb_case("num_nodes_huge", "num_nodes = 1000000000000",
+             lambda m, t, l: t["tree_param"].__setitem__("num_nodes", "1000000000000"))
+    xgb_case("num_nodes_text", "is not an integer",
+             lambda m, t, l: t["tree_param"].__setitem__("num_nodes", "seven"))
+    xgb_case("num_nodes_zero", "num_nodes = 0",
+             lambda m, t, l: t["tree_param"].__setitem__("num_nodes", "0"))
+    xgb_case("no_tree_param", "has no \"tree_param\"", lambda m, t, l: t.pop("tree_param"))
+    xgb_case("no_split_indices", "has no \"split_indices\"", lambda m, t, l: t.pop("split_indices"))
+    xgb_case("left_children_string", "left_children is not an array", setter("left_children", "1,2"))
+    xgb_case("default_left_two", "default_left is neither", set_at("default_left", 0, 2))
+    xgb_case("split_type_five", "split type 5", set_at("split_type", 0, 5))
+    xgb_case("categorical_without_set", "without an entry in categories_nodes",
+             lambda m, t, l: t["split_type"].__setitem__(0, 1) if not t["categories_nodes"]
+             or t["categories_nodes"][0] != 0 else t["categories_nodes"].__setitem__(0, 2))
+    xgb_case("category_segment_out_of_range", "is outside categories",
+             lambda m, t, l: t["categories_segments"].__setitem__(0, 1000), tree=cat_tree)
+    xgb_case("category_negative", "category -3",
+             lambda m, t, l: t["categories"].__setitem__(0, -3), tree=cat_tree)
+    xgb_case("category_huge", "category 16777216",
+             lambda m, t, l: t["categories"].__setitem__(0, 1 << 24), tree=cat_tree)
+    xgb_case("categories_sizes_short", "categories_sizes has",
+             lambda m, t, l: t["categories_sizes"].pop(), tree=cat_tree)
+
+    def param(key, value):
+        return lambda m, t, l: l["learner_model_param"].__setitem__(key, value)
+
+    xgb_case("base_score_text", "is not a number", param("base_score", "abc"))
+    xgb_case("base_score_bracket", "is not a list of numbers", param("base_score", "[5E-1"))
+    xgb_case("base_score_not_probability", "is not a probability", param("base_score", "1.5"))
+    xgb_case("base_score_count", "2 values for 1 outputs", param("base_score", "[0.1,0.2]"))
+    xgb_case("base_score_number", "base_score is not a string", param("base_score", 0.5))
+    xgb_case("num_class_for_binary", "does not fit objective", param("num_class", "3"))
+    xgb_case("softprob_one_class", "needs num_class >= 2",
+             lambda m, t, l: l["objective"].__setitem__("name", "multi:softprob"))
+    xgb_case("tree_info_class", "is not a class",
+             lambda m, t, l: m["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(1, 1))
+    xgb_case("objective_unsupported", "rank:pairwise\" is not supported",
+             lambda m, t, l: l["objective"].__setitem__("name", "rank:pairwise"))
+    xgb_case("booster_gblinear", "booster \"gblinear\" is not supported",
+             lambda m, t, l: l["gradient_booster"].__setitem__("name", "gblinear"))
+    xgb_case("dart_without_weights", "has no \"weight_drop\"",
+             lambda m, t, l: l.__setitem__("gradient_booster", {"name": "dart", "gbtree": l["gradient_booster"]}))
+    xgb_case("multi_output_tree", "multi-output trees",
+             lambda m, t, l: t["tree_param"].__setitem__("size_leaf_vector", "3"))
+    xgb_case("num_target_two", "multi-target", param("num_target", "2"))
+    xgb_case("num_feature_zero", "num_feature = 0", param("num_feature", "0"))
+    xgb_case("num_trees_mismatch", "trees has 3 entries, expected 4",
+             lambda m, t, l: l["gradient_booster"]["model"]["gbtree_model_param"].__setitem__("num_trees", "4"))
+    xgb_case("tree_info_short", "tree_info has 2 entries",
+             lambda m, t, l: l["gradient_booster"]["model"]["tree_info"].pop())
+    xgb_case("indptr_wrong_end", "iteration_indptr",
+             lambda m, t, l: l["gradient_booster"]["model"].__setitem__("iteration_indptr", [0, 1, 2]))
+    xgb_case("feature_names_count", "feature_names has 2 names",
+             lambda m, t, l: l.__setitem__("feature_names", ["a", "b"]))
+    xgb_case("feature_names_duplicate", "names \"a\" twice",
+             lambda m, t, l: l.__setitem__("feature_names", ["a", "a", "c"]))
+    xgb_case("objective_missing", "has no \"objective\"", lambda m, t, l: l.pop("objective"))
+
+    linear_case("linear_coefficients_short", "coefficients has 22 entries",
+                lambda m: m["coefficients"].pop())
+    linear_case("linear_scale_zero", "scale[2] is not positive",
+                lambda m: m["standardize"]["scale"].__setitem__(2, 0.0))
+    linear_case("linear_unknown_link", "link \"probit\" is unknown",
+                lambda m: m.__setitem__("link", "probit"))
+    linear_case("linear_no_intercepts", "has no \"intercepts\"", lambda m: m.pop("intercepts"))
+    linear_case("linear_coefficient_inf", "number overflow",
+                lambda m: m["coefficients"].__setitem__(0, 12345.5),
+                raw=lambda body: body.replace("12345.5", "1e400"))
+    linear_case("linear_base_odds_negative", "base_odds is not positive",
+                lambda m: m["scorecard"].__setitem__("base_odds", -2))
+    linear_case("linear_version", "version 2 is unknown", lambda m: m.__setitem__("version", 2))
+    linear_case("linear_softmax_one_class", "softmax needs",
+                lambda m: m.__setitem__("link", "softmax"))
+
+    with open(os.path.join(HERE, "expected.json"), "w") as f:
+        json.dump(cases, f, indent=1, sort_keys=True)
+    print(f"{len(cases)} malformed models")
+
+
+if __name__ == "__main__":
+    main()

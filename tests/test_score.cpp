@@ -1,0 +1,263 @@
+// Batch scoring against the peers' own outputs (tests/golden/score_xgboost.json, made by
+// tests/golden/make_score_golden.py with xgboost and scikit-learn), CPU = CUDA on every case, and
+// the malformed-model corpus (tests/models/malformed).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend_param.hpp"
+#include "driftguard/errors.hpp"
+#include "driftguard/model.hpp"
+
+namespace driftguard {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Tolerances of the issue: probabilities to 1e-6 absolute, margins to 1e-5; scorecard points are
+// stored as float (about 600, so 6e-5 per ulp).
+constexpr double kProbabilityTolerance = 1e-6;
+constexpr double kMarginTolerance = 1e-5;
+constexpr double kPointsTolerance = 2e-4;
+// CUDA against CPU: margins are the same float sums in the same order; only expf may differ.
+constexpr double kBackendTolerance = 1e-6;
+
+fs::path source_dir() {
+  const char* dir = std::getenv("DRIFTGUARD_SOURCE_DIR");
+  return dir != nullptr ? fs::path(dir) : fs::path(".");
+}
+
+const json& golden() {
+  static const json data = [] {
+    std::ifstream in(source_dir() / "tests/golden/score_xgboost.json");
+    return json::parse(in);
+  }();
+  return data;
+}
+
+std::vector<float> flat(const json& rows) {
+  std::vector<float> out;
+  for (const json& row : rows) {
+    for (const json& v : row) {
+      out.push_back(v.is_null() ? std::numeric_limits<float>::quiet_NaN() : v.get<float>());
+    }
+  }
+  return out;
+}
+
+struct Scored {
+  std::vector<float> margin, probability, points;
+};
+
+struct Case {
+  std::string name;
+  json data;
+  Model model;
+  std::vector<float> features;
+  std::size_t rows = 0;
+  std::vector<std::string> names;
+};
+
+Case load_case(const json& c) {
+  ModelOptions options;
+  const json& o = c["options"];
+  options.iteration_begin = o.value("iteration_begin", std::size_t{0});
+  options.iteration_end = o.value("iteration_end", std::size_t{0});
+  options.use_best_iteration = o.value("use_best_iteration", false);
+  Case out{c["name"],
+           c,
+           Model::load((source_dir() / c["model"].get<std::string>()).string(), options),
+           flat(c["features"]),
+           c["features"].size(),
+           c["feature_names"]};
+  return out;
+}
+
+const json& find_case(const std::string& name) {
+  for (const json& c : golden()["cases"]) {
+    if (c["name"] == name) return c;
+  }
+  throw std::runtime_error("no golden case " + name);
+}
+
+Scored run_score(Context& ctx, const Case& c) {
+  const BoundModel bound(c.model, c.names);
+  const std::size_t k = c.model.outputs();
+  // Poisoned outputs: a value left unwritten shows up.
+  Scored s{
+      std::vector<float>(c.rows * k, -12345.0f), std::vector<float>(c.rows * k, -12345.0f), {}};
+  ScoreOutputs out{s.margin.data(), s.probability.data(), nullptr};
+  if (c.model.has_points()) {
+    s.points.assign(c.rows, -12345.0f);
+    out.points = s.points.data();
+  }
+  score(ctx, bound, {c.features.data(), c.rows, c.names.size()}, out);
+  return s;
+}
+
+// Largest |a - b|; NaN only matches NaN (reported as infinity otherwise).
+double max_error(const std::vector<float>& ours, const std::vector<float>& theirs) {
+  EXPECT_EQ(ours.size(), theirs.size());
+  double worst = 0.0;
+  for (std::size_t i = 0; i < std::min(ours.size(), theirs.size()); ++i) {
+    if (std::isnan(ours[i]) || std::isnan(theirs[i])) {
+      if (std::isnan(ours[i]) != std::isnan(theirs[i])) worst = INFINITY;
+      continue;
+    }
+    worst = std::max(worst, std::abs(double{ours[i]} - double{theirs[i]}));
+  }
+  return worst;
+}
+
+class ScoreGolden : public testing::BackendTest {};
+
+TEST_P(ScoreGolden, MatchesPeerOnEveryRow) {
+  const json& cases = golden()["cases"];
+  ASSERT_GE(cases.size(), 14u);
+  for (const json& c : cases) {
+    const Case input = load_case(c);
+    SCOPED_TRACE(input.name);
+    const Scored s = run_score(ctx(), input);
+    const std::size_t k = input.model.outputs();
+    const double margin_error = max_error(s.margin, flat(c["margin"]));
+    EXPECT_LE(margin_error, kMarginTolerance);
+    double prediction_error = 0.0;
+    if (c["objective"] == "multi:softmax") {
+      // Booster.predict gives the class: the first largest margin.
+      const std::vector<float> expected = flat(c["prediction"]);
+      for (std::size_t r = 0; r < input.rows; ++r) {
+        const auto first = s.margin.begin() + r * k;
+        EXPECT_EQ(std::max_element(first, first + k) - first, expected[r]) << "row " << r;
+      }
+    } else {
+      prediction_error = max_error(s.probability, flat(c["prediction"]));
+      EXPECT_LE(prediction_error, kProbabilityTolerance);
+    }
+    if (c.contains("points")) {
+      EXPECT_LE(max_error(s.points, flat(c["points"])), kPointsTolerance);
+    }
+    std::printf("  %-28s margin max |err| %.3g, prediction max |err| %.3g\n", input.name.c_str(),
+                margin_error, prediction_error);
+  }
+}
+
+TEST_P(ScoreGolden, CudaMatchesCpu) {
+  if (GetParam() == Backend::Cpu) GTEST_SKIP() << "compares the CUDA backend with the CPU";
+  Context cpu(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  for (const json& c : golden()["cases"]) {
+    const Case input = load_case(c);
+    SCOPED_TRACE(input.name);
+    const Scored ours = run_score(ctx(), input), reference = run_score(cpu, input);
+    EXPECT_LE(max_error(ours.margin, reference.margin), kBackendTolerance);
+    EXPECT_LE(max_error(ours.probability, reference.probability), kBackendTolerance);
+    EXPECT_LE(max_error(ours.points, reference.points), kPointsTolerance);
+  }
+}
+
+// Many rows (several blocks and threads, a partial last block) give the same scores as the same
+// rows one at a time.
+TEST_P(ScoreGolden, LargeBatchEqualsRowByRow) {
+  const Case input = load_case(find_case("syn_multi_softprob"));
+  const std::size_t f = input.names.size(), k = input.model.outputs(), rows = 5000 + 37;
+  std::vector<float> big(rows * f);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::copy_n(input.features.begin() + (r * 7919 % input.rows) * f, f, big.begin() + r * f);
+  }
+  const BoundModel bound(input.model, input.names);
+  std::vector<float> margin(rows * k, -1.0f), one(k);
+  score(ctx(), bound, {big.data(), rows, f}, {.margin = margin.data()});
+  Context cpu(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 1, .quiet = true});
+  for (std::size_t r = 0; r < rows; r += 97) {
+    score(cpu, bound, {big.data() + r * f, 1, f}, {.margin = one.data()});
+    for (std::size_t c = 0; c < k; ++c) ASSERT_EQ(margin[r * k + c], one[c]) << "row " << r;
+  }
+}
+
+TEST_P(ScoreGolden, EmptyBatchWritesNothing) {
+  const Case input = load_case(find_case("uci_binary_logistic"));
+  const BoundModel bound(input.model, input.names);
+  float margin = 7.0f;
+  score(ctx(), bound, {nullptr, 0, input.names.size()}, {.margin = &margin});
+  EXPECT_EQ(margin, 7.0f);
+}
+
+DG_INSTANTIATE_BACKENDS(ScoreGolden);
+
+TEST(ScoreModel, BindingChecksNamesAndColumns) {
+  const Model model =
+      Model::load((source_dir() / "tests/models/xgb_uci_binary_logistic.json").string());
+  EXPECT_EQ(model.kind(), ModelKind::TreeEnsemble);
+  EXPECT_EQ(model.objective(), "binary:logistic");
+  EXPECT_EQ(model.feature_names().size(), 23u);
+  EXPECT_EQ(model.trees(), 30u);
+  std::vector<std::string> names = model.feature_names();
+  names.erase(names.begin() + 4);
+  try {
+    BoundModel bound(model, names);
+    FAIL() << "a missing feature was accepted";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("\"AGE\""), std::string::npos) << e.what();
+  }
+  std::vector<std::size_t> columns(23);
+  for (std::size_t i = 0; i < 23; ++i) columns[i] = i;
+  EXPECT_THROW(BoundModel(model, columns, 22), InvalidInput);
+  const BoundModel bound(model, columns, 30);
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  std::vector<float> row(30, 1.0f), points(1);
+  EXPECT_THROW(score(ctx, bound, {row.data(), 1, 23}, {.margin = row.data()}), InvalidInput);
+  EXPECT_THROW(score(ctx, bound, {row.data(), 1, 30}, {.points = points.data()}), InvalidInput);
+  EXPECT_THROW(score(ctx, bound, {row.data(), 1, 30}, {}), InvalidInput);
+}
+
+TEST(ScoreModel, IterationRangeOutsideModelIsModelError) {
+  const std::string path = (source_dir() / "tests/models/xgb_uci_reg_logistic.json").string();
+  EXPECT_EQ(Model::load(path, {.iteration_begin = 2, .iteration_end = 5}).trees(), 3u);
+  EXPECT_THROW(Model::load(path, {.iteration_end = 21}), ModelError);
+  EXPECT_THROW(Model::load(path, {.iteration_begin = 4, .iteration_end = 3}), ModelError);
+}
+
+TEST(ScoreModel, MissingFileIsModelError) {
+  EXPECT_THROW(Model::load("/nonexistent/model.json"), ModelError);
+}
+
+// Every file of the corpus is refused with a ModelError that names the file and the defect.
+TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
+  const fs::path dir = source_dir() / "tests/models/malformed";
+  std::ifstream in(dir / "expected.json");
+  const json expected = json::parse(in);
+  ASSERT_GE(expected.size(), 30u);
+  std::size_t files = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".json" || name == "expected.json" || name == "base_xgb.json") {
+      continue;
+    }
+    ++files;
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(expected.contains(name)) << "no expected message for " << name;
+    try {
+      (void)Model::load(entry.path().string());
+      ADD_FAILURE() << "accepted";
+    } catch (const ModelError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(name), std::string::npos) << what;
+      EXPECT_NE(what.find(expected[name].get<std::string>()), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(files, expected.size());
+  // The corpus's base model itself is valid: the defects are what is refused.
+  EXPECT_NO_THROW((void)Model::load((dir / "base_xgb.json").string()));
+}
+
+}  // namespace
+}  // namespace driftguard
