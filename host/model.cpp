@@ -255,7 +255,9 @@ struct TreeParser {
       if (l == -1 && r == -1) {
         const float leaf = static_cast<float>(check.number(value[id], at + " leaf value")) * weight;
         if (!std::isfinite(leaf)) check.fail(at + ": leaf value is not finite in float32");
-        node = {leaf, detail::kLeafBit, 0, 0};
+        // A leaf is its own left child, so kernels that walk a fixed number of levels may step
+        // past it without branching.
+        node = {leaf, detail::kLeafBit, static_cast<std::uint32_t>(i), 0};
         out.nodes.push_back(node);
         continue;
       }
@@ -660,7 +662,10 @@ BoundModel::BoundModel(const Model& model, const std::vector<std::size_t>& colum
                        " entries for a model of " + std::to_string(data.feature_names.size()) +
                        " features");
   }
-  if (batch_features > detail::kFeatureMask) throw InvalidInput("batch has too many features");
+  if (batch_features > detail::kMaxBatchFeatures) {
+    throw InvalidInput("a batch of " + std::to_string(batch_features) +
+                       " features is wider than scoring supports (2^24)");
+  }
   for (std::size_t c : column_of_feature) {
     if (c >= batch_features) {
       throw InvalidInput("column " + std::to_string(c) + " is outside the batch's " +

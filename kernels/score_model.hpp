@@ -16,8 +16,9 @@ namespace driftguard::detail {
 enum class Link : std::uint8_t { Identity, Logistic, Softmax };
 
 // One tree node, 16 bytes. `value` is the split threshold of a numerical split, the leaf value of
-// a leaf; `left` is the tree-local index of the left child (right = left + 1); `category` indexes
-// TreeEnsemble::category_splits for a categorical split.
+// a leaf; `left` is the tree-local index of the left child (right = left + 1), a leaf's own index
+// for a leaf; `category` indexes TreeEnsemble::category_splits for a categorical split. A leaf's
+// feature bits are kLeafBit alone (column 0).
 struct TreeNode {
   float value;
   std::uint32_t feature;  // column | flags below
@@ -30,6 +31,8 @@ constexpr std::uint32_t kLeafBit = 1u << 31;
 constexpr std::uint32_t kDefaultLeftBit = 1u << 30;
 constexpr std::uint32_t kCategoricalBit = 1u << 29;
 constexpr std::uint32_t kFeatureMask = kCategoricalBit - 1;
+// Batches wider than this are refused at binding: a block of CPU rows is indexed in int32.
+constexpr std::size_t kMaxBatchFeatures = std::size_t{1} << 24;
 
 // A categorical split's set: bit c of words [offset, offset + words) of category_bits.
 struct CategorySplit {
@@ -40,15 +43,22 @@ struct CategorySplit {
 // XGBoost's largest category (categorical.h, OutOfRangeCat): codes outside [0, 2^24) go left.
 constexpr float kMaxCategory = 16777216.0f;
 
-// True when the row goes right at `node` (an internal node) with value `x` of its feature.
+// True when a row with value `x` goes right at an internal node with these flag bits (the flags
+// sit at the same bits in every node layout), threshold and category split index.
 // kCategorical = false is for models without categorical splits (no table lookups compiled in).
 template <bool kCategorical>
-DG_HOST_DEVICE inline bool goes_right(const TreeNode& node, float x, const CategorySplit* splits,
+DG_HOST_DEVICE inline bool goes_right(std::uint32_t flags, float threshold, std::uint32_t category,
+                                      float x, const CategorySplit* splits,
                                       const std::uint32_t* category_bits) {
-  if (x != x) return (node.feature & kDefaultLeftBit) == 0;
-  if (!kCategorical || (node.feature & kCategoricalBit) == 0) return !(x < node.value);
+  if (!kCategorical) {
+    // Branch-free: !(x < threshold) also holds for NaN, which then goes right unless default-left.
+    const bool not_less = !(x < threshold);
+    return not_less & ((x == x) | ((flags & kDefaultLeftBit) == 0));
+  }
+  if (x != x) return (flags & kDefaultLeftBit) == 0;
+  if ((flags & kCategoricalBit) == 0) return !(x < threshold);
   if (!(x >= 0.0f && x < kMaxCategory)) return false;
-  const CategorySplit split = splits[node.category];
+  const CategorySplit split = splits[category];
   const auto c = static_cast<std::uint32_t>(x);
   return c / 32 < split.words && ((category_bits[split.offset + c / 32] >> (c % 32)) & 1u) != 0;
 }

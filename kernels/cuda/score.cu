@@ -1,0 +1,458 @@
+// CUDA backend of batch scoring. One thread scores one row: a block first stages its rows from
+// the row-major batch into shared memory with coalesced loads (a padded stride, so the threads'
+// reads of one feature fall in different banks), then each thread walks every tree for its row.
+// Trees are packed into 8-byte nodes when the features and child offsets fit (cuML FIL's sparse8
+// layout), else the CPU's 16-byte nodes; they sit in shared memory when they fit beside the rows.
+//
+// Same results as cpu::score: the per-node decision is detail::goes_right, and each output's
+// margin is its base margin plus the leaves of its trees in model order, summed in float. XGBoost
+// adds the trees of all outputs in one pass, but each output's sum only ever sees its own trees,
+// so summing output by output gives the same floats. Linear models run detail::linear_margin.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/backend.hpp"
+#include "kernels/cuda/detail/cuda_check.cuh"
+#include "kernels/cuda/detail/device_state.cuh"
+#include "kernels/cuda/detail/workspace_layout.hpp"
+#include "kernels/score_model.hpp"
+
+namespace driftguard::cuda {
+namespace {
+
+using driftguard::detail::BoundTables;
+using driftguard::detail::CategorySplit;
+using driftguard::detail::Link;
+using driftguard::detail::TreeNode;
+
+constexpr int kThreads = 128;  // rows per block
+// Rows are staged when a block's rows take at most this much shared memory.
+constexpr std::size_t kStagingBudget = 64 * 1024;
+// Trees are copied into shared memory when they take at most this much beside the rows.
+constexpr std::size_t kSharedBudget = 96 * 1024;
+// Host batches go through the GPU in chunks of about this many input bytes.
+constexpr std::size_t kChunkBytes = std::size_t{16} << 20;
+
+// 8 bytes: threshold (or leaf value, or category split index as bits) and
+// flags[31:29] | feature[28:16] | offset of the left child from this node[15:0].
+struct CompactNode {
+  float value;
+  std::uint32_t bits;
+};
+constexpr std::uint32_t kCompactFeatures = 1u << 13;
+constexpr std::uint32_t kCompactOffsets = 1u << 16;
+
+struct WideView {
+  using Node = TreeNode;
+  static __device__ __forceinline__ std::uint32_t flags(const Node& n) { return n.feature; }
+  static __device__ __forceinline__ std::uint32_t feature(const Node& n) {
+    return n.feature & driftguard::detail::kFeatureMask;
+  }
+  static __device__ __forceinline__ std::uint32_t category(const Node& n) { return n.category; }
+  static __device__ __forceinline__ std::uint32_t left(const Node& n, std::uint32_t) {
+    return n.left;
+  }
+};
+
+struct CompactView {
+  using Node = CompactNode;
+  static __device__ __forceinline__ std::uint32_t flags(const Node& n) { return n.bits; }
+  static __device__ __forceinline__ std::uint32_t feature(const Node& n) {
+    return (n.bits >> 16) & (kCompactFeatures - 1);
+  }
+  static __device__ __forceinline__ std::uint32_t category(const Node& n) {
+    return __float_as_uint(n.value);
+  }
+  static __device__ __forceinline__ std::uint32_t left(const Node& n, std::uint32_t self) {
+    return self + (n.bits & (kCompactOffsets - 1));
+  }
+};
+
+// Device addresses of one call's model tables (in the DeviceState workspace).
+struct TreeTables {
+  const void* d_nodes;                // CompactNode or TreeNode, trees back to back
+  const std::uint32_t* d_tree_begin;  // per tree in group order: first node
+  const std::uint32_t* d_group_end;   // per output: end of its trees in the group order
+  const float* d_base_margin;         // per output
+  const CategorySplit* d_splits;
+  const std::uint32_t* d_category_bits;
+  std::uint32_t trees;
+  std::uint32_t node_count;
+  bool shared_nodes;  // copy the nodes into shared memory first
+};
+
+struct LinearTables {
+  const double* d_coefficients;  // outputs x features
+  const double* d_intercepts;
+  const double* d_mean;  // null: no standardisation
+  const double* d_scale;
+  const double* d_impute;  // null: no imputation
+  const std::uint32_t* d_columns;
+  std::uint32_t features;
+  double points_offset, points_factor;
+};
+
+struct RowsArgs {
+  const float* d_data;
+  std::size_t rows;
+  std::uint32_t features;  // batch columns
+  bool staged;             // rows go through shared memory
+  std::uint32_t outputs;
+  Link link;
+  float* d_margin;       // rows x outputs; always written (scratch when the caller wants none)
+  float* d_probability;  // null: not written
+  float* d_points;       // null: not written
+  double* d_scratch;     // linear models: rows x outputs
+};
+
+// Odd, so that the threads of a warp reading one feature of their rows hit different banks.
+__host__ __device__ constexpr std::uint32_t staged_stride(std::uint32_t features) {
+  return features | 1u;
+}
+
+// The block's rows [first, first + n) into s_rows with stride staged_stride, coalesced: the rows
+// are one contiguous range of the batch.
+__device__ void stage_rows(float* s_rows, const RowsArgs& a, std::size_t first, std::uint32_t n) {
+  const std::size_t count = std::size_t{n} * a.features;
+  const float* d_src = a.d_data + first * a.features;
+  for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) {
+    const std::size_t r = i / a.features;
+    s_rows[r * staged_stride(a.features) + (i - r * a.features)] = __ldg(d_src + i);
+  }
+}
+
+__device__ const float* row_of(const float* s_rows, const RowsArgs& a, std::size_t row) {
+  return a.staged ? s_rows + threadIdx.x * staged_stride(a.features) : a.d_data + row * a.features;
+}
+
+// Launch: grid ceil(rows / kThreads) x kThreads threads, one row per thread; dynamic shared
+// memory holds the staged rows (when staged) then the nodes (when shared_nodes), 16-byte aligned.
+template <class View, bool kCategorical>
+__global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, RowsArgs a) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  auto* s_rows = reinterpret_cast<float*>(smem);
+  const std::size_t row_bytes =
+      a.staged ? std::size_t{kThreads} * staged_stride(a.features) * 4 : 0;
+  auto* s_nodes = reinterpret_cast<typename View::Node*>(smem + (row_bytes + 15) / 16 * 16);
+  const auto* d_nodes = static_cast<const typename View::Node*>(t.d_nodes);
+
+  const std::size_t first = std::size_t{blockIdx.x} * kThreads;
+  const auto n = static_cast<std::uint32_t>(a.rows - first < kThreads ? a.rows - first : kThreads);
+  if (a.staged) stage_rows(s_rows, a, first, n);
+  if (t.shared_nodes) {
+    for (std::uint32_t i = threadIdx.x; i < t.node_count; i += blockDim.x) s_nodes[i] = d_nodes[i];
+  }
+  __syncthreads();
+  if (threadIdx.x >= n) return;
+
+  const std::size_t row = first + threadIdx.x;
+  const float* x = row_of(s_rows, a, row);
+  const typename View::Node* nodes = t.shared_nodes ? s_nodes : d_nodes;
+  float* margin = a.d_margin + row * a.outputs;
+  std::uint32_t tree = 0;
+  for (std::uint32_t g = 0; g < a.outputs; ++g) {
+    float acc = t.d_base_margin[g];
+    for (const std::uint32_t end = t.d_group_end[g]; tree < end; ++tree) {
+      const typename View::Node* root = nodes + t.d_tree_begin[tree];
+      std::uint32_t i = 0;
+      typename View::Node node = root[0];
+      while ((View::flags(node) & driftguard::detail::kLeafBit) == 0) {
+        const float v = x[View::feature(node)];
+        i = View::left(node, i) + driftguard::detail::goes_right<kCategorical>(
+                                      View::flags(node), node.value, View::category(node), v,
+                                      t.d_splits, t.d_category_bits);
+        node = root[i];
+      }
+      acc += node.value;
+    }
+    margin[g] = acc;
+  }
+  if (a.d_probability != nullptr) {
+    float* p = a.d_probability + row * a.outputs;
+    for (std::uint32_t g = 0; g < a.outputs; ++g) p[g] = margin[g];
+    driftguard::detail::apply_link(a.link, p, a.outputs);
+  }
+}
+
+// Launch: as score_trees_kernel; dynamic shared memory holds the staged rows. d_scratch holds
+// each row's margins in double for the link.
+__global__ void __launch_bounds__(kThreads) score_linear_kernel(LinearTables m, RowsArgs a) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  auto* s_rows = reinterpret_cast<float*>(smem);
+  const std::size_t first = std::size_t{blockIdx.x} * kThreads;
+  const auto n = static_cast<std::uint32_t>(a.rows - first < kThreads ? a.rows - first : kThreads);
+  if (a.staged) stage_rows(s_rows, a, first, n);
+  __syncthreads();
+  if (threadIdx.x >= n) return;
+
+  const std::size_t row = first + threadIdx.x;
+  const float* x = row_of(s_rows, a, row);
+  double* z = a.d_scratch + row * a.outputs;
+  for (std::uint32_t k = 0; k < a.outputs; ++k) {
+    z[k] = driftguard::detail::linear_margin(x, m.d_columns, m.features,
+                                             m.d_coefficients + std::size_t{k} * m.features,
+                                             m.d_intercepts[k], m.d_mean, m.d_scale, m.d_impute);
+    a.d_margin[row * a.outputs + k] = static_cast<float>(z[k]);
+  }
+  if (a.d_points != nullptr) {
+    a.d_points[row] = static_cast<float>(m.points_offset + m.points_factor * z[0]);
+  }
+  if (a.d_probability == nullptr) return;
+  driftguard::detail::apply_link(a.link, z, a.outputs);
+  for (std::uint32_t k = 0; k < a.outputs; ++k) {
+    a.d_probability[row * a.outputs + k] = static_cast<float>(z[k]);
+  }
+}
+
+// The model's tables in one host image, uploaded to the workspace with one copy.
+struct ModelImage {
+  Layout layout;
+  std::vector<std::byte> bytes;
+  std::size_t nodes = 0, tree_begin = 0, group_end = 0, base = 0, splits = 0, category_bits = 0;
+  std::size_t coefficients = 0, intercepts = 0, mean = 0, scale = 0, impute = 0, columns = 0;
+  bool compact = false;
+  std::size_t node_bytes = 0;
+
+  template <class T>
+  std::size_t put(const std::vector<T>& values) {
+    const std::size_t at = layout.add<T>(values.size());
+    bytes.resize(layout.bytes());
+    if (!values.empty()) std::memcpy(bytes.data() + at, values.data(), values.size() * sizeof(T));
+    return at;
+  }
+};
+
+// Trees in group order (stable, so each output keeps the model's order) and packed nodes.
+ModelImage tree_image(const BoundTables& tables) {
+  const driftguard::detail::TreeEnsemble& e = tables.model->trees;
+  const std::size_t trees = e.tree_group.size(), outputs = tables.model->outputs;
+  std::vector<std::uint32_t> order(trees);
+  for (std::uint32_t t = 0; t < trees; ++t) order[t] = t;
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return e.tree_group[a] < e.tree_group[b];
+  });
+  std::vector<std::uint32_t> group_end(outputs, 0), tree_begin(trees);
+  for (std::uint32_t t : order) ++group_end[e.tree_group[t]];
+  for (std::size_t g = 1; g < outputs; ++g) group_end[g] += group_end[g - 1];
+
+  ModelImage image;
+  image.compact = tables.batch_features <= kCompactFeatures;
+  for (std::size_t t = 0; image.compact && t < trees; ++t) {
+    for (std::uint32_t i = 0; i < e.tree_offset[t + 1] - e.tree_offset[t]; ++i) {
+      const TreeNode& n = tables.nodes[e.tree_offset[t] + i];
+      if ((n.feature & driftguard::detail::kLeafBit) == 0 && n.left - i >= kCompactOffsets) {
+        image.compact = false;
+      }
+    }
+  }
+  std::uint32_t next = 0;
+  for (std::size_t k = 0; k < trees; ++k) {
+    const std::uint32_t t = order[k];
+    tree_begin[k] = next;
+    next += e.tree_offset[t + 1] - e.tree_offset[t];
+  }
+  if (image.compact) {
+    std::vector<CompactNode> packed;
+    packed.reserve(tables.nodes.size());
+    for (const std::uint32_t t : order) {
+      for (std::uint32_t i = 0; i < e.tree_offset[t + 1] - e.tree_offset[t]; ++i) {
+        const TreeNode& n = tables.nodes[e.tree_offset[t] + i];
+        const std::uint32_t flags = n.feature & ~driftguard::detail::kFeatureMask;
+        if (flags & driftguard::detail::kLeafBit) {
+          packed.push_back({n.value, flags});
+          continue;
+        }
+        float value = n.value;
+        if (flags & driftguard::detail::kCategoricalBit) std::memcpy(&value, &n.category, 4);
+        packed.push_back(
+            {value, flags | (n.feature & driftguard::detail::kFeatureMask) << 16 | (n.left - i)});
+      }
+    }
+    image.nodes = image.put(packed);
+    image.node_bytes = packed.size() * sizeof(CompactNode);
+  } else {
+    std::vector<TreeNode> nodes;
+    nodes.reserve(tables.nodes.size());
+    for (const std::uint32_t t : order) {
+      nodes.insert(nodes.end(), tables.nodes.begin() + e.tree_offset[t],
+                   tables.nodes.begin() + e.tree_offset[t + 1]);
+    }
+    image.nodes = image.put(nodes);
+    image.node_bytes = nodes.size() * sizeof(TreeNode);
+  }
+  image.tree_begin = image.put(tree_begin);
+  image.group_end = image.put(group_end);
+  image.base = image.put(e.base_margin);
+  image.splits = image.put(e.category_splits);
+  image.category_bits = image.put(e.category_bits);
+  return image;
+}
+
+ModelImage linear_image(const BoundTables& tables) {
+  const driftguard::detail::LinearModel& m = tables.model->linear;
+  ModelImage image;
+  image.coefficients = image.put(m.coefficients);
+  image.intercepts = image.put(m.intercepts);
+  image.mean = image.put(m.mean);
+  image.scale = image.put(m.scale);
+  image.impute = image.put(m.impute);
+  image.columns = image.put(tables.columns);
+  return image;
+}
+
+class Scorer {
+ public:
+  Scorer(DeviceState& state, const BoundTables& tables)
+      : state_(state),
+        tables_(tables),
+        linear_(tables.model->kind == ModelKind::Linear),
+        image_(linear_ ? linear_image(tables) : tree_image(tables)) {
+    const std::size_t f = tables.batch_features;
+    const std::size_t rows_bytes = std::size_t{kThreads} * staged_stride(f) * sizeof(float);
+    staged_ = rows_bytes <= kStagingBudget;
+    row_bytes_ = staged_ ? (rows_bytes + 15) / 16 * 16 : 0;
+    shared_nodes_ = !linear_ && row_bytes_ + image_.node_bytes <= kSharedBudget;
+    shared_bytes_ = row_bytes_ + (shared_nodes_ ? image_.node_bytes : 0);
+  }
+
+  // Scores rows [0, rows) of d_data into the d_ outputs (device memory).
+  void launch(const float* d_data, std::size_t rows, float* d_margin, float* d_probability,
+              float* d_points, double* d_scratch, std::byte* d_model) {
+    const driftguard::detail::ModelData& model = *tables_.model;
+    const RowsArgs args{d_data,
+                        rows,
+                        static_cast<std::uint32_t>(tables_.batch_features),
+                        staged_,
+                        static_cast<std::uint32_t>(model.outputs),
+                        model.link,
+                        d_margin,
+                        d_probability,
+                        d_points,
+                        d_scratch};
+    const auto grid = static_cast<unsigned>((rows + kThreads - 1) / kThreads);
+    if (linear_) {
+      const driftguard::detail::LinearModel& m = model.linear;
+      const LinearTables t{at<double>(d_model, image_.coefficients),
+                           at<double>(d_model, image_.intercepts),
+                           m.mean.empty() ? nullptr : at<double>(d_model, image_.mean),
+                           m.scale.empty() ? nullptr : at<double>(d_model, image_.scale),
+                           m.impute.empty() ? nullptr : at<double>(d_model, image_.impute),
+                           at<std::uint32_t>(d_model, image_.columns),
+                           static_cast<std::uint32_t>(model.feature_names.size()),
+                           m.points_offset,
+                           m.points_factor};
+      run(score_linear_kernel, grid, "score_linear_kernel", t, args);
+      return;
+    }
+    const driftguard::detail::TreeEnsemble& e = model.trees;
+    const TreeTables t{at<void>(d_model, image_.nodes),
+                       at<std::uint32_t>(d_model, image_.tree_begin),
+                       at<std::uint32_t>(d_model, image_.group_end),
+                       at<float>(d_model, image_.base),
+                       at<CategorySplit>(d_model, image_.splits),
+                       at<std::uint32_t>(d_model, image_.category_bits),
+                       static_cast<std::uint32_t>(e.tree_group.size()),
+                       static_cast<std::uint32_t>(tables_.nodes.size()),
+                       shared_nodes_};
+    const bool categorical = !e.category_splits.empty();
+    if (image_.compact) {
+      if (categorical) {
+        run(score_trees_kernel<CompactView, true>, grid, "score_trees_kernel", t, args);
+      } else {
+        run(score_trees_kernel<CompactView, false>, grid, "score_trees_kernel", t, args);
+      }
+    } else if (categorical) {
+      run(score_trees_kernel<WideView, true>, grid, "score_trees_kernel", t, args);
+    } else {
+      run(score_trees_kernel<WideView, false>, grid, "score_trees_kernel", t, args);
+    }
+  }
+
+  const ModelImage& image() const noexcept { return image_; }
+  bool linear() const noexcept { return linear_; }
+
+ private:
+  template <class Tables>
+  void run(void (*kernel)(Tables, RowsArgs), unsigned grid, const char* name, const Tables& t,
+           const RowsArgs& args) {
+    // Raises the kernel's dynamic shared-memory limit when needed (cached per kernel).
+    state_.blocks_per_sm(reinterpret_cast<const void*>(kernel), kThreads, shared_bytes_);
+    kernel<<<grid, kThreads, shared_bytes_, state_.stream()>>>(t, args);
+    DG_CUDA_TRY_LAUNCH(name);
+  }
+
+  DeviceState& state_;
+  const BoundTables& tables_;
+  bool linear_;
+  ModelImage image_;
+  bool staged_ = false, shared_nodes_ = false;
+  std::size_t row_bytes_ = 0, shared_bytes_ = 0;
+};
+
+}  // namespace
+
+void score(DeviceState& state, const BoundTables& tables, BatchView batch,
+           const ScoreOutputs& out) {
+  if (batch.rows == 0) return;
+  DeviceGuard guard(state.device());
+  Scorer scorer(state, tables);
+  const std::size_t k = tables.model->outputs, f = tables.batch_features;
+  const bool device = batch.space == MemorySpace::Device;
+  const std::size_t chunk =
+      device ? batch.rows : std::max<std::size_t>(1, std::min(batch.rows, kChunkBytes / (f * 4)));
+
+  // Workspace: the model, then per chunk the input (host batches), margins (unless the caller's
+  // device buffer takes them), probabilities and points (host batches).
+  Layout layout;
+  const std::size_t model_at = layout.add<std::byte>(scorer.image().bytes.size());
+  const std::size_t input_at = layout.add<float>(device ? 0 : chunk * f);
+  const std::size_t margin_at = layout.add<float>(device && out.margin != nullptr ? 0 : chunk * k);
+  const std::size_t prob_at = layout.add<float>(device ? 0 : chunk * k);
+  const std::size_t points_at = layout.add<float>(device ? 0 : chunk);
+  const std::size_t scratch_at = layout.add<double>(scorer.linear() ? chunk * k : 0);
+  std::byte* d_work = state.device_workspace(layout.bytes());
+  // Pinned staging mirrors the workspace layout: the model and each chunk's inputs and outputs.
+  std::byte* h_stage = state.host_staging(device ? scorer.image().bytes.size() : layout.bytes());
+  std::memcpy(h_stage + model_at, scorer.image().bytes.data(), scorer.image().bytes.size());
+  DG_CUDA_TRY(cudaMemcpyAsync(d_work + model_at, h_stage + model_at, scorer.image().bytes.size(),
+                              cudaMemcpyHostToDevice, state.stream()));
+
+  if (device) {
+    float* d_margin = out.margin != nullptr ? out.margin : at<float>(d_work, margin_at);
+    scorer.launch(batch.data, batch.rows, d_margin, out.probability, out.points,
+                  at<double>(d_work, scratch_at), d_work + model_at);
+    DG_CUDA_TRY(cudaStreamSynchronize(state.stream()));
+    return;
+  }
+  for (std::size_t first = 0; first < batch.rows; first += chunk) {
+    const std::size_t n = std::min(chunk, batch.rows - first);
+    std::memcpy(h_stage + input_at, batch.data + first * f, n * f * sizeof(float));
+    DG_CUDA_TRY(cudaMemcpyAsync(d_work + input_at, h_stage + input_at, n * f * sizeof(float),
+                                cudaMemcpyHostToDevice, state.stream()));
+    scorer.launch(at<float>(d_work, input_at), n, at<float>(d_work, margin_at),
+                  out.probability != nullptr ? at<float>(d_work, prob_at) : nullptr,
+                  out.points != nullptr ? at<float>(d_work, points_at) : nullptr,
+                  at<double>(d_work, scratch_at), d_work + model_at);
+    const auto download = [&](float* h_dst, std::size_t offset, std::size_t count) {
+      if (h_dst == nullptr) return;
+      DG_CUDA_TRY(cudaMemcpyAsync(h_stage + offset, d_work + offset, count * sizeof(float),
+                                  cudaMemcpyDeviceToHost, state.stream()));
+    };
+    download(out.margin, margin_at, n * k);
+    download(out.probability, prob_at, n * k);
+    download(out.points, points_at, n);
+    DG_CUDA_TRY(cudaStreamSynchronize(state.stream()));
+    const auto copy_out = [&](float* h_dst, std::size_t offset, std::size_t count,
+                              std::size_t row_width) {
+      if (h_dst != nullptr)
+        std::memcpy(h_dst + first * row_width, h_stage + offset, count * sizeof(float));
+    };
+    copy_out(out.margin, margin_at, n * k, k);
+    copy_out(out.probability, prob_at, n * k, k);
+    copy_out(out.points, points_at, n, 1);
+  }
+}
+
+}  // namespace driftguard::cuda
