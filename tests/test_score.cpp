@@ -2,6 +2,7 @@
 // tests/golden/make_score_golden.py with xgboost and scikit-learn), CPU = CUDA on every case, and
 // the malformed-model corpus (tests/models/malformed).
 #include <gtest/gtest.h>
+#include <hdf5.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "backend_param.hpp"
+#include "command.hpp"
 #include "driftguard/errors.hpp"
+#include "driftguard/hdf5_io.hpp"
 #include "driftguard/model.hpp"
 
 namespace driftguard {
@@ -257,6 +260,58 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   EXPECT_EQ(files, expected.size());
   // The corpus's base model itself is valid: the defects are what is refused.
   EXPECT_NO_THROW((void)Model::load((dir / "base_xgb.json").string()));
+}
+
+template <class T>
+std::vector<T> read_dataset(const fs::path& file, const char* name, hid_t type) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  const hid_t space = H5Dget_space(d);
+  std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  const herr_t status = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data());
+  H5Sclose(space);
+  H5Dclose(d);
+  H5Fclose(f);
+  EXPECT_GE(status, 0) << name;
+  return out;
+}
+
+// `driftguard score` writes the same numbers as the library, plus /row_id from the input.
+TEST(ScoreCli, WritesScoresAndRowIds) {
+  const fs::path dir = testing::process_temp_dir("score_cli");
+  const json& c = find_case("uci_scorecard");
+  const std::vector<float> features = flat(c["features"]);
+  const std::size_t rows = c["features"].size();
+  std::vector<std::int64_t> row_id(rows);
+  for (std::size_t r = 0; r < rows; ++r) row_id[r] = 1000 + static_cast<std::int64_t>(r);
+  {
+    Hdf5Writer writer((dir / "in.h5").string(), c["feature_names"], {.with_row_id = true});
+    writer.append(features.data(), rows, nullptr, nullptr, row_id.data());
+    writer.close();
+  }
+  const std::string model = (source_dir() / c["model"].get<std::string>()).string();
+  const testing::CommandResult run =
+      testing::run_command(std::string(DRIFTGUARD_BIN) + " score --model '" + model +
+                               "' --input '" + (dir / "in.h5").string() + "' --output '" +
+                               (dir / "out.h5").string() + "' --backend cpu --batch-rows 64",
+                           dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("scored 300 rows"), std::string::npos) << run.out;
+  EXPECT_LE(max_error(read_dataset<float>(dir / "out.h5", "/probability", H5T_NATIVE_FLOAT),
+                      flat(c["prediction"])),
+            kProbabilityTolerance);
+  EXPECT_LE(max_error(read_dataset<float>(dir / "out.h5", "/points", H5T_NATIVE_FLOAT),
+                      flat(c["points"])),
+            kPointsTolerance);
+  EXPECT_EQ(read_dataset<std::int64_t>(dir / "out.h5", "/row_id", H5T_NATIVE_INT64), row_id);
+
+  const std::string bad = (source_dir() / "tests/models/malformed/cycle_to_root.json").string();
+  const testing::CommandResult refused = testing::run_command(
+      std::string(DRIFTGUARD_BIN) + " score --model '" + bad + "' --input '" +
+          (dir / "in.h5").string() + "' --output '" + (dir / "bad.h5").string() + "'",
+      dir);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("reached twice"), std::string::npos) << refused.err;
 }
 
 }  // namespace
