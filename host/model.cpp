@@ -103,6 +103,14 @@ class Checker {
     }
     return v;
   }
+  // A number as float32; values beyond float's range are refused (converting them is undefined).
+  float to_float(const json& value, const std::string& where) const {
+    const double v = number(value, where);
+    if (!(std::abs(v) <= std::numeric_limits<float>::max())) {
+      fail(where + " is not finite in float32");
+    }
+    return static_cast<float>(v);
+  }
   std::vector<double> finite_array(const json& object, const char* key, std::size_t count,
                                    const std::string& where) const {
     const json& values = array(object, key, count, where);
@@ -192,7 +200,11 @@ std::vector<float> base_margin(const Checker& check, const Objective& objective,
   }
   std::vector<float> margins;
   for (std::size_t k = 0; k < outputs; ++k) {
-    const auto p = static_cast<float>(values[values.size() == 1 ? 0 : k]);
+    const double v = values[values.size() == 1 ? 0 : k];
+    if (!(std::abs(v) <= std::numeric_limits<float>::max())) {
+      check.fail("learner_model_param.base_score is not finite in float32");
+    }
+    const auto p = static_cast<float>(v);
     if (!objective.base_in_probability) {
       margins.push_back(p);
       continue;
@@ -253,7 +265,7 @@ struct TreeParser {
       max_depth = std::max(max_depth, depth[i]);
       TreeNode node{};
       if (l == -1 && r == -1) {
-        const float leaf = static_cast<float>(check.number(value[id], at + " leaf value")) * weight;
+        const float leaf = check.to_float(value[id], at + ": leaf value") * weight;
         if (!std::isfinite(leaf)) check.fail(at + ": leaf value is not finite in float32");
         // A leaf is its own left child, so kernels that walk a fixed number of levels may step
         // past it without branching.
@@ -286,8 +298,7 @@ struct TreeParser {
       node.feature = static_cast<std::uint32_t>(f) | (dl ? detail::kDefaultLeftBit : 0u);
       node.left = static_cast<std::uint32_t>(order.size() - 2);
       if (type == 0) {
-        node.value = static_cast<float>(check.number(value[id], at + " split condition"));
-        if (!std::isfinite(node.value)) check.fail(at + ": threshold is not finite in float32");
+        node.value = check.to_float(value[id], at + ": threshold");
       } else if (type == 1) {
         const auto it = categories.find(id);
         if (it == categories.end()) {
@@ -433,10 +444,10 @@ ModelData parse_xgboost(const Checker& check, const json& root, const ModelOptio
   const json& tree_info = check.array(trees_model, "tree_info", n_trees, mw);
   std::vector<float> weights(n_trees, 1.0f);
   if (booster_name == "dart") {
-    const std::vector<double> w =
-        check.finite_array(booster, "weight_drop", n_trees, "gradient_booster");
-    std::transform(w.begin(), w.end(), weights.begin(),
-                   [](double v) { return static_cast<float>(v); });
+    const json& w = check.array(booster, "weight_drop", n_trees, "gradient_booster");
+    for (std::size_t t = 0; t < n_trees; ++t) {
+      weights[t] = check.to_float(w[t], "gradient_booster.weight_drop[" + std::to_string(t) + "]");
+    }
   }
 
   // Rounds: iteration_indptr when present, else fixed-size layers.

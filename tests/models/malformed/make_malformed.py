@@ -87,7 +87,7 @@ def main():
     xgb_case("threshold_inf", "threshold is not finite", set_at("split_conditions", 0, 1e39))
     xgb_case("leaf_inf", "leaf value is not finite",
              lambda m, t, l: t["split_conditions"].__setitem__(t["left_children"].index(-1), 1e300))
-    xgb_case("threshold_string", "split condition is not a number",
+    xgb_case("threshold_string", "threshold is not a number",
              set_at("split_conditions", 0, "0.5"))
     xgb_case("left_children_short", "left_children has",
              lambda m, t, l: t["left_children"].pop())
