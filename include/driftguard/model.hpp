@@ -119,7 +119,9 @@ struct ScoreOutputs {
   float* points = nullptr;
 };
 
-// Scores every row of `batch` (batch.features == bound.batch_features()).
+// Scores every row of `batch` (batch.features == bound.batch_features()). Synchronous: the outputs
+// are written when it returns. The CUDA backend copies the bound model's packed tables to the
+// device on each call (small next to a batch) and stages host batches in chunks.
 void score(Context& ctx, const BoundModel& bound, BatchView batch, ScoreOutputs out);
 
 }  // namespace driftguard

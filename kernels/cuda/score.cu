@@ -115,10 +115,11 @@ __host__ __device__ constexpr std::uint32_t staged_stride(std::uint32_t features
 // The block's rows [first, first + n) into s_rows with stride staged_stride, coalesced: the rows
 // are one contiguous range of the batch.
 __device__ void stage_rows(float* s_rows, const RowsArgs& a, std::size_t first, std::uint32_t n) {
-  const std::size_t count = std::size_t{n} * a.features;
+  // 32-bit index arithmetic: staged blocks hold at most kStagingBudget bytes.
+  const std::uint32_t count = n * a.features;
   const float* d_src = a.d_data + first * a.features;
-  for (std::size_t i = threadIdx.x; i < count; i += blockDim.x) {
-    const std::size_t r = i / a.features;
+  for (std::uint32_t i = threadIdx.x; i < count; i += blockDim.x) {
+    const std::uint32_t r = i / a.features;
     s_rows[r * staged_stride(a.features) + (i - r * a.features)] = __ldg(d_src + i);
   }
 }
