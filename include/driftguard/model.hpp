@@ -5,7 +5,9 @@
 // XGBoost models score exactly as Booster.predict does on the CPU:
 //   - numerical split: left when x < threshold, compared in float32; NaN takes default_left;
 //   - categorical split: right when x is a valid category (0 <= x < 2^24, truncated to an
-//     integer) listed in the node's categories, left otherwise; NaN takes default_left;
+//     integer) listed in the node's categories, left otherwise; NaN takes default_left. Batches
+//     hold the category codes the model was trained on (pandas' .cat.codes, NaN for missing);
+//     the category names XGBoost >= 3.1 stores for re-coding are not read;
 //   - margin[k] = base_margin[k] + leaf(t_0) + leaf(t_1) + ... over the trees of group k in model
 //     order, summed in float32 (XGBoost's CPU predictor order). base_score is stored in
 //     probability space for binary:logistic / reg:logistic (margin = -ln(1/p - 1) in float32), as
