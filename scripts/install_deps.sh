@@ -2,7 +2,7 @@
 # Installs the Debian packages driftguard builds with, when any is missing. Safe to re-run.
 set -euo pipefail
 packages=(cmake g++ make pkg-config libhdf5-dev zlib1g-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev librandom123-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev librandom123-dev libboost-math-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

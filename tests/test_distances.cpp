@@ -1,0 +1,210 @@
+#include "driftguard/distances.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "driftguard/errors.hpp"
+
+namespace driftguard {
+namespace {
+
+const double inf = std::numeric_limits<double>::infinity();
+
+nlohmann::json load_golden() {
+  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
+  if (root == nullptr) return {};
+  std::ifstream in(std::string(root) + "/tests/golden/distances_scipy.json");
+  if (!in) return {};
+  return nlohmann::json::parse(in);
+}
+
+const nlohmann::json& golden() {
+  static const nlohmann::json data = load_golden();
+  return data;
+}
+
+// The golden values are float32 values written as doubles: the conversion back is exact.
+std::vector<float> floats(const nlohmann::json& values) {
+  std::vector<float> out;
+  for (const auto& v : values) out.push_back(static_cast<float>(v.get<double>()));
+  return out;
+}
+
+std::vector<std::uint64_t> counts(const nlohmann::json& values) {
+  return values.get<std::vector<std::uint64_t>>();
+}
+
+// |actual - expected| <= rel |expected| + abs.
+::testing::AssertionResult close(double actual, double expected, double rel, double abs = 0.0) {
+  if (std::abs(actual - expected) <= rel * std::abs(expected) + abs) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "actual " << actual << " expected " << expected
+                                       << " (diff " << std::abs(actual - expected) << ")";
+}
+
+TEST(Distances, GoldenIsPresent) {
+  ASSERT_FALSE(golden().is_null()) << "tests/golden/distances_scipy.json missing";
+  EXPECT_GE(golden()["samples"].size() + golden()["counts"].size(), 100u);
+}
+
+TEST(Distances, WassersteinMatchesScipy) {
+  ASSERT_FALSE(golden().is_null());
+  for (const auto& c : golden()["samples"]) {
+    const auto ref = floats(c["reference"]), cur = floats(c["current"]);
+    SCOPED_TRACE(c["kind"].get<std::string>() + " n1=" + std::to_string(ref.size()) +
+                 " n2=" + std::to_string(cur.size()));
+    EXPECT_TRUE(close(wasserstein1(ref, cur), c["wasserstein"].get<double>(), 1e-12, 1e-300));
+    EXPECT_TRUE(
+        close(wasserstein1_normed(ref, cur), c["wasserstein_normed"].get<double>(), 1e-12, 1e-300));
+  }
+}
+
+TEST(Distances, CramerVonMisesMatchesScipy) {
+  ASSERT_FALSE(golden().is_null());
+  int exact_cases = 0;
+  for (const auto& c : golden()["samples"]) {
+    if (!c.contains("cvm")) continue;
+    const auto ref = floats(c["reference"]), cur = floats(c["current"]);
+    SCOPED_TRACE(c["kind"].get<std::string>() + " n1=" + std::to_string(ref.size()) +
+                 " n2=" + std::to_string(cur.size()));
+    for (const auto& [name, method] :
+         {std::pair{"auto", CvmMethod::Auto}, std::pair{"exact", CvmMethod::Exact},
+          std::pair{"asymptotic", CvmMethod::Asymptotic}}) {
+      if (!c["cvm"].contains(name)) continue;
+      SCOPED_TRACE(name);
+      const auto& expected = c["cvm"][name];
+      const CvmResult r = cramer_von_mises(ref, cur, method);
+      // The statistic is computed with SciPy's operations on exact rank sums.
+      EXPECT_EQ(r.statistic, expected["statistic"].get<double>());
+      const bool exact = method == CvmMethod::Exact ||
+                         (method == CvmMethod::Auto && std::max(ref.size(), cur.size()) <= 20);
+      if (exact) {
+        ++exact_cases;
+        EXPECT_EQ(r.pvalue, expected["pvalue"].get<double>());
+      } else {
+        // 1 - cdf: Boost's Bessel K and SciPy's (AMOS) differ by ~1e-15 relative, which the
+        // subtraction from 1 turns into ~10 ulps of 1.0 absolute on tiny p-values.
+        EXPECT_TRUE(close(r.pvalue, expected["pvalue"].get<double>(), 1e-10, 1e-14));
+      }
+    }
+  }
+  EXPECT_GE(exact_cases, 40);
+}
+
+TEST(Distances, JensenShannonMatchesScipy) {
+  ASSERT_FALSE(golden().is_null());
+  for (const auto& c : golden()["counts"]) {
+    const auto ref = counts(c["reference"]), cur = counts(c["current"]);
+    SCOPED_TRACE(c["kind"].get<std::string>() + " k=" + std::to_string(ref.size()));
+    for (const auto& [name, base] : {std::pair{"js_e", std::exp(1.0)}, std::pair{"js_2", 2.0}}) {
+      const double js = jensen_shannon(ref, cur, base);
+      if (c[name].is_null()) {
+        EXPECT_TRUE(std::isnan(js)) << name;
+      } else {
+        EXPECT_TRUE(close(js, c[name].get<double>(), 1e-14, 1e-15)) << name;
+      }
+    }
+  }
+}
+
+TEST(Distances, ChiSquaredMatchesScipy) {
+  ASSERT_FALSE(golden().is_null());
+  for (const auto& c : golden()["counts"]) {
+    const auto ref = counts(c["reference"]), cur = counts(c["current"]);
+    SCOPED_TRACE(c["kind"].get<std::string>() + " k=" + std::to_string(ref.size()));
+    const ChiSquaredResult r = chi_squared(ref, cur);
+    if (c["chi2"].is_null()) {
+      EXPECT_TRUE(std::isnan(r.statistic));
+      EXPECT_TRUE(std::isnan(r.pvalue));
+      EXPECT_EQ(r.dof, 0u);
+      continue;
+    }
+    const auto& expected = c["chi2"];
+    EXPECT_EQ(r.dof, expected["dof"].get<std::uint64_t>());
+    EXPECT_TRUE(close(r.statistic, expected["statistic"].get<double>(), 1e-14, 1e-300));
+    EXPECT_TRUE(close(r.pvalue, expected["pvalue"].get<double>(), 1e-10, 1e-300));
+  }
+}
+
+TEST(Distances, EmptySamplesGiveNaN) {
+  const std::vector<float> empty, some = {1.0f, 2.0f, 3.0f};
+  EXPECT_TRUE(std::isnan(wasserstein1(empty, some)));
+  EXPECT_TRUE(std::isnan(wasserstein1(some, empty)));
+  EXPECT_TRUE(std::isnan(wasserstein1_normed(empty, some)));
+  EXPECT_TRUE(std::isnan(wasserstein1_normed(some, empty)));
+  const CvmResult cvm = cramer_von_mises(empty, some);
+  EXPECT_TRUE(std::isnan(cvm.statistic));
+  EXPECT_TRUE(std::isnan(cvm.pvalue));
+  const std::vector<std::uint64_t> none;
+  EXPECT_TRUE(std::isnan(jensen_shannon(none, none, 2.0)));
+  EXPECT_TRUE(std::isnan(chi_squared(none, none).pvalue));
+}
+
+TEST(Distances, OneValueEach) {
+  const std::vector<float> a = {1.5f}, b = {4.0f};
+  EXPECT_EQ(wasserstein1(a, b), 2.5);
+  EXPECT_EQ(wasserstein1(a, a), 0.0);
+  // np.std of one value is 0, so evidently divides by its floor 0.001.
+  EXPECT_DOUBLE_EQ(wasserstein1_normed(a, b), 2500.0);
+  // SciPy needs two observations per sample for Cramér-von Mises.
+  EXPECT_TRUE(std::isnan(cramer_von_mises(a, b).statistic));
+  const std::vector<float> two = {0.0f, 1.0f};
+  EXPECT_TRUE(std::isnan(cramer_von_mises(two, b).pvalue));
+}
+
+TEST(Distances, AllZeroCounts) {
+  const std::vector<std::uint64_t> zero = {0, 0, 0}, some = {1, 2, 3};
+  EXPECT_TRUE(std::isnan(jensen_shannon(zero, some, 2.0)));
+  EXPECT_TRUE(std::isnan(jensen_shannon(some, zero, 2.0)));
+  const ChiSquaredResult r = chi_squared(zero, zero);
+  EXPECT_TRUE(std::isnan(r.statistic));
+  EXPECT_EQ(r.dof, 0u);
+  EXPECT_TRUE(std::isnan(chi_squared(some, zero).statistic));
+}
+
+TEST(Distances, InfinitiesFollowScipy) {
+  // wasserstein_distance([0, 1, inf], [0, 2]) = inf; ([0, 1, inf], [0, inf]) = nan (inf - inf).
+  const std::vector<float> with_inf = {0.0f, 1.0f, static_cast<float>(inf)};
+  const std::vector<float> finite = {0.0f, 2.0f}, also_inf = {0.0f, static_cast<float>(inf)};
+  EXPECT_EQ(wasserstein1(with_inf, finite), inf);
+  EXPECT_TRUE(std::isnan(wasserstein1(with_inf, also_inf)));
+  EXPECT_TRUE(std::isnan(wasserstein1_normed(with_inf, finite)));  // np.std is NaN
+}
+
+TEST(Distances, RejectsBrokenContracts) {
+  const std::vector<float> unsorted = {2.0f, 1.0f}, with_nan = {1.0f, std::nanf("")},
+                           ok = {1.0f, 2.0f};
+  EXPECT_THROW(wasserstein1(unsorted, ok), InvalidInput);
+  EXPECT_THROW(wasserstein1(ok, with_nan), InvalidInput);
+  EXPECT_THROW(cramer_von_mises(with_nan, ok), InvalidInput);
+  const std::vector<std::uint64_t> two = {1, 2}, three = {1, 2, 3};
+  EXPECT_THROW(jensen_shannon(two, three, 2.0), InvalidInput);
+  EXPECT_THROW(chi_squared(two, three), InvalidInput);
+  EXPECT_THROW(jensen_shannon(two, two, 1.0), InvalidInput);
+  EXPECT_THROW(jensen_shannon(two, two, -2.0), InvalidInput);
+  // binom(140, 70) does not fit in 64 bits.
+  const std::vector<float> big(70, 1.0f);
+  EXPECT_THROW(cramer_von_mises(big, big, CvmMethod::Exact), InvalidInput);
+}
+
+TEST(Distances, JensenShannonBounds) {
+  const std::vector<std::uint64_t> a = {5, 0}, b = {0, 7};
+  EXPECT_DOUBLE_EQ(jensen_shannon(a, b, 2.0), 1.0);  // disjoint supports, in bits
+  EXPECT_EQ(jensen_shannon(a, a, 2.0), 0.0);
+  // Proportional counts are the same distribution.
+  const std::vector<std::uint64_t> c = {1, 2, 3}, d = {10, 20, 30};
+  EXPECT_EQ(jensen_shannon(c, d, 2.0), 0.0);
+}
+
+}  // namespace
+}  // namespace driftguard
