@@ -689,4 +689,235 @@ void Hdf5Writer::close() {
   if (impl_) impl_->finish();
 }
 
+// ---- Hdf5ColumnWriter ---------------------------------------------------------------------------
+
+struct Hdf5ColumnWriter::Impl {
+  std::string path;
+  std::vector<Column> columns;
+  File file;  // declared before the datasets, so it is closed after them
+  std::vector<Dataset> datasets;
+  Dataset row_id;
+  std::size_t rows = 0;
+
+  ~Impl() {
+    try {
+      finish();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "driftguard: %s\n", e.what());
+    }
+  }
+  void finish() {
+    silence_hdf5_stack_printing();
+    std::string detail;
+    for (Dataset& dataset : datasets) {
+      if (!dataset.reset() && detail.empty()) detail = hdf5_error_detail();
+    }
+    if (!row_id.reset() && detail.empty()) detail = hdf5_error_detail();
+    if (!file.reset() && detail.empty()) detail = hdf5_error_detail();
+    if (!detail.empty()) fail(path, "cannot finish writing (" + detail + ")");
+  }
+};
+
+Hdf5ColumnWriter::Hdf5ColumnWriter(const std::string& path, std::vector<Column> columns,
+                                   bool with_row_id)
+    : impl_(std::make_unique<Impl>()) {
+  silence_hdf5_stack_printing();
+  Impl& w = *impl_;
+  w.path = path;
+  w.columns = std::move(columns);
+  PropertyList create(H5Pcreate(H5P_FILE_CREATE));
+  check(create.valid() ? H5Pset_obj_track_times(create.get(), false) : -1, path,
+        "set up file creation");
+  w.file = File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create.get(), H5P_DEFAULT));
+  if (!w.file.valid()) fail(path, "cannot create (" + hdf5_error_detail() + ")");
+  for (const Column& c : w.columns) {
+    w.datasets.push_back(create_extendible(
+        path, w.file.get(), c.name.c_str(), H5T_IEEE_F32LE, c.width,
+        default_chunk_rows(std::max<std::size_t>(c.width, 1) * sizeof(float)), 0));
+  }
+  if (with_row_id) {
+    w.row_id = create_extendible(path, w.file.get(), "/row_id", H5T_STD_I64LE, 0,
+                                 default_chunk_rows(sizeof(std::int64_t)), 0);
+  }
+}
+
+Hdf5ColumnWriter::~Hdf5ColumnWriter() = default;
+Hdf5ColumnWriter::Hdf5ColumnWriter(Hdf5ColumnWriter&&) noexcept = default;
+Hdf5ColumnWriter& Hdf5ColumnWriter::operator=(Hdf5ColumnWriter&&) noexcept = default;
+
+void Hdf5ColumnWriter::append(std::size_t rows, const std::vector<const float*>& values,
+                              const std::int64_t* row_id) {
+  silence_hdf5_stack_printing();
+  Impl& w = *impl_;
+  if (!w.file.valid()) throw InvalidInput(w.path + ": append after close()");
+  if (values.size() != w.columns.size() || (row_id != nullptr) != w.row_id.valid()) {
+    throw InvalidInput(w.path + ": append does not give the file's columns");
+  }
+  if (rows == 0) return;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    append_rows(w.path, w.datasets[i].get(), w.columns[i].name.c_str(), w.columns[i].width,
+                H5T_NATIVE_FLOAT, w.rows, rows, values[i]);
+  }
+  if (row_id != nullptr) {
+    append_rows(w.path, w.row_id.get(), "/row_id", 0, H5T_NATIVE_INT64, w.rows, rows, row_id);
+  }
+  w.rows += rows;
+}
+
+void Hdf5ColumnWriter::close() {
+  if (impl_) impl_->finish();
+}
+
+// ---- Hdf5Store ----------------------------------------------------------------------------------
+
+namespace {
+
+// A 1-D dataset of `count` elements of one type class, read whole.
+template <typename T>
+std::vector<T> read_array(const std::string& path, hid_t file, const std::string& name,
+                          H5T_class_t expected_class, hid_t memory_type) {
+  if (!has_link(path, file, name.c_str())) fail(path, "missing dataset " + name);
+  const Dataset dataset = open_dataset(path, file, name.c_str());
+  const Extent extent = extent_of(dataset.get());
+  const Datatype type(H5Dget_type(dataset.get()));
+  if (extent.rank != 1 || !type.valid() || H5Tget_class(type.get()) != expected_class) {
+    fail(path, name + " must be a 1-D " + class_name(expected_class) + " dataset");
+  }
+  std::vector<T> values(extent.dims[0]);
+  if (!values.empty() &&
+      H5Dread(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
+    fail(path, "cannot read " + name + " (" + hdf5_error_detail() + ")");
+  }
+  return values;
+}
+
+}  // namespace
+
+struct Hdf5Store::Impl {
+  std::string path;
+  File file;
+  bool writable = false;
+
+  void write_array(const std::string& name, hid_t file_type, hid_t memory_type, std::size_t count,
+                   const void* data) {
+    if (!writable) fail(path, "opened read-only, cannot write " + name);
+    const hsize_t dims[1] = {count};
+    Dataspace space(H5Screate_simple(1, dims, nullptr));
+    Dataset dataset(space.valid() ? H5Dcreate2(file.get(), name.c_str(), file_type, space.get(),
+                                               H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                                  : H5I_INVALID_HID);
+    check(dataset.valid() ? 0 : -1, path, "create " + name);
+    if (count > 0) {
+      check(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
+            "write " + name);
+    }
+  }
+  void write_attribute(const std::string& name, hid_t file_type, hid_t memory_type,
+                       const void* value) {
+    if (!writable) fail(path, "opened read-only, cannot write attribute " + name);
+    Dataspace scalar(H5Screate(H5S_SCALAR));
+    Attribute attribute(
+        H5Acreate2(file.get(), name.c_str(), file_type, scalar.get(), H5P_DEFAULT, H5P_DEFAULT));
+    check(attribute.valid() ? H5Awrite(attribute.get(), memory_type, value) : -1, path,
+          "write attribute " + name);
+  }
+};
+
+Hdf5Store::Hdf5Store() : impl_(std::make_unique<Impl>()) {}
+Hdf5Store::~Hdf5Store() = default;
+Hdf5Store::Hdf5Store(Hdf5Store&&) noexcept = default;
+Hdf5Store& Hdf5Store::operator=(Hdf5Store&&) noexcept = default;
+
+Hdf5Store Hdf5Store::create(const std::string& path) {
+  silence_hdf5_stack_printing();
+  Hdf5Store store;
+  store.impl_->path = path;
+  store.impl_->writable = true;
+  store.impl_->file = File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  if (!store.impl_->file.valid()) fail(path, "cannot create (" + hdf5_error_detail() + ")");
+  return store;
+}
+
+Hdf5Store Hdf5Store::open(const std::string& path) {
+  silence_hdf5_stack_printing();
+  Hdf5Store store;
+  store.impl_->path = path;
+  store.impl_->file = open_for_reading(path);
+  return store;
+}
+
+void Hdf5Store::set_attribute(const std::string& name, const std::string& value) {
+  silence_hdf5_stack_printing();
+  const Datatype type = utf8_string_type(impl_->path);
+  const char* text = value.c_str();
+  impl_->write_attribute(name, type.get(), type.get(), &text);
+}
+
+void Hdf5Store::set_attribute(const std::string& name, std::int64_t value) {
+  silence_hdf5_stack_printing();
+  impl_->write_attribute(name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+std::optional<std::string> Hdf5Store::string_attribute(const std::string& name) const {
+  silence_hdf5_stack_printing();
+  return read_string_attribute(impl_->path, impl_->file.get(), name.c_str());
+}
+
+std::optional<std::int64_t> Hdf5Store::int_attribute(const std::string& name) const {
+  silence_hdf5_stack_printing();
+  const std::string& path = impl_->path;
+  const htri_t exists = H5Aexists(impl_->file.get(), name.c_str());
+  if (exists < 0) fail(path, "cannot read attribute " + name);
+  if (exists == 0) return std::nullopt;
+  Attribute attribute(H5Aopen(impl_->file.get(), name.c_str(), H5P_DEFAULT));
+  Datatype type(attribute.valid() ? H5Aget_type(attribute.get()) : H5I_INVALID_HID);
+  Dataspace space(attribute.valid() ? H5Aget_space(attribute.get()) : H5I_INVALID_HID);
+  std::int64_t value = 0;
+  if (!type.valid() || !space.valid() || H5Tget_class(type.get()) != H5T_INTEGER ||
+      H5Sget_simple_extent_npoints(space.get()) != 1 ||
+      H5Aread(attribute.get(), H5T_NATIVE_INT64, &value) < 0) {
+    fail(path, "attribute " + name + " must be a single integer");
+  }
+  return value;
+}
+
+void Hdf5Store::write(const std::string& name, std::span<const float> values) {
+  silence_hdf5_stack_printing();
+  impl_->write_array(name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, values.size(), values.data());
+}
+
+void Hdf5Store::write(const std::string& name, std::span<const std::uint64_t> values) {
+  silence_hdf5_stack_printing();
+  impl_->write_array(name, H5T_STD_U64LE, H5T_NATIVE_UINT64, values.size(), values.data());
+}
+
+void Hdf5Store::write_text(const std::string& name, const std::string& text) {
+  silence_hdf5_stack_printing();
+  impl_->write_array(name, H5T_STD_U8LE, H5T_NATIVE_UCHAR, text.size(), text.data());
+}
+
+std::vector<float> Hdf5Store::read_floats(const std::string& name) const {
+  silence_hdf5_stack_printing();
+  return read_array<float>(impl_->path, impl_->file.get(), name, H5T_FLOAT, H5T_NATIVE_FLOAT);
+}
+
+std::vector<std::uint64_t> Hdf5Store::read_uint64s(const std::string& name) const {
+  silence_hdf5_stack_printing();
+  return read_array<std::uint64_t>(impl_->path, impl_->file.get(), name, H5T_INTEGER,
+                                   H5T_NATIVE_UINT64);
+}
+
+std::string Hdf5Store::read_text(const std::string& name) const {
+  silence_hdf5_stack_printing();
+  const auto bytes = read_array<unsigned char>(impl_->path, impl_->file.get(), name, H5T_INTEGER,
+                                               H5T_NATIVE_UCHAR);
+  return {bytes.begin(), bytes.end()};
+}
+
+void Hdf5Store::close() {
+  silence_hdf5_stack_printing();
+  if (!impl_->file.reset())
+    fail(impl_->path, "cannot finish writing (" + hdf5_error_detail() + ")");
+}
+
 }  // namespace driftguard

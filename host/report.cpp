@@ -30,13 +30,25 @@ json validation_json(const ValidationCounts& counts) {
 
 json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
+json ks_json(const KsResult& ks, double adjusted, double alpha) {
+  return {{"statistic", number_or_null(ks.statistic)},
+          {"pvalue", number_or_null(ks.pvalue)},
+          {"pvalue_adjusted", number_or_null(adjusted)},
+          {"drift", adjusted < alpha},
+          {"method", to_string(ks.method_used)},
+          {"statistic_location", number_or_null(ks.statistic_location)},
+          {"statistic_sign", ks.statistic_sign},
+          {"n_reference", ks.n_reference},
+          {"n_current", ks.n_current}};
+}
+
 }  // namespace
 
 std::string ScanReport::to_json() const {
   json features_json = json::array();
   for (const FeatureDrift& f : features) {
     const bool categorical = f.kind == FeatureKind::Categorical;
-    features_json.push_back({
+    json item = {
         {"name", f.name},
         {"kind", categorical ? "categorical" : "numeric"},
         {"psi", number_or_null(f.psi)},
@@ -48,13 +60,30 @@ std::string ScanReport::to_json() const {
          {{categorical ? "categories" : "edges", f.points},
           {"reference", f.reference_slots},
           {"current", f.current_slots}}},
-    });
+    };
+    if (f.ks) item["ks"] = ks_json(*f.ks, f.ks_pvalue_adjusted, alpha);
+    if (f.wasserstein) {
+      item["wasserstein"] = number_or_null(*f.wasserstein);
+      item["wasserstein_normed"] = number_or_null(*f.wasserstein_normed);
+      item["jensen_shannon"] = number_or_null(*f.jensen_shannon);
+    }
+    if (f.chi_squared) {
+      item["chi_squared"] = {{"statistic", number_or_null(f.chi_squared->statistic)},
+                             {"pvalue", number_or_null(f.chi_squared->pvalue)},
+                             {"dof", f.chi_squared->dof}};
+    }
+    if (f.cramer_von_mises) {
+      item["cramer_von_mises"] = {{"statistic", number_or_null(f.cramer_von_mises->statistic)},
+                                  {"pvalue", number_or_null(f.cramer_von_mises->pvalue)}};
+    }
+    features_json.push_back(std::move(item));
   }
-  const json doc = {
+  json doc = {
       {"report_version", kReportVersion},
       {"backend", backend},
       {"device", device},
-      {"reference", {{"path", reference_path}, {"rows", reference_rows}}},
+      {"reference",
+       {{"path", reference_path}, {"rows", reference_rows}, {"profile", reference_is_profile}}},
       {"current", {{"path", current_path}, {"rows", current_rows}}},
       {"reference_rows", reference_rows},
       {"current_rows", current_rows},
@@ -68,10 +97,18 @@ std::string ScanReport::to_json() const {
         {"bands", {{"moderate", bands.moderate}, {"significant", bands.significant}}}}},
       {"validation", validation_json(current_validation)},
       {"reference_validation", validation_json(reference_validation)},
+      {"ks",
+       {{"enabled", !features.empty() && features.front().ks.has_value()},
+        {"method", to_string(ks_options.method)},
+        {"alternative", to_string(ks_options.alternative)}}},
       {"drift",
-       {{"rule", "psi band >= " + std::string(to_string(drift_band))},
+       {{"rule", decision_rule()},
+        {"feature_rule", to_string(drift_rule)},
+        {"psi_band", to_string(drift_band)},
+        {"correction", to_string(correction)},
+        {"alpha", alpha},
         {"features_drifted", drifted_features()},
-        {"dataset_drift", drifted_features() > 0}}},
+        {"dataset_drift", dataset_drift()}}},
       {"features", features_json},
       {"timing",
        {{"total_seconds", seconds},
@@ -80,6 +117,18 @@ std::string ScanReport::to_json() const {
                                         ? json(static_cast<double>(current_rows) / current_seconds)
                                         : json(nullptr)}}},
   };
+  if (mmd) {
+    doc["mmd"] = {{"mmd2", mmd->mmd2},
+                  {"pvalue", mmd->pvalue},
+                  {"sigma", mmd->sigma},
+                  {"threshold", mmd->threshold},
+                  {"permutations", mmd->permutations},
+                  {"exceed_count", mmd->exceed_count},
+                  {"reference_rows", mmd->n_reference},
+                  {"current_rows", mmd->n_current},
+                  {"current_finite_rows", mmd_current_finite_rows},
+                  {"drift", mmd->pvalue < alpha}};
+  }
   return doc.dump(2) + "\n";
 }
 

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/histogram.hpp"
+#include "driftguard/profile.hpp"
 
 namespace driftguard {
 namespace {
@@ -26,59 +28,76 @@ std::size_t batch_rows_for(const Hdf5BatchReader& reader, std::size_t requested)
   return std::max(chunk, target / chunk * chunk);
 }
 
-// The reference window, row-major in host memory: quantile edges need every value.
-struct ReferenceWindow {
-  std::vector<std::string> names;
-  std::size_t rows = 0, features = 0;
-  std::vector<float> values;
-
-  BatchView view() const { return {values.data(), rows, features}; }
-  std::vector<float> column(std::size_t f) const {
-    std::vector<float> out(rows);
-    for (std::size_t r = 0; r < rows; ++r) out[r] = values[r * features + f];
-    return out;
+ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, bool& is_profile) {
+  is_profile = ReferenceProfile::is_profile(options.reference_path);
+  if (!is_profile) {
+    return ReferenceProfile::build(ctx, options.reference_path,
+                                   {.schema = options.schema,
+                                    .max_categories = options.max_categories,
+                                    .range_margin = options.range_margin,
+                                    .mmd_rows = options.mmd ? options.mmd_rows : 0,
+                                    .seed = options.mmd_options.seed});
   }
-};
-
-ReferenceWindow read_reference(const std::string& path) {
-  Hdf5BatchReader reader(path);
-  ReferenceWindow ref{reader.feature_names(), reader.rows(), reader.features(), {}};
-  ref.values.resize(ref.rows * ref.features);
-  const std::size_t step = batch_rows_for(reader, 0);
-  for (std::size_t first = 0; first < ref.rows; first += step) {
-    reader.read(first, step, ref.values.data() + first * ref.features);
+  if (options.schema) {
+    throw InvalidInput(options.reference_path +
+                       ": a profile carries its own schema; --schema applies to raw reference "
+                       "tables only");
   }
-  return ref;
-}
-
-// Streams the current window in batches through `body(BatchView)`.
-template <typename Body>
-std::uint64_t for_each_batch(Hdf5BatchReader& reader, std::size_t batch_rows, Body&& body) {
-  const std::size_t step = batch_rows_for(reader, batch_rows);
-  std::vector<float> buffer(step * reader.features());
-  std::uint64_t rows = 0;
-  for (std::size_t first = 0; first < reader.rows(); first += step) {
-    const std::size_t n = reader.read(first, step, buffer.data());
-    body(BatchView{buffer.data(), n, reader.features()});
-    rows += n;
-  }
-  return rows;
-}
-
-std::vector<ColumnStats> column_stats(BatchView batch) {
-  std::vector<ColumnStats> stats(batch.features);
-  observe_columns(batch, stats);
-  return stats;
+  return ReferenceProfile::load(options.reference_path);
 }
 
 }  // namespace
+
+DriftRule parse_drift_rule(std::string_view name) {
+  if (name == "psi") return DriftRule::Psi;
+  if (name == "ks") return DriftRule::Ks;
+  if (name == "psi_or_ks") return DriftRule::PsiOrKs;
+  throw InvalidInput("unknown drift rule '" + std::string(name) +
+                     "' (expected psi, ks or psi_or_ks)");
+}
+
+std::string_view to_string(DriftRule rule) {
+  switch (rule) {
+    case DriftRule::Psi:
+      return "psi";
+    case DriftRule::Ks:
+      return "ks";
+    case DriftRule::PsiOrKs:
+      return "psi_or_ks";
+  }
+  return "unknown";
+}
 
 std::size_t ScanReport::drifted_features() const {
   return static_cast<std::size_t>(std::count_if(features.begin(), features.end(),
                                                 [](const FeatureDrift& f) { return f.drifted; }));
 }
 
+bool ScanReport::dataset_drift() const {
+  return drifted_features() > 0 || (mmd && mmd->pvalue < alpha);
+}
+
+std::string ScanReport::decision_rule() const {
+  char alpha_text[32];
+  std::snprintf(alpha_text, sizeof alpha_text, "%g", alpha);
+  const std::string psi_rule = "PSI band >= " + std::string(to_string(drift_band));
+  const std::string ks_rule = "KS p-value (" + std::string(to_string(correction)) +
+                              "-adjusted over features) < " + alpha_text;
+  std::string rule = "a feature drifts when its ";
+  rule += drift_rule == DriftRule::Psi  ? psi_rule
+          : drift_rule == DriftRule::Ks ? ks_rule
+                                        : psi_rule + " or its " + ks_rule;
+  rule += "; the dataset drifts when a feature drifts";
+  if (mmd) rule += std::string(" or the MMD permutation p-value < ") + alpha_text;
+  return rule;
+}
+
 ScanReport scan(Context& ctx, const ScanOptions& options) {
+  if (!(options.alpha > 0 && options.alpha < 1)) throw InvalidInput("alpha must be in (0, 1)");
+  if (options.drift_rule != DriftRule::Psi && !options.ks) {
+    throw InvalidInput("the drift rule '" + std::string(to_string(options.drift_rule)) +
+                       "' needs KS, which is switched off");
+  }
   const Clock::time_point start = Clock::now();
   ScanReport report;
   report.backend = std::string(to_string(ctx.backend()));
@@ -90,62 +109,100 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
       options.binning.policy == BinningPolicy::Evidently ? evidently_psi_options() : options.psi;
   report.bands = options.bands;
   report.drift_band = options.drift_band;
+  report.ks_options = options.ks_options;
+  report.correction = options.correction;
+  report.alpha = options.alpha;
+  report.drift_rule = options.drift_rule;
 
-  const ReferenceWindow ref = read_reference(options.reference_path);
+  const ReferenceProfile ref = reference_profile(ctx, options, report.reference_is_profile);
+  if (options.mmd && ref.mmd_rows < 2) {
+    throw InvalidInput(options.reference_path +
+                       ": MMD needs at least 2 reference rows without "
+                       "NaN or Inf (the profile keeps " +
+                       std::to_string(ref.mmd_rows) + ")");
+  }
+  report.schema_inferred = ref.schema_inferred;
+  report.reference_rows = ref.rows;
+  report.reference_validation = ref.validation;
+  const Schema& schema = ref.schema;
+
   Hdf5BatchReader current(options.current_path);
-
-  Schema schema;
-  if (options.schema) {
-    schema = *options.schema;
-  } else {
-    SchemaInferrer inferrer(ref.names, options.max_categories, options.range_margin);
-    inferrer.observe(ref.view());
-    schema = inferrer.finish();
-    report.schema_inferred = true;
-  }
-  try {
-    schema.check_names(ref.names);
-  } catch (const InvalidInput& e) {
-    throw InvalidInput(options.reference_path + ": " + e.what());
-  }
   try {
     schema.check_names(current.feature_names());
   } catch (const InvalidInput& e) {
     throw InvalidInput(options.current_path + ": " + e.what());
   }
+  const std::size_t features = current.features();
+  const Clock::time_point current_start = Clock::now();
 
-  // Bins come from the reference (and, for evidently's pooled bins, from a first current pass).
-  const std::vector<ColumnStats> reference_stats = column_stats(ref.view());
+  // KS, MMD and evidently's pooled bins need the whole current window; otherwise it streams.
+  const bool hold_window = options.ks || options.distances || options.mmd ||
+                           options.binning.policy == BinningPolicy::Evidently;
+  const std::size_t step = batch_rows_for(current, options.batch_rows);
+  std::vector<float> window;
+  if (hold_window) {
+    window.resize(current.rows() * features);
+    for (std::size_t first = 0; first < current.rows(); first += step) {
+      current.read(first, step, window.data() + first * features);
+    }
+  }
+  const BatchView window_view{window.data(), hold_window ? current.rows() : 0, features};
+
   std::vector<ColumnStats> current_stats;
   if (options.binning.policy == BinningPolicy::Evidently) {
-    current_stats.resize(current.features());
-    for_each_batch(current, options.batch_rows,
-                   [&](BatchView batch) { observe_columns(batch, current_stats); });
+    current_stats.resize(features);
+    observe_columns(window_view, current_stats);
   }
   std::vector<std::vector<float>> reference_columns;
   if (options.binning.policy == BinningPolicy::Quantile) {
-    reference_columns.reserve(ref.features);
-    for (std::size_t f = 0; f < ref.features; ++f) reference_columns.push_back(ref.column(f));
+    for (std::size_t f = 0; f < features; ++f) {
+      const auto column = ref.sorted.column(f);
+      reference_columns.emplace_back(column.begin(), column.end());
+    }
   }
   const HistogramSpec spec =
-      build_histogram_spec(schema, options.binning, reference_columns, reference_stats,
+      build_histogram_spec(schema, options.binning, reference_columns, ref.column_stats(),
                            current_stats.empty() ? nullptr : &current_stats);
   const ValidationRules rules = ValidationRules::from_schema(schema);
+  const HistogramCounts reference_counts = ref.histogram(spec);
 
-  report.reference_rows = ref.rows;
-  report.reference_validation = ValidationCounts(ref.features);
-  HistogramCounts reference_counts(spec);
-  validate_histogram(ctx, ref.view(), rules, spec, report.reference_validation, reference_counts);
-
-  const Clock::time_point current_start = Clock::now();
-  report.current_validation = ValidationCounts(current.features());
+  report.current_validation = ValidationCounts(features);
   HistogramCounts current_counts(spec);
-  report.current_rows = for_each_batch(current, options.batch_rows, [&](BatchView batch) {
-    validate_histogram(ctx, batch, rules, spec, report.current_validation, current_counts);
-  });
+  if (hold_window) {
+    validate_histogram(ctx, window_view, rules, spec, report.current_validation, current_counts);
+  } else {
+    std::vector<float> buffer(step * features);
+    for (std::size_t first = 0; first < current.rows(); first += step) {
+      const std::size_t n = current.read(first, step, buffer.data());
+      validate_histogram(ctx, {buffer.data(), n, features}, rules, spec, report.current_validation,
+                         current_counts);
+    }
+  }
+  report.current_rows = report.current_validation.rows;
+
+  std::vector<KsResult> ks;
+  if (options.ks) ks = ks_two_sample(ctx, ref.sorted, window_view, options.ks_options);
+  std::vector<double> ks_pvalues;
+  for (const KsResult& r : ks) ks_pvalues.push_back(r.pvalue);
+  const std::vector<double> ks_adjusted = adjust_pvalues(ks_pvalues, options.correction);
+
+  SortedColumns current_sorted;
+  if (options.distances) current_sorted = SortedColumns::from_batch(ctx, window_view);
+
+  if (options.mmd) {
+    const std::vector<float> sample = sample_finite_rows(
+        window_view, options.mmd_rows, options.mmd_options.seed, &report.mmd_current_finite_rows);
+    const std::size_t sample_rows = sample.size() / features;
+    if (sample_rows < 2) {
+      throw InvalidInput(options.current_path +
+                         ": MMD needs at least 2 current rows without NaN or Inf");
+    }
+    report.mmd = mmd_test(ctx, {ref.mmd_sample.data(), ref.mmd_rows, features},
+                          {sample.data(), sample_rows, features}, options.mmd_options);
+  }
   report.current_seconds = seconds_since(current_start);
 
-  for (std::size_t f = 0; f < schema.features.size(); ++f) {
+  for (std::size_t f = 0; f < features; ++f) {
     FeatureDrift drift;
     drift.name = schema.features[f].name;
     drift.kind = schema.features[f].kind;
@@ -157,7 +214,33 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
     drift.current_slots.assign(cur_slots.begin(), cur_slots.end());
     drift.psi = psi(ref_slots, cur_slots, report.psi, drift.kind);
     drift.band = psi_band(drift.psi, options.bands);
-    drift.drifted = !std::isnan(drift.psi) && drift.band >= options.drift_band;
+    const bool psi_drift = !std::isnan(drift.psi) && drift.band >= options.drift_band;
+    bool ks_drift = false;
+    drift.ks_pvalue_adjusted = std::nan("");
+    if (options.ks) {
+      drift.ks = ks[f];
+      drift.ks_pvalue_adjusted = ks_adjusted[f];
+      ks_drift = ks_adjusted[f] < options.alpha;  // false for NaN
+    }
+    if (options.distances) {
+      const auto ref_column = ref.sorted.column(f), cur_column = current_sorted.column(f);
+      drift.wasserstein = wasserstein1(ref_column, cur_column);
+      drift.wasserstein_normed = wasserstein1_normed(ref_column, cur_column);
+      // Missing values are validation's business, not part of the distributions compared.
+      const auto without_missing = [](std::span<const std::uint64_t> slots) {
+        return slots.first(slots.size() - 1);
+      };
+      drift.jensen_shannon =
+          jensen_shannon(without_missing(ref_slots), without_missing(cur_slots), 2.0);
+      if (drift.kind == FeatureKind::Categorical) {
+        drift.chi_squared = chi_squared(without_missing(ref_slots), without_missing(cur_slots));
+      } else {
+        drift.cramer_von_mises = cramer_von_mises(ref_column, cur_column);
+      }
+    }
+    drift.drifted = options.drift_rule == DriftRule::Psi  ? psi_drift
+                    : options.drift_rule == DriftRule::Ks ? ks_drift
+                                                          : psi_drift || ks_drift;
     for (CellFlag flag : kAllCellFlags) {
       drift.reference_flags[flag_index(flag)] = report.reference_validation.count(f, flag);
       drift.current_flags[flag_index(flag)] = report.current_validation.count(f, flag);

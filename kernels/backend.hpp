@@ -1,10 +1,15 @@
 #pragma once
 // Internal: the functions each backend implements. The dispatch (dispatch.cpp) validates the
 // arguments once and calls one of them; backends may assume the checks below hold.
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "driftguard/histogram.hpp"
+#include "driftguard/ks.hpp"
+#include "driftguard/model.hpp"
+#include "driftguard/mmd.hpp"
 #include "driftguard/validate.hpp"
 
 namespace driftguard::detail {
@@ -23,9 +28,20 @@ struct BatchPassArgs {
 
 }  // namespace driftguard::detail
 
+namespace driftguard::detail {
+struct MmdSums;
+struct MmdLinearTerms;
+}  // namespace driftguard::detail
+
 namespace driftguard::cpu {
 // Host batches only; `threads` workers (OpenMP).
 void batch_pass(int threads, const detail::BatchPassArgs& args);
+// MMD tests (kernels/mmd_common.hpp says what they return). Checked before: shapes, sizes, sigma,
+// options; the backend rejects non-finite rows itself.
+detail::MmdSums mmd(int threads, BatchView reference, BatchView current,
+                    const MmdOptions& options);
+detail::MmdLinearTerms mmd_linear(int threads, BatchView reference, BatchView current,
+                                  const MmdLinearOptions& options);
 }  // namespace driftguard::cpu
 
 namespace driftguard::cuda {
@@ -44,5 +60,63 @@ DeviceStatePtr create_device_state(int device);
 std::string device_name(const DeviceState& state);
 // Host or device batches; results are identical to cpu::batch_pass.
 void batch_pass(DeviceState& state, const detail::BatchPassArgs& args);
+// Host or device windows (each in its own space); the same contract as cpu::mmd / cpu::mmd_linear.
+detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
+                    const MmdOptions& options);
+detail::MmdLinearTerms mmd_linear(DeviceState& state, BatchView reference, BatchView current,
+                                  const MmdLinearOptions& options);
 
+}  // namespace driftguard::cuda
+
+// ---- Two-sample Kolmogorov–Smirnov (driftguard/ks.hpp) ----
+namespace driftguard::detail {
+
+// F_R(v) - F_C(v) at one pooled value v, and whether v occurs in the reference; `value` is v
+// (the last copy of v in the reference when it occurs there, else in the current sample).
+struct KsCandidate {
+  double diff;
+  float value;
+  std::uint32_t in_reference;
+};
+
+// What a backend finds for one feature; the host turns it into a KsResult. max/min are the
+// extremes of F_R - F_C chosen by ks_precedes_as_max / ks_precedes_as_min (ks_common.hpp); both
+// are left as {NaN, NaN, 0} when either sample is empty.
+struct KsExtremes {
+  KsCandidate max;
+  KsCandidate min;
+  std::uint64_t n_current;    // non-NaN current values
+  std::uint64_t nan_current;  // NaN current values
+};
+
+}  // namespace driftguard::detail
+
+// Checked before a backend sees them: batches have rows * features within size_t, non-null data
+// when rows > 0, features == reference.features, and the reference's sizes and offsets agree;
+// `out` has one entry per feature.
+namespace driftguard::cpu {
+// Host batches only; `threads` workers (OpenMP).
+SortedColumns sort_columns(int threads, BatchView batch);
+void ks_statistics(int threads, const SortedColumns& reference, BatchView current,
+                   std::span<detail::KsExtremes> out);
+}  // namespace driftguard::cpu
+
+namespace driftguard::cuda {
+// Host or device batches; results are identical to the cpu:: functions.
+SortedColumns sort_columns(DeviceState& state, BatchView batch);
+void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView current,
+                   std::span<detail::KsExtremes> out);
+}  // namespace driftguard::cuda
+
+// ---- Batch scoring (driftguard/model.hpp) ----
+// Checked before a backend sees them: batch.features == tables.batch_features, data non-null when
+// rows > 0, out.points null unless the model has points, at least one output requested.
+namespace driftguard::cpu {
+void score(int threads, const detail::BoundTables& tables, BatchView batch,
+           const ScoreOutputs& out);
+}  // namespace driftguard::cpu
+namespace driftguard::cuda {
+// Outputs live in the batch's memory space; results equal cpu::score's (see model.hpp).
+void score(DeviceState& state, const detail::BoundTables& tables, BatchView batch,
+           const ScoreOutputs& out);
 }  // namespace driftguard::cuda

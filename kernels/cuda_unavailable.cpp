@@ -1,6 +1,7 @@
 // Compiled in place of kernels/cuda/ when the build has no CUDA compiler.
 #include "driftguard/errors.hpp"
 #include "kernels/backend.hpp"
+#include "kernels/mmd_common.hpp"
 
 namespace driftguard::cuda {
 
@@ -14,5 +15,24 @@ int device_count() noexcept { return 0; }
 DeviceStatePtr create_device_state(int) { unavailable(); }
 std::string device_name(const DeviceState&) { unavailable(); }
 void batch_pass(DeviceState&, const detail::BatchPassArgs&) { unavailable(); }
+detail::MmdSums mmd(DeviceState&, BatchView, BatchView, const MmdOptions&) { unavailable(); }
+detail::MmdLinearTerms mmd_linear(DeviceState&, BatchView, BatchView, const MmdLinearOptions&) {
+  unavailable();
+}
 
+}  // namespace driftguard::cuda
+
+// Two-sample Kolmogorov–Smirnov.
+namespace driftguard::cuda {
+SortedColumns sort_columns(DeviceState&, BatchView) { unavailable(); }
+void ks_statistics(DeviceState&, const SortedColumns&, BatchView, std::span<detail::KsExtremes>) {
+  unavailable();
+}
+}  // namespace driftguard::cuda
+
+// Batch scoring.
+namespace driftguard::cuda {
+void score(DeviceState&, const detail::BoundTables&, BatchView, const ScoreOutputs&) {
+  unavailable();
+}
 }  // namespace driftguard::cuda

@@ -1,13 +1,19 @@
 // The one dispatch point: arguments are checked once here, then the Context's backend runs.
+#include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/histogram.hpp"
+#include "driftguard/ks.hpp"
+#include "driftguard/model.hpp"
 #include "driftguard/validate.hpp"
 #include "kernels/backend.hpp"
 #include "kernels/context_impl.hpp"
+#include "kernels/ks_host.hpp"
+#include "kernels/mmd_common.hpp"
 
 namespace driftguard {
 namespace {
@@ -84,6 +90,121 @@ void validate_histogram(Context& ctx, BatchView batch, const ValidationRules& ru
             .validation = &validation,
             .histogram = &counts,
             .masks = masks});
+}
+
+// ---- MMD (driftguard/mmd.hpp) ----
+namespace {
+
+void check_mmd_windows(Context& ctx, const char* what, const BatchView& reference,
+                       const BatchView& current, std::size_t min_rows) {
+  check_batch(reference, reference.features, (std::string(what) + ": reference").c_str());
+  check_batch(current, reference.features, (std::string(what) + ": current").c_str());
+  if (reference.rows < min_rows || current.rows < min_rows) {
+    throw InvalidInput(std::string(what) + ": each window needs at least " +
+                       std::to_string(min_rows) + " rows (reference has " +
+                       std::to_string(reference.rows) + ", current " +
+                       std::to_string(current.rows) + ")");
+  }
+  // Rows are 32-bit indices in the permutation keys.
+  if (reference.rows + current.rows > std::numeric_limits<std::uint32_t>::max()) {
+    throw InvalidInput(std::string(what) + ": more than 2^32 - 1 rows in the two windows");
+  }
+  if (ctx.impl().backend != Backend::Cuda &&
+      (reference.space == MemorySpace::Device || current.space == MemorySpace::Device)) {
+    throw InvalidInput("a device-resident batch needs the CUDA backend");
+  }
+}
+
+// The kernel's 1 / (2 sigma^2) must be finite too: an infinite one makes 0 * inf = NaN.
+void check_sigma(const char* what, const std::optional<double>& sigma) {
+  if (sigma && !(*sigma > 0 && std::isfinite(*sigma) &&
+                 std::isfinite(1.0 / (2.0 * *sigma * *sigma)))) {
+    throw InvalidInput(std::string(what) + ": sigma must be finite and at least 1e-154");
+  }
+}
+
+}  // namespace
+
+MmdResult mmd_test(Context& ctx, BatchView reference, BatchView current,
+                   const MmdOptions& options) {
+  check_mmd_windows(ctx, "mmd_test", reference, current, 2);
+  check_sigma("mmd_test", options.sigma);
+  if (options.permutations == 0) throw InvalidInput("mmd_test: permutations must be >= 1");
+  if (!(options.significance > 0 && options.significance < 1)) {
+    throw InvalidInput("mmd_test: significance must be in (0, 1)");
+  }
+  Context::Impl& impl = ctx.impl();
+  const detail::MmdSums sums = impl.backend == Backend::Cuda
+                                   ? cuda::mmd(*impl.cuda, reference, current, options)
+                                   : cpu::mmd(impl.cpu_threads, reference, current, options);
+  return detail::finish_mmd(sums, reference.rows, current.rows, options);
+}
+
+MmdLinearResult mmd_linear_test(Context& ctx, BatchView reference, BatchView current,
+                                const MmdLinearOptions& options) {
+  check_mmd_windows(ctx, "mmd_linear_test", reference, current, 4);
+  check_sigma("mmd_linear_test", options.sigma);
+  Context::Impl& impl = ctx.impl();
+  const detail::MmdLinearTerms terms =
+      impl.backend == Backend::Cuda
+          ? cuda::mmd_linear(*impl.cuda, reference, current, options)
+          : cpu::mmd_linear(impl.cpu_threads, reference, current, options);
+  return detail::finish_mmd_linear(terms, reference.rows, current.rows);
+}
+
+}  // namespace driftguard
+
+// ---- Two-sample Kolmogorov–Smirnov ----
+namespace driftguard {
+
+SortedColumns SortedColumns::from_batch(Context& ctx, BatchView batch) {
+  check_batch(batch, batch.features, "SortedColumns::from_batch");
+  Context::Impl& impl = ctx.impl();
+  if (impl.backend == Backend::Cuda) return cuda::sort_columns(*impl.cuda, batch);
+  if (batch.space == MemorySpace::Device) {
+    throw InvalidInput("a device-resident batch needs the CUDA backend");
+  }
+  return cpu::sort_columns(impl.cpu_threads, batch);
+}
+
+std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,
+                                    BatchView current, const KsOptions& options) {
+  detail::check_sorted_layout(reference, "ks_two_sample: reference");
+  check_batch(current, reference.features, "ks_two_sample");
+  std::vector<detail::KsExtremes> extremes(reference.features);
+  Context::Impl& impl = ctx.impl();
+  if (impl.backend == Backend::Cuda) {
+    cuda::ks_statistics(*impl.cuda, reference, current, extremes);
+  } else if (current.space == MemorySpace::Device) {
+    throw InvalidInput("a device-resident batch needs the CUDA backend");
+  } else {
+    cpu::ks_statistics(impl.cpu_threads, reference, current, extremes);
+  }
+  return detail::ks_results(impl.cpu_threads, reference, extremes, options);
+}
+
+}  // namespace driftguard
+
+// ---- Batch scoring ----
+namespace driftguard {
+
+void score(Context& ctx, const BoundModel& bound, BatchView batch, ScoreOutputs out) {
+  check_batch(batch, bound.batch_features(), "score");
+  if (out.points != nullptr && !bound.model().has_points()) {
+    throw InvalidInput("score: points requested from a model without a scorecard");
+  }
+  if (out.margin == nullptr && out.probability == nullptr && out.points == nullptr) {
+    throw InvalidInput("score: no output requested");
+  }
+  Context::Impl& impl = ctx.impl();
+  if (impl.backend == Backend::Cuda) {
+    cuda::score(*impl.cuda, bound.tables(), batch, out);
+    return;
+  }
+  if (batch.space == MemorySpace::Device) {
+    throw InvalidInput("a device-resident batch needs the CUDA backend");
+  }
+  cpu::score(impl.cpu_threads, bound.tables(), batch, out);
 }
 
 }  // namespace driftguard

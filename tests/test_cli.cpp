@@ -93,6 +93,60 @@ TEST_F(Cli, FlagsExactlyTheShiftedFeatures) {
   }
 }
 
+TEST_F(Cli, KsAndMmdSeeTheShiftAndOnlyTheShift) {
+  synth("ks_same.h5", "none", 6, "");
+  synth("ks_shift.h5", "mean_shift", 7, "income,utilization");
+  const std::string flags = "--drift-rule ks --mmd --mmd-rows 1000 --seed 1";
+  ASSERT_EQ(scan("ks_same.h5", flags + " --fail-on-drift").exit_code, 0);
+  const json same = read_json(dir_ / "ks_same.h5.json");
+  EXPECT_TRUE(drifted(same).empty()) << same["features"].dump();
+  EXPECT_GE(same["mmd"]["pvalue"].get<double>(), 0.05);
+  EXPECT_FALSE(same["drift"]["dataset_drift"].get<bool>());
+
+  EXPECT_EQ(scan("ks_shift.h5", flags + " --fail-on-drift").exit_code, 3);
+  const json shift = read_json(dir_ / "ks_shift.h5.json");
+  EXPECT_EQ(drifted(shift), (std::set<std::string>{"income", "utilization"}));
+  EXPECT_LT(shift["mmd"]["pvalue"].get<double>(), 0.05);
+  for (const json& f : shift["features"]) {
+    const double p = f["ks"]["pvalue_adjusted"].get<double>();
+    EXPECT_EQ(f["ks"]["drift"].get<bool>(), p < 0.05);
+    EXPECT_GE(p, f["ks"]["pvalue"].get<double>());  // the correction never lowers a p-value
+  }
+}
+
+TEST_F(Cli, ProfileScanEqualsRawScan) {
+  const fs::path profile = dir_ / "reference.profile.h5";
+  const CommandResult built =
+      run(std::string(DRIFTGUARD_BIN) + " profile --backend cpu -q --mmd-rows 500 " +
+          "--reference " + (dir_ / "reference.h5").string() + " -o " + profile.string());
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+  synth("current.h5", "mean_shift", 8, "income");
+  const std::string common = " scan --backend cpu --mmd --mmd-rows 500 -q --current " +
+                             (dir_ / "current.h5").string() + " --report ";
+  ASSERT_EQ(run(std::string(DRIFTGUARD_BIN) + common + (dir_ / "raw.json").string() +
+                " --reference " + (dir_ / "reference.h5").string())
+                .exit_code,
+            0);
+  ASSERT_EQ(run(std::string(DRIFTGUARD_BIN) + common + (dir_ / "profile.json").string() +
+                " --reference " + profile.string())
+                .exit_code,
+            0);
+  json raw = read_json(dir_ / "raw.json"), from_profile = read_json(dir_ / "profile.json");
+  EXPECT_TRUE(from_profile["reference"]["profile"].get<bool>());
+  for (json* report : {&raw, &from_profile}) {
+    report->erase("timing");
+    report->erase("reference");
+  }
+  for (const auto& [key, value] : raw.items()) EXPECT_EQ(value, from_profile[key]) << key;
+
+  // A profile is not a table, and a table is not a profile with a schema of its own.
+  const CommandResult with_schema =
+      run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " + profile.string() +
+          " --current " + (dir_ / "current.h5").string() + " --schema " +
+          (dir_ / "schema.json").string());
+  EXPECT_EQ(with_schema.exit_code, 1);
+}
+
 TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
   synth("out_of_range.h5", "out_of_range", 4, "age");
   ASSERT_EQ(scan("out_of_range.h5").exit_code, 0);

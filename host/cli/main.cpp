@@ -1,16 +1,22 @@
 // The driftguard command-line tool. Exit codes: 0 done, 1 failed run, 2 usage error,
 // 3 drift found under --fail-on-drift.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
+#include "driftguard/model.hpp"
+#include "driftguard/profile.hpp"
 #include "driftguard/scan.hpp"
 #include "driftguard/schema.hpp"
 
@@ -56,29 +62,114 @@ std::string fixed(double value, int digits) {
   return buffer;
 }
 
+// p-values span hundreds of decades: scientific notation keeps them readable.
+std::string pvalue_text(double value) {
+  if (std::isnan(value)) return "n/a";
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, value < 1e-3 ? "%.1e" : "%.4f", value);
+  return buffer;
+}
+
 void print_table(const ScanReport& report, std::ostream& out) {
   char line[256];
-  std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %9s %9s\n", "feature", "kind", "PSI",
-                "band", "missing", "invalid");
+  std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %8s %9s %9s %9s\n", "feature", "kind",
+                "PSI", "band", "KS D", "KS p adj", "missing", "invalid");
   out << line;
   for (const FeatureDrift& f : report.features) {
     const std::uint64_t invalid =
         f.current_flags[flag_index(kNonFinite)] + f.current_flags[flag_index(kBelowMin)] +
         f.current_flags[flag_index(kAboveMax)] + f.current_flags[flag_index(kUnknownCategory)];
-    std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %9llu %9llu%s\n", f.name.c_str(),
-                  f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
+    std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %8s %9s %9llu %9llu%s\n",
+                  f.name.c_str(), f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
                   fixed(f.psi, 4).c_str(), std::string(to_string(f.band)).c_str(),
+                  f.ks ? fixed(f.ks->statistic, 4).c_str() : "-",
+                  f.ks ? pvalue_text(f.ks_pvalue_adjusted).c_str() : "-",
                   static_cast<unsigned long long>(f.current_flags[flag_index(kMissing)]),
                   static_cast<unsigned long long>(invalid), f.drifted ? "  <- drift" : "");
     out << line;
   }
   const ValidationCounts& v = report.current_validation;
   out << "\ncurrent: " << report.current_rows << " rows (" << v.rows_ok << " ok, "
-      << v.rows_invalid() << " invalid); reference: " << report.reference_rows << " rows\n"
+      << v.rows_invalid() << " invalid); reference: " << report.reference_rows << " rows"
+      << (report.reference_is_profile ? " (profile)" : "") << "\n"
       << "binning: " << to_string(report.binning.policy) << ", backend: " << report.backend << " ("
-      << report.device << "), " << fixed(report.seconds, 3) << " s\n"
-      << "drift: " << report.drifted_features() << " of " << report.features.size()
-      << " features (psi band >= " << to_string(report.drift_band) << ")\n";
+      << report.device << "), " << fixed(report.seconds, 3) << " s\n";
+  if (report.mmd) {
+    out << "MMD: mmd2 " << report.mmd->mmd2 << ", p " << pvalue_text(report.mmd->pvalue) << " ("
+        << report.mmd->permutations << " permutations, sigma " << report.mmd->sigma << ", "
+        << report.mmd->n_reference << " vs " << report.mmd->n_current << " rows)\n";
+  }
+  out << "drift: " << report.drifted_features() << " of " << report.features.size()
+      << " features; dataset drift: " << (report.dataset_drift() ? "yes" : "no") << "\n"
+      << "rule: " << report.decision_rule() << "\n";
+}
+
+// ---- score: a model's margins, probabilities (and scorecard points) for every row ----
+
+struct ScoreCommand {
+  std::string model, input, output;
+  ModelOptions options;
+  std::size_t batch_rows = 0;
+};
+
+CLI::App* add_score_command(CLI::App& app, ScoreCommand& cmd, CommonOptions& common) {
+  CLI::App* sub =
+      app.add_subcommand("score",
+                         "score every row with an XGBoost JSON or driftguard linear model; writes "
+                         "/margin, /probability, /points (scorecards) and /row_id (when present)");
+  sub->add_option("--model", cmd.model, "model (XGBoost JSON or driftguard-linear JSON)")
+      ->required();
+  sub->add_option("--input", cmd.input, "rows to score (HDF5)")->required();
+  sub->add_option("--output", cmd.output, "scores (HDF5)")->required();
+  sub->add_option("--iteration-begin", cmd.options.iteration_begin, "first boosting round used");
+  sub->add_option("--iteration-end", cmd.options.iteration_end,
+                  "end of the boosting rounds used (default: all)");
+  sub->add_flag("--best-iteration", cmd.options.use_best_iteration,
+                "use rounds [0, best_iteration] of an early-stopped model");
+  sub->add_option("--batch-rows", cmd.batch_rows, "rows per batch (default: about 16 MiB)")
+      ->check(CLI::PositiveNumber);
+  add_common(*sub, common);
+  return sub;
+}
+
+int run_score(const ScoreCommand& cmd, const CommonOptions& common) {
+  const auto start = std::chrono::steady_clock::now();
+  const Model model = Model::load(cmd.model, cmd.options);
+  Hdf5BatchReader reader(cmd.input);
+  const BoundModel bound(model, reader.feature_names());
+  Context ctx = make_context(common);
+  const std::size_t k = model.outputs(), width = k > 1 ? k : 0;
+  std::vector<Hdf5ColumnWriter::Column> columns = {{"/margin", width}, {"/probability", width}};
+  if (model.has_points()) columns.push_back({"/points", 0});
+  Hdf5ColumnWriter writer(cmd.output, columns, reader.has_row_id());
+
+  const std::size_t rows_per_batch =
+      cmd.batch_rows != 0
+          ? cmd.batch_rows
+          : std::max<std::size_t>(1, (std::size_t{16} << 20) / (reader.features() * sizeof(float)));
+  std::vector<float> batch(rows_per_batch * reader.features()), margin(rows_per_batch * k),
+      probability(rows_per_batch * k), points(model.has_points() ? rows_per_batch : 0);
+  std::vector<std::int64_t> row_id(reader.has_row_id() ? rows_per_batch : 0);
+  for (std::size_t first = 0; first < reader.rows(); first += rows_per_batch) {
+    const std::size_t n = reader.read(first, rows_per_batch, batch.data());
+    score(ctx, bound, {batch.data(), n, reader.features()},
+          {margin.data(), probability.data(), points.empty() ? nullptr : points.data()});
+    std::vector<const float*> values = {margin.data(), probability.data()};
+    if (!points.empty()) values.push_back(points.data());
+    if (!row_id.empty()) reader.read_row_id(first, n, row_id.data());
+    writer.append(n, values, row_id.empty() ? nullptr : row_id.data());
+  }
+  writer.close();
+  if (!common.quiet) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "scored " << reader.rows() << " rows with " << model.objective() << " ("
+              << (model.kind() == ModelKind::TreeEnsemble ? std::to_string(model.trees()) + " trees"
+                                                          : std::string("linear"))
+              << ") on " << ctx.device_name() << " in " << fixed(seconds, 3) << " s -> "
+              << cmd.output << "\n";
+  }
+  return 0;
 }
 
 }  // namespace
@@ -91,12 +182,41 @@ int main(int argc, char** argv) {
   CommonOptions common;
   ScanOptions scan_options;
   std::string schema_path, report_path, policy = "quantile", drift_band = "moderate";
-  bool fail_on_drift = false;
+  std::string ks_method = "auto", ks_alternative = "two-sided", correction = "bh",
+              drift_rule = "psi", mmd_pvalue = "conservative";
+  std::optional<double> mmd_sigma;
+  bool fail_on_drift = false, no_ks = false, no_distances = false;
   CLI::App* scan_cmd =
       app.add_subcommand("scan", "validate a current window and measure its drift");
   scan_cmd->add_option("--reference", scan_options.reference_path, "reference window (HDF5)")
       ->required();
   scan_cmd->add_option("--current", scan_options.current_path, "current window (HDF5)")->required();
+  scan_cmd->add_flag("--no-ks", no_ks, "skip KS");
+  scan_cmd->add_flag("--no-distances", no_distances,
+                     "skip Wasserstein, Jensen-Shannon, chi-squared and Cramer-von Mises (with "
+                     "--no-ks and no --mmd the current window streams instead of being held)");
+  scan_cmd->add_option("--ks-method", ks_method, "KS p-values: auto | exact | asymp (SciPy's)")
+      ->check(CLI::IsMember({"auto", "exact", "asymp"}));
+  scan_cmd->add_option("--ks-alternative", ks_alternative, "two-sided | less | greater")
+      ->check(CLI::IsMember({"two-sided", "less", "greater"}));
+  scan_cmd->add_option("--correction", correction, "KS over features: none | bonferroni | bh")
+      ->check(CLI::IsMember({"none", "bonferroni", "bh"}));
+  scan_cmd->add_option("--alpha", scan_options.alpha, "significance level of KS and MMD")
+      ->check(CLI::Range(0.0, 1.0));
+  scan_cmd->add_option("--drift-rule", drift_rule, "what flags a feature: psi | ks | psi_or_ks")
+      ->check(CLI::IsMember({"psi", "ks", "psi_or_ks"}));
+  scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
+  scan_cmd->add_option("--mmd-rows", scan_options.mmd_rows, "rows per window for MMD (sampled)")
+      ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));
+  scan_cmd
+      ->add_option("--mmd-permutations", scan_options.mmd_options.permutations, "MMD permutations")
+      ->check(CLI::Range(1u, 1000000u));
+  scan_cmd->add_option("--mmd-sigma", mmd_sigma, "RBF bandwidth (default: median heuristic)")
+      ->check(CLI::PositiveNumber);
+  scan_cmd->add_option("--mmd-pvalue", mmd_pvalue, "conservative | alibi")
+      ->check(CLI::IsMember({"conservative", "alibi"}));
+  scan_cmd->add_option("--seed", scan_options.mmd_options.seed,
+                       "seed of the MMD samples and permutations");
   scan_cmd->add_option("--schema", schema_path,
                        "schema JSON (default: inferred from the reference)");
   scan_cmd->add_option("--report", report_path, "write the JSON report here");
@@ -143,6 +263,29 @@ int main(int argc, char** argv) {
                    "widen observed numeric ranges by this fraction of their width per side")
       ->check(CLI::NonNegativeNumber);
 
+  std::string profile_reference, profile_output, profile_schema;
+  ProfileOptions profile_options;
+  CLI::App* profile_cmd = app.add_subcommand(
+      "profile", "build a reference profile (schema, sorted columns, MMD sample) for fast scans");
+  profile_cmd->add_option("--reference", profile_reference, "reference window (HDF5)")->required();
+  profile_cmd->add_option("-o,--output", profile_output, "the profile to write (HDF5)")->required();
+  profile_cmd->add_option("--schema", profile_schema,
+                          "schema JSON (default: inferred from the reference)");
+  profile_cmd->add_option("--max-categories", profile_options.max_categories,
+                          "schema inference: integer features with at most this many values are "
+                          "categorical");
+  profile_cmd
+      ->add_option("--range-margin", profile_options.range_margin,
+                   "schema inference: widen observed numeric ranges by this fraction")
+      ->check(CLI::NonNegativeNumber);
+  profile_cmd->add_option("--mmd-rows", profile_options.mmd_rows, "reference rows kept for MMD");
+  profile_cmd->add_option("--seed", profile_options.seed, "seed of the MMD sample");
+  CommonOptions profile_common;
+  add_common(*profile_cmd, profile_common);
+
+  ScoreCommand score_command;
+  CLI::App* score_cmd = add_score_command(app, score_command, common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -151,6 +294,19 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (score_cmd->parsed()) return run_score(score_command, common);
+    if (profile_cmd->parsed()) {
+      if (!profile_schema.empty()) profile_options.schema = Schema::load(profile_schema);
+      Context ctx = make_context(profile_common);
+      const ReferenceProfile profile =
+          ReferenceProfile::build(ctx, profile_reference, profile_options);
+      profile.save(profile_output);
+      if (!profile_common.quiet) {
+        std::cout << "profile: " << profile.rows << " rows, " << profile.features() << " features, "
+                  << profile.mmd_rows << " MMD rows -> " << profile_output << "\n";
+      }
+      return 0;
+    }
     if (schema_cmd->parsed()) {
       Hdf5BatchReader reader(infer_reference);
       SchemaInferrer inferrer(reader.feature_names(), infer_max_categories, infer_range_margin);
@@ -177,11 +333,19 @@ int main(int argc, char** argv) {
         return kExitUsage;
       }
       if (!schema_path.empty()) scan_options.schema = Schema::load(schema_path);
+      scan_options.ks = !no_ks;
+      scan_options.distances = !no_distances;
+      scan_options.ks_options = {parse_ks_method(ks_method), parse_ks_alternative(ks_alternative)};
+      scan_options.correction = parse_correction(correction);
+      scan_options.drift_rule = parse_drift_rule(drift_rule);
+      scan_options.mmd_options.sigma = mmd_sigma;
+      scan_options.mmd_options.pvalue =
+          mmd_pvalue == "alibi" ? MmdOptions::PValue::Alibi : MmdOptions::PValue::Conservative;
       Context ctx = make_context(common);
       const ScanReport report = scan(ctx, scan_options);
       if (!report_path.empty()) write_text(report_path, report.to_json());
       if (!common.quiet) print_table(report, std::cout);
-      return fail_on_drift && report.drifted_features() > 0 ? kExitDrift : 0;
+      return fail_on_drift && report.dataset_drift() ? kExitDrift : 0;
     }
   } catch (const driftguard::Error& e) {
     std::cerr << "driftguard: " << e.what() << "\n";

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -75,6 +77,62 @@ class Hdf5Writer {
   void close();
 
  private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Streams 1-D ([N]) or 2-D ([N, width]) float32 columns and an optional int64 /row_id into a new
+// file (truncates an existing one), e.g. the scores of `driftguard score`. Failures are IoErrors;
+// call close() to get a failure to finish the file as one.
+class Hdf5ColumnWriter {
+ public:
+  struct Column {
+    std::string name;       // dataset path, e.g. "/margin"
+    std::size_t width = 0;  // 0: 1-D
+  };
+  Hdf5ColumnWriter(const std::string& path, std::vector<Column> columns, bool with_row_id);
+  ~Hdf5ColumnWriter();
+  Hdf5ColumnWriter(Hdf5ColumnWriter&&) noexcept;
+  Hdf5ColumnWriter& operator=(Hdf5ColumnWriter&&) noexcept;
+
+  // values[i] holds rows * max(width, 1) floats of column i; row_id is given iff enabled.
+  void append(std::size_t rows, const std::vector<const float*>& values,
+              const std::int64_t* row_id = nullptr);
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A small container of named 1-D arrays, texts and attributes in one HDF5 file: the storage of
+// reference profiles (profile.hpp). Every failure is an IoError naming the file and the item.
+class Hdf5Store {
+ public:
+  static Hdf5Store create(const std::string& path);  // truncates an existing file
+  static Hdf5Store open(const std::string& path);    // read-only
+  ~Hdf5Store();
+  Hdf5Store(Hdf5Store&&) noexcept;
+  Hdf5Store& operator=(Hdf5Store&&) noexcept;
+
+  void set_attribute(const std::string& name, const std::string& value);
+  void set_attribute(const std::string& name, std::int64_t value);
+  // Empty when absent; IoError when present with another type.
+  std::optional<std::string> string_attribute(const std::string& name) const;
+  std::optional<std::int64_t> int_attribute(const std::string& name) const;
+
+  void write(const std::string& name, std::span<const float> values);
+  void write(const std::string& name, std::span<const std::uint64_t> values);
+  void write_text(const std::string& name, const std::string& text);
+  // IoError when the dataset is missing or has another rank or type class.
+  std::vector<float> read_floats(const std::string& name) const;
+  std::vector<std::uint64_t> read_uint64s(const std::string& name) const;
+  std::string read_text(const std::string& name) const;
+
+  void close();  // flushes; IoError when that fails (the destructor can only print it)
+
+ private:
+  Hdf5Store();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

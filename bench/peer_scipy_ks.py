@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""CPU two-sample KS against scipy.stats.ks_2samp on the same data, in one run.
+
+Writes a reference and a current float32 table (seeded NumPy, standard normal columns, 0.5% NaN,
+every other feature of the current window shifted by 0.02) in driftguard's HDF5 layout, times
+scipy.stats.ks_2samp per feature with method='asymp' and method='auto' (nan_policy='omit': NaN
+dropped, as driftguard does), runs bench_ks on the same two files, and writes one JSON with all
+timings and the speedups.
+
+  python3 bench/peer_scipy_ks.py --bench build/bench/bench_ks --rows 1048576 --features 32 \\
+      --out results/cpu_ks_vs_scipy.json
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from peer_numpy_histogram import ensure  # noqa: E402  (installs a missing peer package)
+
+
+def write_table(h5py, path, table):
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "driftguard"
+        f.attrs["format_version"] = 1
+        f.create_dataset("features", data=table, chunks=(min(len(table), 65536), table.shape[1]))
+        f.create_dataset("feature_names", data=[f"x{i}" for i in range(table.shape[1])],
+                         dtype=h5py.string_dtype())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", required=True, help="path to bench_ks")
+    ap.add_argument("--rows", type=int, default=1 << 20)
+    ap.add_argument("--features", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    np = ensure("numpy")
+    h5py = ensure("h5py")
+    scipy = ensure("scipy")
+    from scipy import stats
+
+    rng = np.random.default_rng(20260214)
+    shape = (args.rows, args.features)
+    reference = rng.standard_normal(shape, dtype=np.float32)
+    current = rng.standard_normal(shape, dtype=np.float32)
+    current[:, 1::2] += np.float32(0.02)
+    for table in (reference, current):
+        table[rng.random(shape) < 0.005] = np.nan
+
+    scipy_seconds = {}
+    for method in ("asymp", "auto"):
+        runs = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            for j in range(args.features):
+                stats.ks_2samp(reference[:, j], current[:, j], method=method, nan_policy="omit")
+            runs.append(time.perf_counter() - start)
+        scipy_seconds[method] = runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = os.path.join(tmp, "reference.h5")
+        cur_path = os.path.join(tmp, "current.h5")
+        write_table(h5py, ref_path, reference)
+        write_table(h5py, cur_path, current)
+        out = subprocess.run(
+            [args.bench, f"--reference={ref_path}", f"--current={cur_path}",
+             "--benchmark_format=json", f"--benchmark_repetitions={args.repeats}",
+             "--benchmark_report_aggregates_only=true"],
+            check=True, capture_output=True, text=True)
+        ours = json.loads(out.stdout)
+
+    best = {method: min(runs) for method, runs in scipy_seconds.items()}
+    rows = []
+    for b in ours["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        seconds = b["real_time"] / 1e3  # reported in milliseconds
+        rows.append({"name": b["run_name"], "median_seconds": seconds,
+                     "speedup_vs_scipy_asymp": best["asymp"] / seconds,
+                     "speedup_vs_scipy_auto": best["auto"] / seconds})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    result = {
+        "what": "two-sample KS per feature of a float32 window against a reference window: "
+                "driftguard (bench_ks) vs scipy.stats.ks_2samp per feature",
+        "machine": {"node": platform.node(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version(), "numpy": np.__version__,
+                    "scipy": scipy.__version__},
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": args.rows, "features": args.features,
+        "scipy_seconds_best": best,
+        "scipy_seconds_all": scipy_seconds,
+        "driftguard": rows,
+        "driftguard_context": ours["context"],
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    for method, seconds in best.items():
+        print(f"scipy.stats.ks_2samp method={method}, per feature: {seconds * 1e3:.0f} ms")
+    for r in rows:
+        print(f"{r['name']}: {r['median_seconds'] * 1e3:.1f} ms "
+              f"({r['speedup_vs_scipy_asymp']:.1f}x scipy asymp, "
+              f"{r['speedup_vs_scipy_auto']:.1f}x scipy auto)")
+
+
+if __name__ == "__main__":
+    main()

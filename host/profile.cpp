@@ -1,0 +1,240 @@
+#include "driftguard/profile.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "driftguard/context.hpp"
+#include "driftguard/errors.hpp"
+#include "driftguard/hdf5_io.hpp"
+#include "kernels/prepared_pass.hpp"
+
+namespace driftguard {
+namespace {
+
+constexpr const char* kFormat = "driftguard-profile";
+constexpr std::int64_t kVersion = 1;
+
+// k of n indices, uniformly by a seeded partial Fisher-Yates with SplitMix64 draws (the same on
+// every platform, unlike std::uniform_int_distribution), returned in increasing order.
+std::vector<std::size_t> sample_indices(std::vector<std::size_t> indices, std::size_t k,
+                                        std::uint64_t seed) {
+  std::uint64_t state = seed;
+  const auto next = [&state] {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  k = std::min(k, indices.size());
+  for (std::size_t i = 0; i < k; ++i) {
+    // Modulo bias is below (n / 2^64): negligible for any table that fits in memory.
+    std::swap(indices[i], indices[i + next() % (indices.size() - i)]);
+  }
+  indices.resize(k);
+  std::sort(indices.begin(), indices.end());
+  return indices;
+}
+
+[[noreturn]] void corrupt(const std::string& path, const std::string& what) {
+  throw InvalidInput(path + ": not a valid driftguard profile: " + what);
+}
+
+}  // namespace
+
+std::vector<float> sample_finite_rows(BatchView batch, std::size_t rows, std::uint64_t seed,
+                                      std::uint64_t* finite_rows) {
+  const std::size_t n = batch.features;
+  std::vector<std::size_t> finite;
+  for (std::size_t r = 0; r < batch.rows; ++r) {
+    const float* row = batch.data + r * n;
+    if (std::all_of(row, row + n, [](float x) { return std::isfinite(x); })) finite.push_back(r);
+  }
+  if (finite_rows != nullptr) *finite_rows = finite.size();
+  std::vector<float> sample;
+  for (std::size_t r : sample_indices(std::move(finite), rows, seed)) {
+    sample.insert(sample.end(), batch.data + r * n, batch.data + (r + 1) * n);
+  }
+  return sample;
+}
+
+ReferenceProfile ReferenceProfile::build(Context& ctx, const std::string& reference_path,
+                                         const ProfileOptions& options) {
+  Hdf5BatchReader reader(reference_path);
+  const std::size_t rows = reader.rows(), features = reader.features();
+  std::vector<float> values(rows * features);
+  reader.read(0, rows, values.data());
+  const BatchView batch{values.data(), rows, features};
+
+  ReferenceProfile profile;
+  profile.source = reference_path;
+  profile.rows = rows;
+  if (options.schema) {
+    profile.schema = *options.schema;
+  } else {
+    SchemaInferrer inferrer(reader.feature_names(), options.max_categories, options.range_margin);
+    inferrer.observe(batch);
+    profile.schema = inferrer.finish();
+    profile.schema_inferred = true;
+  }
+  try {
+    profile.schema.check_names(reader.feature_names());
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(reference_path + ": " + e.what());
+  }
+  profile.validation = ValidationCounts(features);
+  validate(ctx, batch, ValidationRules::from_schema(profile.schema), profile.validation);
+  profile.sorted = SortedColumns::from_batch(ctx, batch);
+
+  profile.mmd_sample =
+      sample_finite_rows(batch, options.mmd_rows, options.seed, &profile.finite_rows);
+  profile.mmd_rows = profile.mmd_sample.size() / features;
+  return profile;
+}
+
+std::vector<ColumnStats> ReferenceProfile::column_stats() const {
+  std::vector<ColumnStats> stats(features());
+  for (std::size_t f = 0; f < features(); ++f) {
+    for (float x : sorted.column(f)) stats[f].observe(x);
+  }
+  return stats;
+}
+
+HistogramCounts ReferenceProfile::histogram(const HistogramSpec& spec) const {
+  if (spec.features() != features()) {
+    throw InvalidInput("profile histogram: the spec has " + std::to_string(spec.features()) +
+                       " features, the profile " + std::to_string(features()));
+  }
+  HistogramCounts counts(spec);
+  std::vector<std::uint64_t>& raw = counts.raw();
+  for (std::size_t f = 0; f < features(); ++f) {
+    const auto column = sorted.column(f);
+    const auto below = [&](float bound) {  // #{x < bound}
+      return static_cast<std::uint64_t>(std::lower_bound(column.begin(), column.end(), bound) -
+                                        column.begin());
+    };
+    const auto not_above = [&](float bound) {  // #{x <= bound}
+      return static_cast<std::uint64_t>(std::upper_bound(column.begin(), column.end(), bound) -
+                                        column.begin());
+    };
+    const auto points = spec.points_of(f);
+    std::uint64_t* slot = raw.data() + counts.offsets()[f];
+    const std::size_t bins = spec.bins(f);
+    if (spec.categorical[f]) {
+      std::uint64_t listed = 0;
+      for (std::size_t i = 0; i < bins; ++i) {
+        const float code = static_cast<float>(points[i]);
+        slot[i + 1] = not_above(code) - below(code);
+        listed += slot[i + 1];
+      }
+      slot[bins + 1] = column.size() - listed;
+    } else {
+      // The float comparisons of histogram.hpp, on the float-rounded edges (prepared_pass.hpp).
+      std::uint64_t previous = below(detail::round_up_to_float(points[0]));
+      slot[0] = previous;
+      for (std::size_t i = 1; i < bins; ++i) {
+        const std::uint64_t next = below(detail::round_up_to_float(points[i]));
+        slot[i] = next - previous;
+        previous = next;
+      }
+      const std::uint64_t in_range = not_above(detail::round_down_to_float(points[bins]));
+      slot[bins] = in_range - previous;
+      slot[bins + 1] = column.size() - in_range;
+    }
+    slot[bins + 2] = sorted.nan_counts[f];
+  }
+  return counts;
+}
+
+bool ReferenceProfile::is_profile(const std::string& path) {
+  try {
+    return Hdf5Store::open(path).string_attribute("format") == kFormat;
+  } catch (const IoError&) {
+    return false;
+  }
+}
+
+void ReferenceProfile::save(const std::string& path) const {
+  Hdf5Store store = Hdf5Store::create(path);
+  store.set_attribute("format", kFormat);
+  store.set_attribute("profile_version", kVersion);
+  store.set_attribute("source", source);
+  store.set_attribute("rows", static_cast<std::int64_t>(rows));
+  store.set_attribute("schema_inferred", schema_inferred ? 1 : 0);
+  store.set_attribute("validation_rows", static_cast<std::int64_t>(validation.rows));
+  store.set_attribute("validation_rows_ok", static_cast<std::int64_t>(validation.rows_ok));
+  store.set_attribute("mmd_rows", static_cast<std::int64_t>(mmd_rows));
+  store.set_attribute("finite_rows", static_cast<std::int64_t>(finite_rows));
+  store.write_text("schema", schema.to_json());
+  store.write("validation_flag_counts", std::span<const std::uint64_t>(validation.flag_counts));
+  store.write("sorted_values", std::span<const float>(sorted.values));
+  store.write("sorted_offsets", std::span<const std::uint64_t>(sorted.offsets));
+  store.write("nan_counts", std::span<const std::uint64_t>(sorted.nan_counts));
+  store.write("mmd_sample", std::span<const float>(mmd_sample));
+  store.close();
+}
+
+ReferenceProfile ReferenceProfile::load(const std::string& path) {
+  const Hdf5Store store = Hdf5Store::open(path);
+  if (store.string_attribute("format") != kFormat)
+    corrupt(path, "no format attribute \"driftguard-profile\"");
+  const auto version = store.int_attribute("profile_version");
+  if (version != kVersion) {
+    throw InvalidInput(path + ": profile version " +
+                       (version ? std::to_string(*version) : std::string("(none)")) +
+                       " is not supported (expected " + std::to_string(kVersion) +
+                       "); rebuild it with `driftguard profile`");
+  }
+  const auto required = [&](const char* name) {
+    const auto value = store.int_attribute(name);
+    if (!value || *value < 0)
+      corrupt(path, std::string("attribute '") + name + "' is missing or negative");
+    return static_cast<std::uint64_t>(*value);
+  };
+  ReferenceProfile profile;
+  profile.source = store.string_attribute("source").value_or("");
+  profile.rows = required("rows");
+  profile.schema_inferred = required("schema_inferred") != 0;
+  profile.mmd_rows = required("mmd_rows");
+  profile.finite_rows = required("finite_rows");
+  try {
+    profile.schema = Schema::from_json(store.read_text("schema"));
+  } catch (const InvalidInput& e) {
+    corrupt(path, e.what());
+  }
+  const std::size_t features = profile.features();
+  profile.validation = ValidationCounts(features);
+  profile.validation.rows = required("validation_rows");
+  profile.validation.rows_ok = required("validation_rows_ok");
+  profile.validation.flag_counts = store.read_uint64s("validation_flag_counts");
+  profile.sorted.features = features;
+  profile.sorted.values = store.read_floats("sorted_values");
+  profile.sorted.offsets = store.read_uint64s("sorted_offsets");
+  profile.sorted.nan_counts = store.read_uint64s("nan_counts");
+  profile.mmd_sample = store.read_floats("mmd_sample");
+  if (profile.validation.flag_counts.size() != features * kCellFlagCount) {
+    corrupt(path, "validation counts do not match the schema's " + std::to_string(features) +
+                      " features");
+  }
+  if (profile.validation.rows != profile.rows || profile.validation.rows_ok > profile.rows) {
+    corrupt(path, "validation row counts disagree with the profile's rows");
+  }
+  try {
+    profile.sorted.check();
+  } catch (const InvalidInput& e) {
+    corrupt(path, e.what());
+  }
+  for (std::size_t f = 0; f < features; ++f) {
+    if (profile.sorted.column(f).size() + profile.sorted.nan_counts[f] != profile.rows) {
+      corrupt(path, "column '" + profile.schema.features[f].name + "' does not hold every row");
+    }
+  }
+  if (profile.mmd_sample.size() != profile.mmd_rows * features ||
+      profile.mmd_rows > profile.finite_rows || profile.finite_rows > profile.rows) {
+    corrupt(path, "the MMD sample's size disagrees with its row count");
+  }
+  return profile;
+}
+
+}  // namespace driftguard

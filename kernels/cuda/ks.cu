@@ -1,0 +1,402 @@
+// CUDA backend of KS. Features are processed in chunks that bound the workspace:
+//   1. transpose_keys_kernel: row-major batch -> column-major sort keys (NaN -> largest key,
+//      counted per feature);
+//   2. cub::DeviceSegmentedRadixSort, one segment per feature (NaN keys end up last);
+//   3. from_batch: keys decoded in place and each column's non-NaN prefix downloaded;
+//      ks_statistics: ks_merge_kernel merges the sorted current column with the sorted reference
+//      column tile by tile (merge path) and keeps the extremes of F_R - F_C per tile, then
+//      ks_reduce_kernel picks each feature's extremes among its tiles.
+// Exactness: the keys, ECDF differences and candidate order are the CPU backend's
+// (kernels/ks_common.hpp), evaluated at the same pooled values, so both give the same bits.
+#include <cub/block/block_reduce.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "driftguard/errors.hpp"
+#include "kernels/backend.hpp"
+#include "kernels/cuda/detail/cuda_check.cuh"
+#include "kernels/cuda/detail/device_state.cuh"
+#include "kernels/cuda/detail/ks_merge.hpp"
+#include "kernels/cuda/detail/workspace_layout.hpp"
+#include "kernels/ks_common.hpp"
+
+namespace driftguard::cuda {
+namespace {
+
+using detail::KsCandidate;
+using detail::KsExtremes;
+using Count = unsigned long long;  // the 64-bit type of atomicAdd
+
+constexpr int kTileSide = 32;          // transpose tile: 32 rows x 32 features
+constexpr int kTileRowsPerPass = 8;    // transpose block: 32 x 8 threads
+constexpr int kTransposeRows = 1024;   // rows per transpose block
+constexpr int kMergeThreads = 256;
+constexpr int kMergeItems = 8;  // merged values per thread
+constexpr int kMergeTile = kMergeThreads * kMergeItems;
+constexpr int kReduceThreads = 256;
+// Keys sorted per chunk (two key buffers of this many uint32), and CUB's limits: int item counts,
+// segments on grid.y of the merge.
+constexpr std::size_t kChunkKeys = std::size_t{1} << 28;
+constexpr std::size_t kMaxChunkFeatures = 65535;
+constexpr std::uint32_t kNanKey = 0xffffffffu;
+
+constexpr std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+
+// Extremes of F_R - F_C within one merge tile.
+struct TileExtremes {
+  KsCandidate max;
+  KsCandidate min;
+};
+
+struct MaxOp {
+  __device__ KsCandidate operator()(const KsCandidate& a, const KsCandidate& b) const {
+    return detail::ks_precedes_as_max(b, a) ? b : a;
+  }
+};
+struct MinOp {
+  __device__ KsCandidate operator()(const KsCandidate& a, const KsCandidate& b) const {
+    return detail::ks_precedes_as_min(b, a) ? b : a;
+  }
+};
+
+// Launch: grid (ceil(rows / kTransposeRows), ceil(features / 32)), block (32, 8). A block moves a
+// 32-feature slice of kTransposeRows rows through a shared tile, so that both the row-major reads
+// (32 consecutive features) and the column-major writes (32 consecutive rows) are coalesced.
+// Warp ty owns features ty, ty + 8, ty + 16, ty + 24 of the slice and counts their NaN in
+// registers: one atomic per feature and block.
+__global__ void __launch_bounds__(kTileSide* kTileRowsPerPass)
+    transpose_keys_kernel(const float* d_in, std::size_t pitch, std::size_t rows,
+                          std::uint32_t features, std::uint32_t* d_keys, Count* d_nan) {
+  __shared__ std::uint32_t tile[kTileSide][kTileSide + 1];
+  const unsigned tx = threadIdx.x, ty = threadIdx.y;
+  const std::uint32_t f0 = blockIdx.y * kTileSide;
+  const std::size_t row_begin = std::size_t{blockIdx.x} * kTransposeRows;
+  const std::size_t row_end = min(rows, row_begin + kTransposeRows);
+  std::uint32_t nan_count[kTileSide / kTileRowsPerPass] = {};
+  for (std::size_t r0 = row_begin; r0 < row_end; r0 += kTileSide) {
+#pragma unroll
+    for (int k = 0; k < kTileSide / kTileRowsPerPass; ++k) {
+      const std::size_t r = r0 + ty + k * kTileRowsPerPass;
+      const std::uint32_t f = f0 + tx;
+      tile[ty + k * kTileRowsPerPass][tx] =
+          r < row_end && f < features ? detail::ks_sort_key(d_in[r * pitch + f]) : kNanKey;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kTileSide / kTileRowsPerPass; ++k) {
+      const std::uint32_t f = f0 + ty + k * kTileRowsPerPass;
+      const std::size_t r = r0 + tx;
+      const std::uint32_t key = tile[tx][ty + k * kTileRowsPerPass];
+      const bool valid = r < row_end && f < features;
+      if (valid) d_keys[f * rows + r] = key;
+      nan_count[k] += __popc(__ballot_sync(0xffffffffu, valid && key == kNanKey));
+    }
+    __syncthreads();
+  }
+  if (tx == 0) {
+#pragma unroll
+    for (int k = 0; k < kTileSide / kTileRowsPerPass; ++k) {
+      const std::uint32_t f = f0 + ty + k * kTileRowsPerPass;
+      if (f < features && nan_count[k] != 0) atomicAdd(&d_nan[f], Count{nan_count[k]});
+    }
+  }
+}
+
+// Launch: any grid of 256-thread blocks, grid-stride over n keys. Keys become their floats in
+// place (the NaN keys past each column's values are left as they are).
+__global__ void decode_keys_kernel(std::uint32_t* d_keys, std::size_t n) {
+  for (std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n;
+       i += std::size_t{gridDim.x} * blockDim.x) {
+    const std::uint32_t key = d_keys[i];
+    if (key != kNanKey) d_keys[i] = __float_as_uint(detail::ks_key_value(key));
+  }
+}
+
+struct MergeArgs {
+  const float* d_reference;           // the chunk's reference columns, concatenated
+  const std::uint64_t* d_ref_offsets;  // chunk features + 1, into d_reference
+  const std::uint32_t* d_keys;         // sorted current keys, [feature][rows]
+  const Count* d_nan;                  // NaN per feature: the last keys of each column
+  std::size_t rows;
+  std::uint32_t tiles;        // tiles per feature (grid.x)
+  TileExtremes* d_partials;   // [feature][tiles]
+};
+
+// Launch: grid (tiles, chunk features), kMergeThreads threads. Block (t, f) owns positions
+// [t * kMergeTile, (t + 1) * kMergeTile) of feature f's pooled sorted sample (split by merge
+// path); tiles past its end write neutral extremes. The tile's reference and current values, plus
+// their neighbours, are staged in shared memory; thread k merges kMergeItems values from tile
+// position k * kMergeItems (ks_merge_items) and the block reduces the threads' extremes.
+__global__ void __launch_bounds__(kMergeThreads) ks_merge_kernel(const MergeArgs args) {
+  using BlockReduce = cub::BlockReduce<KsCandidate, kMergeThreads>;
+  __shared__ typename BlockReduce::TempStorage reduce_storage;
+  __shared__ float s_ref[kMergeTile + 2];  // R[i0 - 1], R[i0 .. i1), R[i1]
+  __shared__ float s_cur[kMergeTile + 1];  // C[j0 .. j1), C[j1]
+  __shared__ std::uint64_t s_split[2];
+
+  const std::uint32_t f = blockIdx.y;
+  const unsigned tid = threadIdx.x;
+  const float* ref = args.d_reference + args.d_ref_offsets[f];
+  const std::uint64_t n1 = args.d_ref_offsets[f + 1] - args.d_ref_offsets[f];
+  const std::uint32_t* cur = args.d_keys + std::size_t{f} * args.rows;
+  const std::uint64_t n2 = args.rows - args.d_nan[f];
+  const std::uint64_t d0 = std::uint64_t{blockIdx.x} * kMergeTile;
+  TileExtremes* out = args.d_partials + std::size_t{f} * args.tiles + blockIdx.x;
+  if (n1 == 0 || n2 == 0 || d0 >= n1 + n2) {
+    if (tid == 0) *out = {detail::ks_no_max(), detail::ks_no_min()};
+    return;
+  }
+  const std::uint64_t d1 = min(d0 + kMergeTile, n1 + n2);
+  auto ref_at = [ref](std::uint64_t i) { return ref[i]; };
+  auto cur_at = [cur](std::uint64_t j) { return detail::ks_key_value(cur[j]); };
+  if (tid < 2) s_split[tid] = ks_merge_path(ref_at, n1, cur_at, n2, tid == 0 ? d0 : d1);
+  __syncthreads();
+  const std::uint64_t i0 = s_split[0], i1 = s_split[1];
+  const std::uint64_t j0 = d0 - i0, j1 = d1 - i1;
+  const KsTile tile{s_ref + 1, s_cur, i0, j0, n1, n2, static_cast<std::uint32_t>(i1 - i0),
+                    static_cast<std::uint32_t>(j1 - j0)};
+  for (std::uint32_t t = tid; t < tile.a + 2; t += kMergeThreads) {
+    const std::uint64_t i = i0 + t;  // s_ref[t] = R[i - 1]
+    s_ref[t] = i >= 1 && i - 1 < n1 ? ref[i - 1] : 0.0f;
+  }
+  for (std::uint32_t t = tid; t < tile.b + 1; t += kMergeThreads) {
+    const std::uint64_t j = j0 + t;
+    s_cur[t] = j < n2 ? cur_at(j) : 0.0f;
+  }
+  __syncthreads();
+  KsCandidate best_max = detail::ks_no_max(), best_min = detail::ks_no_min();
+  ks_merge_items(tile, tid * kMergeItems, kMergeItems, best_max, best_min);
+  const KsCandidate tile_max = BlockReduce(reduce_storage).Reduce(best_max, MaxOp{});
+  __syncthreads();
+  const KsCandidate tile_min = BlockReduce(reduce_storage).Reduce(best_min, MinOp{});
+  if (tid == 0) *out = {tile_max, tile_min};
+}
+
+// Launch: grid (chunk features), kReduceThreads threads. Block f reduces feature f's tiles and
+// writes its KsExtremes ({NaN, NaN, 0} extremes when a sample is empty, as the CPU backend).
+__global__ void __launch_bounds__(kReduceThreads)
+    ks_reduce_kernel(const TileExtremes* d_partials, std::uint32_t tiles,
+                     const std::uint64_t* d_ref_offsets, const Count* d_nan, std::size_t rows,
+                     KsExtremes* d_out) {
+  using BlockReduce = cub::BlockReduce<KsCandidate, kReduceThreads>;
+  __shared__ typename BlockReduce::TempStorage reduce_storage;
+  const std::uint32_t f = blockIdx.x;
+  KsCandidate best_max = detail::ks_no_max(), best_min = detail::ks_no_min();
+  for (std::uint32_t t = threadIdx.x; t < tiles; t += kReduceThreads) {
+    const TileExtremes& p = d_partials[std::size_t{f} * tiles + t];
+    best_max = MaxOp{}(best_max, p.max);
+    best_min = MinOp{}(best_min, p.min);
+  }
+  best_max = BlockReduce(reduce_storage).Reduce(best_max, MaxOp{});
+  __syncthreads();
+  best_min = BlockReduce(reduce_storage).Reduce(best_min, MinOp{});
+  if (threadIdx.x == 0) {
+    const std::uint64_t n1 = d_ref_offsets[f + 1] - d_ref_offsets[f];
+    const std::uint64_t n2 = rows - d_nan[f];
+    if (n1 == 0 || n2 == 0) best_max = best_min = detail::ks_no_test();
+    d_out[f] = {best_max, best_min, n2, d_nan[f]};
+  }
+}
+
+// Features are sorted `chunk_features` at a time, so that the keys of a chunk stay within CUB's
+// int item count and the workspace within 2 * kChunkKeys keys.
+struct Chunking {
+  std::size_t rows;
+  std::size_t features;        // of the batch
+  std::size_t chunk_features;  // per chunk (the last may have fewer)
+
+  explicit Chunking(const BatchView& batch) : rows(batch.rows), features(batch.features) {
+    if (rows > static_cast<std::size_t>(INT_MAX)) {
+      throw InvalidInput("KS on the CUDA backend: at most " + std::to_string(INT_MAX) +
+                         " rows per batch, got " + std::to_string(rows));
+    }
+    chunk_features = std::clamp<std::size_t>(kChunkKeys / std::max<std::size_t>(rows, 1), 1,
+                                              std::min(features, kMaxChunkFeatures));
+  }
+  std::size_t chunks() const { return ceil_div(features, chunk_features); }
+  std::size_t first(std::size_t chunk) const { return chunk * chunk_features; }
+  std::size_t count(std::size_t chunk) const {
+    return std::min(chunk_features, features - first(chunk));
+  }
+};
+
+// The part of one call's workspace that sorting a chunk needs.
+struct SortBuffers {
+  std::size_t keys_at, alt_at, input_at, nan_at, segments_at, temp_at, temp_bytes;
+};
+
+SortBuffers plan_sort(Layout& layout, const Chunking& c, bool host_input) {
+  SortBuffers s{};
+  const std::size_t keys = c.rows * c.chunk_features;
+  s.keys_at = layout.add<std::uint32_t>(keys);
+  s.alt_at = layout.add<std::uint32_t>(keys);
+  s.input_at = layout.add<float>(host_input ? keys : 0);
+  s.nan_at = layout.add<Count>(c.chunk_features);
+  s.segments_at = layout.add<int>(c.chunk_features + 1);
+  cub::DoubleBuffer<std::uint32_t> no_keys(nullptr, nullptr);
+  DG_CUDA_TRY(cub::DeviceSegmentedRadixSort::SortKeys(
+      nullptr, s.temp_bytes, no_keys, static_cast<int>(keys), static_cast<int>(c.chunk_features),
+      static_cast<const int*>(nullptr), static_cast<const int*>(nullptr)));
+  s.temp_at = layout.add<std::byte>(s.temp_bytes);
+  return s;
+}
+
+// Sorts the keys of `count` features starting at `first`; returns the buffer holding them.
+// d_nan receives each feature's NaN count.
+std::uint32_t* sort_chunk(DeviceState& state, std::byte* d_base, const SortBuffers& s,
+                          const BatchView& batch, const Chunking& c, std::size_t first,
+                          std::size_t count) {
+  const cudaStream_t stream = state.stream();
+  const std::size_t rows = c.rows;
+  Count* d_nan = at<Count>(d_base, s.nan_at);
+  DG_CUDA_TRY(cudaMemsetAsync(d_nan, 0, count * sizeof(Count), stream));
+  const float* d_in = batch.data + first;
+  std::size_t pitch = batch.features;
+  if (batch.space == MemorySpace::Host) {
+    // The chunk's columns, packed (one copy when the chunk spans every feature).
+    float* d_staged = at<float>(d_base, s.input_at);
+    DG_CUDA_TRY(cudaMemcpy2DAsync(d_staged, count * sizeof(float), batch.data + first,
+                                  batch.features * sizeof(float), count * sizeof(float), rows,
+                                  cudaMemcpyHostToDevice, stream));
+    d_in = d_staged;
+    pitch = count;
+  }
+  std::uint32_t* d_keys = at<std::uint32_t>(d_base, s.keys_at);
+  const dim3 grid(static_cast<unsigned>(ceil_div(rows, kTransposeRows)),
+                  static_cast<unsigned>(ceil_div(count, kTileSide)));
+  transpose_keys_kernel<<<grid, dim3(kTileSide, kTileRowsPerPass), 0, stream>>>(
+      d_in, pitch, rows, static_cast<std::uint32_t>(count), d_keys, d_nan);
+  DG_CUDA_TRY_LAUNCH("transpose_keys_kernel");
+
+  std::vector<int> segments(count + 1);
+  for (std::size_t f = 0; f <= count; ++f) segments[f] = static_cast<int>(f * rows);
+  int* d_segments = at<int>(d_base, s.segments_at);
+  DG_CUDA_TRY(cudaMemcpyAsync(d_segments, segments.data(), segments.size() * sizeof(int),
+                              cudaMemcpyHostToDevice, stream));
+  cub::DoubleBuffer<std::uint32_t> keys(d_keys, at<std::uint32_t>(d_base, s.alt_at));
+  std::size_t temp_bytes = s.temp_bytes;
+  const int* d_begin = d_segments;
+  DG_CUDA_TRY(cub::DeviceSegmentedRadixSort::SortKeys(
+      at<std::byte>(d_base, s.temp_at), temp_bytes, keys, static_cast<int>(rows * count),
+      static_cast<int>(count), d_begin, d_begin + 1, 0, 32, stream));
+  return keys.Current();
+}
+
+}  // namespace
+
+SortedColumns sort_columns(DeviceState& state, BatchView batch) {
+  DeviceGuard guard(state.device());
+  const Chunking c(batch);
+  SortedColumns out;
+  out.features = batch.features;
+  out.offsets.assign(batch.features + 1, 0);
+  out.nan_counts.assign(batch.features, 0);
+  if (c.rows == 0) return out;
+  Layout layout;
+  const SortBuffers s = plan_sort(layout, c, batch.space == MemorySpace::Host);
+  std::byte* d_base = state.device_workspace(layout.bytes());
+  const cudaStream_t stream = state.stream();
+  std::vector<Count> nan(c.chunk_features);
+  for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
+    const std::size_t first = c.first(chunk), count = c.count(chunk);
+    std::uint32_t* d_sorted = sort_chunk(state, d_base, s, batch, c, first, count);
+    const std::size_t n = c.rows * count;
+    const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>(
+        ceil_div(n, 256), std::size_t{8} * state.properties().multiProcessorCount));
+    decode_keys_kernel<<<blocks, 256, 0, stream>>>(d_sorted, n);
+    DG_CUDA_TRY_LAUNCH("decode_keys_kernel");
+    DG_CUDA_TRY(cudaMemcpyAsync(nan.data(), at<Count>(d_base, s.nan_at), count * sizeof(Count),
+                                cudaMemcpyDeviceToHost, stream));
+    DG_CUDA_TRY(cudaStreamSynchronize(stream));
+    for (std::size_t f = 0; f < count; ++f) {
+      out.nan_counts[first + f] = nan[f];
+      out.offsets[first + f + 1] = out.offsets[first + f] + (c.rows - nan[f]);
+    }
+    out.values.resize(out.offsets[first + count]);
+    for (std::size_t f = 0; f < count; ++f) {
+      const std::size_t n_f = c.rows - nan[f];
+      if (n_f == 0) continue;
+      DG_CUDA_TRY(cudaMemcpyAsync(out.values.data() + out.offsets[first + f], d_sorted + f * c.rows,
+                                  n_f * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    }
+    DG_CUDA_TRY(cudaStreamSynchronize(stream));
+  }
+  return out;
+}
+
+void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView current,
+                   std::span<KsExtremes> out) {
+  DeviceGuard guard(state.device());
+  const Chunking c(current);
+  if (c.rows == 0) {
+    // An empty current window: every feature has an empty sample.
+    std::fill(out.begin(), out.end(),
+              KsExtremes{detail::ks_no_test(), detail::ks_no_test(), 0, 0});
+    return;
+  }
+  // Sizes of the largest chunk: reference values and merge tiles.
+  std::size_t max_ref = 0, max_tiles = 0;
+  for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
+    const std::size_t first = c.first(chunk), count = c.count(chunk);
+    max_ref = std::max<std::size_t>(
+        max_ref, reference.offsets[first + count] - reference.offsets[first]);
+    for (std::size_t f = first; f < first + count; ++f) {
+      const std::size_t n1 = reference.offsets[f + 1] - reference.offsets[f];
+      max_tiles = std::max(max_tiles, ceil_div(n1 + c.rows, kMergeTile));
+    }
+  }
+  if (max_tiles > static_cast<std::size_t>(INT_MAX)) {
+    throw InvalidInput("KS on the CUDA backend: reference column too long");
+  }
+  Layout layout;
+  const SortBuffers s = plan_sort(layout, c, current.space == MemorySpace::Host);
+  const std::size_t ref_at = layout.add<float>(max_ref);
+  const std::size_t ref_offsets_at = layout.add<std::uint64_t>(c.chunk_features + 1);
+  const std::size_t partials_at = layout.add<TileExtremes>(c.chunk_features * max_tiles);
+  const std::size_t out_at = layout.add<KsExtremes>(c.chunk_features);
+  std::byte* d_base = state.device_workspace(layout.bytes());
+  const cudaStream_t stream = state.stream();
+  std::vector<std::uint64_t> ref_offsets(c.chunk_features + 1);
+  for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
+    const std::size_t first = c.first(chunk), count = c.count(chunk);
+    const std::uint32_t* d_sorted = sort_chunk(state, d_base, s, current, c, first, count);
+    const std::uint64_t ref_begin = reference.offsets[first];
+    for (std::size_t f = 0; f <= count; ++f) {
+      ref_offsets[f] = reference.offsets[first + f] - ref_begin;
+    }
+    float* d_ref = at<float>(d_base, ref_at);
+    if (ref_offsets[count] != 0) {
+      DG_CUDA_TRY(cudaMemcpyAsync(d_ref, reference.values.data() + ref_begin,
+                                  ref_offsets[count] * sizeof(float), cudaMemcpyHostToDevice,
+                                  stream));
+    }
+    auto* d_ref_offsets = at<std::uint64_t>(d_base, ref_offsets_at);
+    DG_CUDA_TRY(cudaMemcpyAsync(d_ref_offsets, ref_offsets.data(),
+                                (count + 1) * sizeof(std::uint64_t), cudaMemcpyHostToDevice,
+                                stream));
+    const MergeArgs args{.d_reference = d_ref,
+                         .d_ref_offsets = d_ref_offsets,
+                         .d_keys = d_sorted,
+                         .d_nan = at<Count>(d_base, s.nan_at),
+                         .rows = c.rows,
+                         .tiles = static_cast<std::uint32_t>(max_tiles),
+                         .d_partials = at<TileExtremes>(d_base, partials_at)};
+    ks_merge_kernel<<<dim3(args.tiles, static_cast<unsigned>(count)), kMergeThreads, 0, stream>>>(
+        args);
+    DG_CUDA_TRY_LAUNCH("ks_merge_kernel");
+    KsExtremes* d_out = at<KsExtremes>(d_base, out_at);
+    ks_reduce_kernel<<<static_cast<unsigned>(count), kReduceThreads, 0, stream>>>(
+        args.d_partials, args.tiles, d_ref_offsets, args.d_nan, c.rows, d_out);
+    DG_CUDA_TRY_LAUNCH("ks_reduce_kernel");
+    DG_CUDA_TRY(cudaMemcpyAsync(out.data() + first, d_out, count * sizeof(KsExtremes),
+                                cudaMemcpyDeviceToHost, stream));
+    DG_CUDA_TRY(cudaStreamSynchronize(stream));
+  }
+}
+
+}  // namespace driftguard::cuda

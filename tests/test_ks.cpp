@@ -1,0 +1,542 @@
+// Two-sample KS on every backend: SciPy's own results (tests/golden/ks_scipy.json, made by
+// tests/golden/make_ks_golden.py), a float64 brute-force reference for the statistic written here
+// from ks.hpp's definitions, NaN / empty / one-value edge cases and argument checks.
+#include <gtest/gtest.h>
+
+#ifdef DRIFTGUARD_TEST_CUDA_RUNTIME
+#include <cuda_runtime.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend_param.hpp"
+#include "driftguard/context.hpp"
+#include "driftguard/errors.hpp"
+#include "driftguard/ks.hpp"
+#include "kernels/cuda/detail/ks_merge.hpp"
+#include "kernels/ks_common.hpp"
+
+namespace driftguard {
+namespace {
+
+using Ks = testing::BackendTest;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr double kRelTolerance = 1e-10;
+constexpr double kAbsTolerance = 1e-300;
+
+const KsAlternative kAlternatives[] = {KsAlternative::TwoSided, KsAlternative::Less,
+                                       KsAlternative::Greater};
+const KsMethod kMethods[] = {KsMethod::Auto, KsMethod::Exact, KsMethod::Asymp};
+
+// Fresh inputs on every run; DRIFTGUARD_TEST_SEED replays a failure (the seed is in its trace).
+std::uint64_t test_seed() {
+  if (const char* env = std::getenv("DRIFTGUARD_TEST_SEED")) return std::stoull(env);
+  return (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+}
+
+const nlohmann::json& golden() {
+  static const nlohmann::json data = [] {
+    const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
+    if (root == nullptr) throw std::runtime_error("DRIFTGUARD_SOURCE_DIR is not set");
+    const std::string path = std::string(root) + "/tests/golden/ks_scipy.json";
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return nlohmann::json::parse(text.str());
+  }();
+  return data;
+}
+
+double json_number(const nlohmann::json& v) {
+  if (v.is_null()) return std::numeric_limits<double>::quiet_NaN();
+  if (v.is_string()) return v.get<std::string>() == "inf" ? HUGE_VAL : -HUGE_VAL;
+  return v.get<double>();
+}
+
+// A golden sample: "values" (exact doubles of float32) or "ints" * 2^"exp2".
+std::vector<float> json_sample(const nlohmann::json& s) {
+  std::vector<float> out;
+  if (s.contains("values")) {
+    for (const auto& v : s["values"]) out.push_back(static_cast<float>(json_number(v)));
+  } else {
+    const int exp2 = s["exp2"].get<int>();
+    for (const auto& v : s["ints"]) {
+      out.push_back(v.is_null() ? kNaN : std::ldexp(static_cast<float>(v.get<long>()), exp2));
+    }
+  }
+  return out;
+}
+
+// Relative error, 0 when both are NaN or within kAbsTolerance.
+double relative_error(double actual, double expected) {
+  if (std::isnan(actual) && std::isnan(expected)) return 0;
+  if (actual == expected || std::abs(actual - expected) <= kAbsTolerance) return 0;
+  return std::abs(actual - expected) / std::abs(expected);
+}
+
+// Largest relative errors seen against SciPy, printed at the end of the golden tests.
+struct WorstError {
+  double statistic = 0, pvalue = 0;
+  void print(const char* what) const {
+    std::cout << "[ks] " << what << ": max relative error vs SciPy: statistic " << statistic
+              << ", p-value " << pvalue << "\n";
+  }
+};
+
+// One row-major batch holding several samples as features: sample f fills rows at random
+// positions, NaN elsewhere (NaN are left out, so each feature sees exactly its sample).
+std::vector<float> pack(const std::vector<std::vector<float>>& samples, std::size_t rows,
+                        std::mt19937_64& rng) {
+  const std::size_t features = samples.size();
+  std::vector<float> data(rows * features, kNaN);
+  std::vector<std::size_t> order(rows);
+  for (std::size_t f = 0; f < features; ++f) {
+    for (std::size_t r = 0; r < rows; ++r) order[r] = r;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t i = 0; i < samples[f].size(); ++i) {
+      data[order[i] * features + f] = samples[f][i];
+    }
+  }
+  return data;
+}
+
+std::size_t longest(const std::vector<std::vector<float>>& samples) {
+  std::size_t n = 0;
+  for (const auto& s : samples) n = std::max(n, s.size());
+  return n;
+}
+
+std::uint64_t non_nan(const std::vector<float>& s) {
+  return static_cast<std::uint64_t>(
+      std::count_if(s.begin(), s.end(), [](float x) { return !std::isnan(x); }));
+}
+
+TEST(KsPvalue, MatchesScipyOnTheGoldenStatistics) {
+  const nlohmann::json& cases = golden()["pvalue_cases"];
+  ASSERT_GE(cases.size(), 3000u);
+  WorstError worst;
+  for (const auto& c : cases) {
+    const double d = c[0].get<double>();
+    const auto n1 = c[1].get<std::uint64_t>(), n2 = c[2].get<std::uint64_t>();
+    const KsOptions options{parse_ks_method(c[4].get<std::string>()),
+                            parse_ks_alternative(c[3].get<std::string>())};
+    SCOPED_TRACE(c.dump());
+    KsMethod used = KsMethod::Auto;
+    double statistic = -1;
+    const double p = ks_pvalue(d, n1, n2, options, &used, &statistic);
+    const double p_error = relative_error(p, json_number(c[5]));
+    const double d_error = relative_error(statistic, c[6].get<double>());
+    EXPECT_LE(p_error, kRelTolerance) << "p = " << p;
+    EXPECT_LE(d_error, kRelTolerance) << "statistic = " << statistic;
+    EXPECT_EQ(to_string(used), c[7].get<std::string>());
+    worst.pvalue = std::max(worst.pvalue, p_error);
+    worst.statistic = std::max(worst.statistic, d_error);
+  }
+  worst.print("ks_pvalue");
+}
+
+TEST_P(Ks, MatchesScipyOnTheGoldenSamples) {
+  const nlohmann::json& cases = golden()["sample_cases"];
+  ASSERT_GE(cases.size(), 40u);
+  std::vector<std::vector<float>> refs, curs;
+  for (const auto& c : cases) {
+    refs.push_back(json_sample(c["reference"]));
+    curs.push_back(json_sample(c["current"]));
+  }
+  std::mt19937_64 rng(test_seed());
+  const std::size_t features = cases.size();
+  const std::size_t ref_rows = longest(refs) + 3, cur_rows = longest(curs) + 5;
+  const std::vector<float> ref_data = pack(refs, ref_rows, rng);
+  const std::vector<float> cur_data = pack(curs, cur_rows, rng);
+  const SortedColumns reference =
+      SortedColumns::from_batch(ctx(), {ref_data.data(), ref_rows, features});
+  EXPECT_NO_THROW(reference.check());
+
+  WorstError worst;
+  for (KsAlternative alternative : kAlternatives) {
+    for (KsMethod method : kMethods) {
+      const std::string key = std::string(to_string(alternative)) + "/" +
+                              std::string(to_string(method));
+      const std::vector<KsResult> results =
+          ks_two_sample(ctx(), reference, {cur_data.data(), cur_rows, features}, {method, alternative});
+      ASSERT_EQ(results.size(), features);
+      for (std::size_t f = 0; f < features; ++f) {
+        const nlohmann::json& expected = cases[f]["results"][key];
+        const KsResult& r = results[f];
+        SCOPED_TRACE(cases[f]["name"].get<std::string>() + " " + key);
+        EXPECT_EQ(r.n_reference, non_nan(refs[f]));
+        EXPECT_EQ(r.n_current, non_nan(curs[f]));
+        EXPECT_EQ(r.nan_reference, ref_rows - r.n_reference);
+        EXPECT_EQ(r.nan_current, cur_rows - r.n_current);
+        ASSERT_FALSE(expected.is_null());
+        const double p_error = relative_error(r.pvalue, json_number(expected["pvalue"]));
+        const double d_error = relative_error(r.statistic, expected["statistic"].get<double>());
+        EXPECT_LE(d_error, kRelTolerance) << "statistic " << r.statistic;
+        EXPECT_LE(p_error, kRelTolerance) << "p " << r.pvalue;
+        EXPECT_EQ(r.statistic_location, json_number(expected["statistic_location"]));
+        EXPECT_EQ(r.statistic_sign, expected["statistic_sign"].get<int>());
+        EXPECT_EQ(to_string(r.method_used), expected["method_used"].get<std::string>());
+        worst.pvalue = std::max(worst.pvalue, p_error);
+        worst.statistic = std::max(worst.statistic, d_error);
+      }
+    }
+  }
+  worst.print("ks_two_sample");
+}
+
+// ---- float64 brute force, from ks.hpp's definitions ----
+
+// Where F_R - F_C is largest and smallest, by SciPy's construction: the pooled array
+// [sorted R, sorted C]; at each position the ECDFs count the values <= it (linear scans in
+// double); argmax / argmin take the first position.
+struct Extremes {
+  double max_diff, max_location, min_diff, min_location;
+};
+
+Extremes brute_force(const std::vector<float>& ref, const std::vector<float>& cur) {
+  std::vector<double> r, c;
+  for (float x : ref) {
+    if (!std::isnan(x)) r.push_back(x);
+  }
+  for (float x : cur) {
+    if (!std::isnan(x)) c.push_back(x);
+  }
+  std::sort(r.begin(), r.end());
+  std::sort(c.begin(), c.end());
+  std::vector<double> pooled = r;
+  pooled.insert(pooled.end(), c.begin(), c.end());
+  std::size_t arg_max = 0, arg_min = 0;
+  std::vector<double> diff(pooled.size());
+  for (std::size_t p = 0; p < pooled.size(); ++p) {
+    double i = 0, j = 0;
+    for (double x : r) i += x <= pooled[p] ? 1 : 0;
+    for (double x : c) j += x <= pooled[p] ? 1 : 0;
+    diff[p] = i / static_cast<double>(r.size()) - j / static_cast<double>(c.size());
+    if (diff[p] > diff[arg_max]) arg_max = p;
+    if (diff[p] < diff[arg_min]) arg_min = p;
+  }
+  return {diff[arg_max], pooled[arg_max], diff[arg_min], pooled[arg_min]};
+}
+
+struct Expected {
+  double statistic, location;
+  int sign;
+};
+
+// ks_2samp's choice between D+ and D- (D- = max(0, -min)); two-sided takes D- only when larger.
+Expected expected_result(const Extremes& e, KsAlternative alternative) {
+  const double min_s = std::clamp(-e.min_diff, 0.0, 1.0);
+  if (alternative == KsAlternative::Less ||
+      (alternative == KsAlternative::TwoSided && min_s > e.max_diff)) {
+    return {min_s, e.min_location, -1};
+  }
+  return {e.max_diff, e.max_location, 1};
+}
+
+// Continuous values, small integers (ties), +-0, +-Inf and NaN in random mixes.
+std::vector<float> random_sample(std::size_t n, int kind, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<float> s(n);
+  for (float& x : s) {
+    const double u = unit(rng);
+    if (kind == 0) {
+      x = static_cast<float>(normal(rng));
+    } else if (kind == 1) {
+      x = static_cast<float>(static_cast<int>(unit(rng) * 6));
+    } else {
+      x = u < 0.1   ? kNaN
+          : u < 0.15 ? (u < 0.125 ? kInf : -kInf)
+          : u < 0.25 ? (u < 0.2 ? -0.0f : 0.0f)
+                     : static_cast<float>(static_cast<int>(normal(rng) * 3) / 2.0);
+    }
+  }
+  return s;
+}
+
+TEST_P(Ks, StatisticMatchesFloat64BruteForce) {
+  const std::uint64_t seed = test_seed();
+  SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<float>> refs, curs;
+  for (int f = 0; f < 24; ++f) {
+    const auto n1 = static_cast<std::size_t>(1 + rng() % 300);
+    const auto n2 = static_cast<std::size_t>(1 + rng() % 300);
+    refs.push_back(random_sample(n1, f % 3, rng));
+    curs.push_back(random_sample(n2, (f / 3) % 3, rng));
+  }
+  const std::size_t features = refs.size();
+  const std::size_t ref_rows = longest(refs), cur_rows = longest(curs);
+  const std::vector<float> ref_data = pack(refs, ref_rows, rng);
+  const std::vector<float> cur_data = pack(curs, cur_rows, rng);
+  const SortedColumns reference =
+      SortedColumns::from_batch(ctx(), {ref_data.data(), ref_rows, features});
+  for (KsAlternative alternative : kAlternatives) {
+    // Asymp reports the statistic as computed (Exact moves it onto the 1/lcm lattice).
+    const std::vector<KsResult> results = ks_two_sample(
+        ctx(), reference, {cur_data.data(), cur_rows, features}, {KsMethod::Asymp, alternative});
+    for (std::size_t f = 0; f < features; ++f) {
+      SCOPED_TRACE("feature " + std::to_string(f) + " " + std::string(to_string(alternative)));
+      if (non_nan(refs[f]) == 0 || non_nan(curs[f]) == 0) {
+        EXPECT_TRUE(std::isnan(results[f].statistic));
+        continue;
+      }
+      const Expected e = expected_result(brute_force(refs[f], curs[f]), alternative);
+      EXPECT_EQ(results[f].statistic, e.statistic);
+      EXPECT_EQ(results[f].statistic_location, e.location);
+      EXPECT_EQ(results[f].statistic_sign, e.sign);
+      EXPECT_EQ(results[f].pvalue,
+                ks_pvalue(e.statistic, results[f].n_reference, results[f].n_current,
+                          {KsMethod::Asymp, alternative}));
+    }
+  }
+}
+
+// The CUDA merge kernel's per-thread work (kernels/cuda/detail/ks_merge.hpp) run on the host,
+// tile by tile and thread by thread, with tiles of a few values so that runs of ties, signed
+// zeros and infinities cross tile and thread boundaries. Runs on every machine.
+TEST(KsMergeTiles, ThreadSharesFindTheExtremes) {
+  const std::uint64_t seed = test_seed();
+  SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 60; ++round) {
+    std::vector<float> r = random_sample(1 + rng() % 90, round % 3, rng);
+    std::vector<float> c = random_sample(1 + rng() % 90, (round / 3) % 3, rng);
+    std::erase_if(r, [](float x) { return std::isnan(x); });
+    std::erase_if(c, [](float x) { return std::isnan(x); });
+    if (r.empty() || c.empty()) continue;
+    std::sort(r.begin(), r.end());
+    std::sort(c.begin(), c.end());
+    const Extremes expected = brute_force(r, c);
+    const std::uint64_t n1 = r.size(), n2 = c.size();
+    auto ref_at = [&r](std::uint64_t i) { return r[i]; };
+    auto cur_at = [&c](std::uint64_t j) { return c[j]; };
+    for (std::uint32_t threads : {1u, 3u, 4u}) {
+      for (int items : {1, 2, 5}) {
+        const std::uint64_t tile_size = threads * static_cast<std::uint64_t>(items);
+        detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
+        for (std::uint64_t d0 = 0; d0 < n1 + n2; d0 += tile_size) {
+          const std::uint64_t d1 = std::min(d0 + tile_size, n1 + n2);
+          const std::uint64_t i0 = cuda::ks_merge_path(ref_at, n1, cur_at, n2, d0);
+          const std::uint64_t i1 = cuda::ks_merge_path(ref_at, n1, cur_at, n2, d1);
+          // What the kernel stages in shared memory, neighbours included.
+          std::vector<float> tile_ref, tile_cur;
+          for (std::uint64_t i = i0; i <= i1 + 1; ++i) {
+            tile_ref.push_back(i >= 1 && i - 1 < n1 ? r[i - 1] : 0.0f);
+          }
+          for (std::uint64_t j = d0 - i0; j <= d1 - i1; ++j) tile_cur.push_back(j < n2 ? c[j] : 0.0f);
+          const cuda::KsTile tile{tile_ref.data() + 1, tile_cur.data(), i0, d0 - i0, n1, n2,
+                                  static_cast<std::uint32_t>(i1 - i0),
+                                  static_cast<std::uint32_t>(d1 - i1 - (d0 - i0))};
+          for (std::uint32_t t = 0; t < threads; ++t) {
+            detail::KsCandidate thread_max = detail::ks_no_max(), thread_min = detail::ks_no_min();
+            cuda::ks_merge_items(tile, t * static_cast<std::uint32_t>(items), items, thread_max,
+                                 thread_min);
+            if (detail::ks_precedes_as_max(thread_max, max)) max = thread_max;
+            if (detail::ks_precedes_as_min(thread_min, min)) min = thread_min;
+          }
+        }
+        SCOPED_TRACE("threads " + std::to_string(threads) + ", items " + std::to_string(items));
+        EXPECT_EQ(max.diff, expected.max_diff);
+        EXPECT_EQ(max.value, expected.max_location);
+        EXPECT_EQ(min.diff, expected.min_diff);
+        EXPECT_EQ(min.value, expected.min_location);
+      }
+    }
+  }
+}
+
+TEST_P(Ks, FromBatchSortsEachColumnAndCountsNaN) {
+  std::mt19937_64 rng(test_seed());
+  const std::size_t rows = 3000, features = 7;
+  std::vector<float> data(rows * features);
+  for (std::size_t f = 0; f < features; ++f) {
+    const std::vector<float> s = random_sample(rows, static_cast<int>(f % 3), rng);
+    for (std::size_t r = 0; r < rows; ++r) data[r * features + f] = s[r];
+  }
+  const SortedColumns sorted = SortedColumns::from_batch(ctx(), {data.data(), rows, features});
+  EXPECT_NO_THROW(sorted.check());
+  ASSERT_EQ(sorted.features, features);
+  for (std::size_t f = 0; f < features; ++f) {
+    std::vector<float> expected;
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (!std::isnan(data[r * features + f])) expected.push_back(data[r * features + f]);
+    }
+    std::sort(expected.begin(), expected.end());
+    const auto column = sorted.column(f);
+    ASSERT_EQ(column.size(), expected.size());
+    EXPECT_TRUE(std::equal(column.begin(), column.end(), expected.begin()));
+    EXPECT_EQ(sorted.nan_counts[f], rows - expected.size());
+  }
+}
+
+TEST_P(Ks, NaNAreLeftOutAndCounted) {
+  // Feature 0: NaN among values; 1: all-NaN current; 2: all-NaN reference.
+  const std::vector<float> ref = {1, 5, kNaN, kNaN, 9, kNaN, 3, 7, kNaN, 4, kNaN, kNaN};
+  const std::vector<float> cur = {kNaN, kNaN, 6, 6, kNaN, 5, kNaN, kNaN, 0};
+  const SortedColumns reference = SortedColumns::from_batch(ctx(), {ref.data(), 4, 3});
+  EXPECT_EQ(reference.nan_counts, (std::vector<std::uint64_t>{1, 1, 4}));
+  const std::vector<KsResult> r = ks_two_sample(ctx(), reference, {cur.data(), 3, 3});
+  ASSERT_EQ(r.size(), 3u);
+  // Feature 0: R = {1, 3, 4}, C = {6}: F_R - F_C reaches 1 at 4; the one current value lies
+  // outside the reference in 2 of its 4 possible ranks, so p = 1/2.
+  EXPECT_EQ(r[0].n_reference, 3u);
+  EXPECT_EQ(r[0].nan_reference, 1u);
+  EXPECT_EQ(r[0].n_current, 1u);
+  EXPECT_EQ(r[0].nan_current, 2u);
+  EXPECT_EQ(r[0].statistic, 1.0);
+  EXPECT_EQ(r[0].statistic_location, 4.0);
+  EXPECT_EQ(r[0].statistic_sign, 1);
+  EXPECT_EQ(r[0].method_used, KsMethod::Exact);
+  EXPECT_EQ(r[0].pvalue, 0.5);
+  for (std::size_t f : {1u, 2u}) {
+    EXPECT_TRUE(std::isnan(r[f].statistic));
+    EXPECT_TRUE(std::isnan(r[f].pvalue));
+    EXPECT_TRUE(std::isnan(r[f].statistic_location));
+    EXPECT_EQ(r[f].statistic_sign, 0);
+    EXPECT_EQ(r[f].method_used, KsMethod::Auto);
+  }
+  EXPECT_EQ(r[1].n_current, 0u);
+  EXPECT_EQ(r[1].nan_current, 3u);
+  EXPECT_EQ(r[2].n_reference, 0u);
+  EXPECT_EQ(r[2].nan_reference, 4u);
+  EXPECT_EQ(r[2].n_current, 3u);
+}
+
+TEST_P(Ks, OneValueEach) {
+  const float ref[] = {1.5f}, cur[] = {2.5f};
+  const SortedColumns reference = SortedColumns::from_batch(ctx(), {ref, 1, 1});
+  const KsResult exact = ks_two_sample(ctx(), reference, {cur, 1, 1})[0];
+  EXPECT_EQ(exact.statistic, 1.0);
+  EXPECT_EQ(exact.pvalue, 1.0);
+  EXPECT_EQ(exact.statistic_location, 1.5);
+  EXPECT_EQ(exact.method_used, KsMethod::Exact);
+  // SciPy's quirk: n1 = n2 = 1 rounds en = 0.5 to 0 and kstwo gives NaN.
+  const KsResult asymp = ks_two_sample(ctx(), reference, {cur, 1, 1}, {KsMethod::Asymp})[0];
+  EXPECT_EQ(asymp.statistic, 1.0);
+  EXPECT_TRUE(std::isnan(asymp.pvalue));
+}
+
+TEST_P(Ks, EmptyCurrentWindowGivesNaN) {
+  const float ref[] = {1, 2, 3, 4};
+  const SortedColumns reference = SortedColumns::from_batch(ctx(), {ref, 2, 2});
+  const std::vector<KsResult> r = ks_two_sample(ctx(), reference, {nullptr, 0, 2});
+  ASSERT_EQ(r.size(), 2u);
+  for (const KsResult& x : r) {
+    EXPECT_TRUE(std::isnan(x.statistic));
+    EXPECT_EQ(x.n_reference, 2u);
+    EXPECT_EQ(x.n_current, 0u);
+  }
+}
+
+TEST_P(Ks, ChecksArguments) {
+  const float values[] = {1, 2, 3, 4};
+  const SortedColumns reference = SortedColumns::from_batch(ctx(), {values, 2, 2});
+  EXPECT_THROW(ks_two_sample(ctx(), reference, {values, 4, 1}), InvalidInput);
+  EXPECT_THROW(ks_two_sample(ctx(), reference, {nullptr, 2, 2}), InvalidInput);
+  EXPECT_THROW(SortedColumns::from_batch(ctx(), {values, 4, 0}), InvalidInput);
+  SortedColumns broken = reference;
+  broken.offsets.back() += 1;
+  EXPECT_THROW(ks_two_sample(ctx(), broken, {values, 2, 2}), InvalidInput);
+  broken = reference;
+  broken.nan_counts.pop_back();
+  EXPECT_THROW(ks_two_sample(ctx(), broken, {values, 2, 2}), InvalidInput);
+}
+
+TEST(KsSortedColumns, CheckFindsBrokenColumns) {
+  SortedColumns s{2, {1, 2, 0, 5}, {0, 2, 4}, {0, 0}};
+  EXPECT_NO_THROW(s.check());
+  s.values = {1, 2, 5, 0};
+  EXPECT_THROW(s.check(), InvalidInput);  // second column descends
+  s.values = {1, kNaN, 0, 5};
+  EXPECT_THROW(s.check(), InvalidInput);
+  s = SortedColumns{2, {1, 2, 0, 5}, {0, 3, 2}, {0, 0}};
+  EXPECT_THROW(s.check(), InvalidInput);  // offsets decrease
+  s = SortedColumns{2, {1, 2, 0, 5}, {0, 2}, {0, 0}};
+  EXPECT_THROW(s.check(), InvalidInput);  // offsets too short
+}
+
+TEST(KsNames, ParseAndPrint) {
+  for (KsMethod m : kMethods) EXPECT_EQ(parse_ks_method(to_string(m)), m);
+  for (KsAlternative a : kAlternatives) EXPECT_EQ(parse_ks_alternative(to_string(a)), a);
+  EXPECT_EQ(parse_ks_alternative("two-sided"), KsAlternative::TwoSided);
+  for (const char* bad : {"", "Auto", "exact ", "asymptotic"}) {
+    EXPECT_THROW(parse_ks_method(bad), InvalidInput) << bad;
+  }
+  for (const char* bad : {"", "two_sided", "Less", "g"}) {
+    EXPECT_THROW(parse_ks_alternative(bad), InvalidInput) << bad;
+  }
+}
+
+TEST(KsPvalue, ChecksArgumentsAndClosedForms) {
+  EXPECT_THROW(ks_pvalue(0.5, 0, 3), InvalidInput);
+  EXPECT_THROW(ks_pvalue(0.5, 3, 0), InvalidInput);
+  EXPECT_THROW(ks_pvalue(1.5, 3, 3), InvalidInput);
+  EXPECT_THROW(ks_pvalue(-0.1, 3, 3), InvalidInput);
+  EXPECT_THROW(ks_pvalue(std::nan(""), 3, 3), InvalidInput);
+  // D = 0 is never significant; complete separation of n and n values under the exact two-sided
+  // law: p = 2 / binom(2n, n).
+  EXPECT_EQ(ks_pvalue(0.0, 50, 70), 1.0);
+  EXPECT_NEAR(ks_pvalue(1.0, 4, 4), 2.0 / 70.0, 1e-16);
+  // Explicit exact with a huge lcm(n1, n2) is done by the asymptotic law, as in SciPy.
+  KsMethod used = KsMethod::Auto;
+  ks_pvalue(0.01, 1000003, 1000033, {KsMethod::Exact}, &used);
+  EXPECT_EQ(used, KsMethod::Asymp);
+  ks_pvalue(0.01, 10000, 10000, {}, &used);
+  EXPECT_EQ(used, KsMethod::Exact);
+  ks_pvalue(0.01, 10001, 5, {}, &used);
+  EXPECT_EQ(used, KsMethod::Asymp);
+}
+
+#ifdef DRIFTGUARD_TEST_CUDA_RUNTIME
+// Device-resident batches take a different path (no staging): same bits as the CPU backend.
+TEST_P(Ks, DeviceResidentBatchesMatchTheCpu) {
+  if (GetParam() != Backend::Cuda) GTEST_SKIP() << "device batches are a CUDA-backend case";
+  std::mt19937_64 rng(test_seed());
+  const std::size_t rows = 5000, features = 5;
+  std::vector<float> ref(rows * features), cur(rows * features);
+  for (float& x : ref) x = random_sample(1, 2, rng)[0];
+  for (float& x : cur) x = random_sample(1, 0, rng)[0];
+  float* d_ref = nullptr;
+  float* d_cur = nullptr;
+  ASSERT_EQ(cudaMalloc(&d_ref, ref.size() * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&d_cur, cur.size() * sizeof(float)), cudaSuccess);
+  cudaMemcpy(d_ref, ref.data(), ref.size() * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_cur, cur.data(), cur.size() * sizeof(float), cudaMemcpyHostToDevice);
+  Context cpu(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  const SortedColumns on_gpu =
+      SortedColumns::from_batch(ctx(), {d_ref, rows, features, MemorySpace::Device});
+  const SortedColumns on_cpu = SortedColumns::from_batch(cpu, {ref.data(), rows, features});
+  EXPECT_EQ(on_gpu.values, on_cpu.values);
+  EXPECT_EQ(on_gpu.nan_counts, on_cpu.nan_counts);
+  const auto gpu_results =
+      ks_two_sample(ctx(), on_gpu, {d_cur, rows, features, MemorySpace::Device});
+  const auto cpu_results = ks_two_sample(cpu, on_cpu, {cur.data(), rows, features});
+  for (std::size_t f = 0; f < features; ++f) {
+    EXPECT_EQ(gpu_results[f].statistic, cpu_results[f].statistic);
+    EXPECT_EQ(gpu_results[f].pvalue, cpu_results[f].pvalue);
+    EXPECT_EQ(gpu_results[f].statistic_location, cpu_results[f].statistic_location);
+  }
+  cudaFree(d_ref);
+  cudaFree(d_cur);
+}
+#endif
+
+DG_INSTANTIATE_BACKENDS(Ks);
+
+}  // namespace
+}  // namespace driftguard

@@ -1,0 +1,148 @@
+// Reference profiles: built from a table, saved, loaded back unchanged; histograms counted from
+// the sorted columns equal the kernel's over the raw rows; corrupt profiles are refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "command.hpp"
+#include "driftguard/context.hpp"
+#include "driftguard/errors.hpp"
+#include "driftguard/hdf5_io.hpp"
+#include "driftguard/histogram.hpp"
+#include "driftguard/profile.hpp"
+
+namespace driftguard {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+class Profile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::process_temp_dir("driftguard_profile");
+    std::mt19937_64 rng(11);
+    std::normal_distribution<float> normal;
+    std::uniform_int_distribution<int> code(0, 4);
+    for (std::size_t r = 0; r < kRows; ++r) {
+      const int u = static_cast<int>(rng() % 100);
+      values_.push_back(u < 3    ? kNaN
+                        : u < 5  ? (u == 3 ? kInf : -kInf)
+                        : u < 10 ? 0.5f
+                                 : normal(rng));
+      values_.push_back(static_cast<float>(code(rng)));
+      values_.push_back(u < 7 ? kNaN : std::round(normal(rng) * 4.0f) / 4.0f);  // ties
+    }
+    Hdf5Writer writer((dir_ / "reference.h5").string(), {"x", "code", "ties"});
+    writer.append(values_.data(), kRows);
+    writer.close();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static constexpr std::size_t kRows = 3000;
+  fs::path dir_;
+  std::vector<float> values_;
+  Context ctx_{ContextOptions{.backend = Backend::Cpu, .quiet = true}};
+};
+
+TEST_F(Profile, SaveLoadRoundTrip) {
+  ProfileOptions options;
+  options.mmd_rows = 500;
+  options.seed = 3;
+  const ReferenceProfile built =
+      ReferenceProfile::build(ctx_, (dir_ / "reference.h5").string(), options);
+  EXPECT_EQ(built.rows, kRows);
+  EXPECT_EQ(built.mmd_rows, 500u);
+  EXPECT_LT(built.finite_rows, kRows);  // rows with NaN or Inf are not eligible
+  EXPECT_TRUE(built.schema_inferred);
+  EXPECT_EQ(built.schema.features[1].kind, FeatureKind::Categorical);
+  for (float x : built.mmd_sample) EXPECT_TRUE(std::isfinite(x));
+
+  const std::string path = (dir_ / "reference.profile.h5").string();
+  built.save(path);
+  EXPECT_TRUE(ReferenceProfile::is_profile(path));
+  EXPECT_FALSE(ReferenceProfile::is_profile((dir_ / "reference.h5").string()));
+  const ReferenceProfile loaded = ReferenceProfile::load(path);
+  EXPECT_EQ(loaded.schema, built.schema);
+  EXPECT_EQ(loaded.validation, built.validation);
+  EXPECT_EQ(loaded.sorted.values, built.sorted.values);
+  EXPECT_EQ(loaded.sorted.offsets, built.sorted.offsets);
+  EXPECT_EQ(loaded.sorted.nan_counts, built.sorted.nan_counts);
+  EXPECT_EQ(loaded.mmd_sample, built.mmd_sample);
+  EXPECT_EQ(loaded.rows, built.rows);
+  EXPECT_EQ(loaded.source, built.source);
+}
+
+TEST_F(Profile, HistogramFromSortedColumnsEqualsTheKernel) {
+  const ReferenceProfile profile = ReferenceProfile::build(ctx_, (dir_ / "reference.h5").string());
+  HistogramSpec spec;
+  // Edges that are not floats (0.1 steps), an edge exactly on a frequent value (0.5), codes with
+  // one never seen (9).
+  const std::vector<double> edges = {-1.05, -0.1, 0.1, 0.5, 0.7, 1.3};
+  const std::vector<double> codes = {0, 1, 2, 9};
+  const std::vector<double> tie_edges = {-1.0, -0.25, 0.0, 0.25, 1.0};
+  spec.add_numeric(edges);
+  spec.add_categorical(codes);
+  spec.add_numeric(tie_edges);
+  HistogramCounts expected(spec);
+  histogram(ctx_, {values_.data(), kRows, 3}, spec, expected);
+  EXPECT_EQ(profile.histogram(spec), expected);
+}
+
+TEST_F(Profile, CorruptOrForeignFilesAreRefused) {
+  const ReferenceProfile profile = ReferenceProfile::build(ctx_, (dir_ / "reference.h5").string());
+  const std::string path = (dir_ / "bad.profile.h5").string();
+  {
+    Hdf5Store store = Hdf5Store::create(path);
+    store.set_attribute("format", std::string("driftguard-profile"));
+    store.set_attribute("profile_version", std::int64_t{99});
+    store.close();
+  }
+  try {
+    ReferenceProfile::load(path);
+    ADD_FAILURE() << "accepted a profile of version 99";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("version 99"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ReferenceProfile::load((dir_ / "reference.h5").string()), InvalidInput);
+  EXPECT_THROW(ReferenceProfile::load((dir_ / "missing.h5").string()), IoError);
+
+  // A profile whose sorted column is out of order.
+  ReferenceProfile broken = profile;
+  std::swap(broken.sorted.values.front(), broken.sorted.values[broken.sorted.offsets[1] - 1]);
+  broken.save(path);
+  EXPECT_THROW(ReferenceProfile::load(path), InvalidInput);
+  // One whose counts disagree with the rows.
+  broken = profile;
+  broken.rows += 1;
+  broken.save(path);
+  EXPECT_THROW(ReferenceProfile::load(path), InvalidInput);
+}
+
+TEST(SampleFiniteRows, KeepsOrderAndOnlyFiniteRows) {
+  std::vector<float> data;
+  for (int r = 0; r < 100; ++r) {
+    data.push_back(static_cast<float>(r));
+    data.push_back(r % 10 == 0 ? kNaN : 1.0f);
+  }
+  std::uint64_t finite = 0;
+  const auto sample = sample_finite_rows({data.data(), 100, 2}, 20, 5, &finite);
+  EXPECT_EQ(finite, 90u);
+  ASSERT_EQ(sample.size(), 40u);
+  for (std::size_t i = 0; i < 20; ++i) {
+    EXPECT_NE(static_cast<int>(sample[2 * i]) % 10, 0);
+    if (i > 0) {
+      EXPECT_LT(sample[2 * (i - 1)], sample[2 * i]);
+    }
+  }
+  EXPECT_EQ(sample, sample_finite_rows({data.data(), 100, 2}, 20, 5));
+  EXPECT_NE(sample, sample_finite_rows({data.data(), 100, 2}, 20, 6));
+}
+
+}  // namespace
+}  // namespace driftguard
