@@ -18,6 +18,7 @@
 #include "kernels/cuda/detail/bin_search.hpp"
 #include "kernels/cuda/detail/cuda_check.cuh"
 #include "kernels/cuda/detail/device_state.cuh"
+#include "kernels/cuda/detail/workspace_layout.hpp"
 #include "kernels/prepared_pass.hpp"
 
 namespace driftguard::cuda {
@@ -374,27 +375,6 @@ TablePlan plan_tables(const DeviceState& state, bool validate, const detail::Pre
   const std::size_t bytes = (fixed_words + prep.points.size()) * 4;
   if (bytes <= budget) return {true, 0, bytes};
   return plan;
-}
-
-// Offsets of buffers carved from one allocation; each starts 256-byte aligned.
-class Layout {
- public:
-  template <class T>
-  std::size_t add(std::size_t count) {
-    bytes_ = ceil_div(bytes_, 256) * 256;
-    const std::size_t at = bytes_;
-    bytes_ += count * sizeof(T);
-    return at;
-  }
-  std::size_t bytes() const noexcept { return bytes_; }
-
- private:
-  std::size_t bytes_ = 0;
-};
-
-template <class T>
-T* at(std::byte* base, std::size_t offset) {
-  return reinterpret_cast<T*>(base + offset);
 }
 
 template <class Kernel>

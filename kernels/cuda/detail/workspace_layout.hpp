@@ -1,7 +1,7 @@
 #pragma once
 // Carving one call's buffers out of the DeviceState workspace / pinned staging: offsets are laid
 // out first, the buffer is requested once at the total size, then pointers are taken at the
-// offsets. (validate_histogram.cu still has its own copy of these two helpers.)
+// offsets.
 #include <cstddef>
 
 namespace driftguard::cuda {
