@@ -111,8 +111,9 @@ void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView curr
 }
 
 const char* op_name(Op op) {
-  return op == Op::Scan ? "ks_two_sample" : op == Op::ScanWithSort ? "ks_two_sample_with_sort"
-                                                                   : "sort_columns";
+  return op == Op::Scan           ? "ks_two_sample"
+         : op == Op::ScanWithSort ? "ks_two_sample_with_sort"
+                                  : "sort_columns";
 }
 
 Context& cpu_context() {
@@ -166,11 +167,10 @@ void register_cuda(const Windows& w) {
   ks_two_sample(cuda_bench->ctx, SortedColumns::from_batch(cuda_bench->ctx, w.reference.view()),
                 cuda_bench->current->view());
   for (Op op : {Op::Scan, Op::ScanWithSort, Op::Sort}) {
-    benchmark::RegisterBenchmark(
-        (std::string(op_name(op)) + "/cuda/" + shape(w.current)).c_str(),
-        [&w, op](benchmark::State& s) {
-          run(s, cuda_bench->ctx, w, cuda_bench->current->view(), op);
-        })
+    benchmark::RegisterBenchmark((std::string(op_name(op)) + "/cuda/" + shape(w.current)).c_str(),
+                                 [&w, op](benchmark::State& s) {
+                                   run(s, cuda_bench->ctx, w, cuda_bench->current->view(), op);
+                                 })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
@@ -202,8 +202,8 @@ int main(int argc, char** argv) {
     if (!reference_path.empty()) {
       cpu_windows = std::make_unique<Windows>(Windows{load(reference_path), load(current_path)});
     } else {
-      cpu_windows = std::make_unique<Windows>(
-          Windows{synthetic(std::size_t{1} << 20, 32, false), synthetic(std::size_t{1} << 20, 32, true)});
+      cpu_windows = std::make_unique<Windows>(Windows{synthetic(std::size_t{1} << 20, 32, false),
+                                                      synthetic(std::size_t{1} << 20, 32, true)});
     }
     register_cpu(*cpu_windows);
 #ifdef DRIFTGUARD_WITH_CUDA
@@ -212,8 +212,8 @@ int main(int argc, char** argv) {
       cuda_bench = std::make_unique<CudaBench>();
       benchmark::AddCustomContext("cuda_device", cuda_bench->ctx.device_name());
       if (reference_path.empty()) {
-        cuda_windows = std::make_unique<Windows>(Windows{synthetic(std::size_t{4} << 20, 64, false),
-                                                         synthetic(std::size_t{4} << 20, 64, true)});
+        cuda_windows = std::make_unique<Windows>(Windows{
+            synthetic(std::size_t{4} << 20, 64, false), synthetic(std::size_t{4} << 20, 64, true)});
       }
       register_cuda(cuda_windows ? *cuda_windows : *cpu_windows);
     }

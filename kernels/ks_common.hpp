@@ -25,8 +25,8 @@ DG_HOST_DEVICE inline float ks_key_value(std::uint32_t key) {
 
 // F_R(v) - F_C(v) after the values <= v: i of n1 reference and j of n2 current values. Two
 // correctly rounded divisions and one subtraction, as NumPy evaluates cdf1 - cdf2.
-DG_HOST_DEVICE inline double ks_ecdf_difference(std::uint64_t i, std::uint64_t n1,
-                                                std::uint64_t j, std::uint64_t n2) {
+DG_HOST_DEVICE inline double ks_ecdf_difference(std::uint64_t i, std::uint64_t n1, std::uint64_t j,
+                                                std::uint64_t n2) {
   return static_cast<double>(i) / static_cast<double>(n1) -
          static_cast<double>(j) / static_cast<double>(n2);
 }

@@ -64,7 +64,7 @@ double numpy_sum(const std::vector<double>& a) {
 
 // ---- scipy.special.binom for integers 0 <= k <= n (xsf) ----
 
-constexpr double kMaxGamma = 171.624376956302725;  // cephes MAXGAM
+constexpr double kMaxGamma = 171.624376956302725;     // cephes MAXGAM
 constexpr double kMaxLog = 7.09782712893383996843e2;  // cephes MAXLOG
 
 // cephes lgam for x >= 13 (all binom needs: its beta arguments are >= 21): Stirling's series with
@@ -158,12 +158,11 @@ double prob_outside_band(std::int64_t m, std::int64_t n, std::int64_t g, std::in
   std::fill(a.begin(), a.begin() + std::min(maxj, len), 0.0);
   for (std::int64_t i = 1; i <= m; ++i) {
     const std::int64_t lastminj = minj, lastlen = curlen;
-    minj = std::max(
-        static_cast<std::int64_t>(std::floor(static_cast<double>(ng * i - h) / mg)) + 1,
-        std::int64_t{0});
+    minj = std::max(static_cast<std::int64_t>(std::floor(static_cast<double>(ng * i - h) / mg)) + 1,
+                    std::int64_t{0});
     minj = std::min(minj, n);
-    maxj = std::min(static_cast<std::int64_t>(std::ceil(static_cast<double>(ng * i + h) / mg)),
-                    n + 1);
+    maxj =
+        std::min(static_cast<std::int64_t>(std::ceil(static_cast<double>(ng * i + h) / mg)), n + 1);
     if (maxj <= minj) return 1.0;
     double val = minj == 0 ? 0.0 : 1.0;
     for (std::int64_t jj = 0; jj < maxj - minj; ++jj) {
@@ -251,9 +250,7 @@ struct Probability {
   bool is_wide = false;
   long double value() const { return is_wide ? wide : narrow; }
   // 1 - p in the same precision, then rounded to double.
-  double complement() const {
-    return is_wide ? static_cast<double>(1.0L - wide) : 1.0 - narrow;
-  }
+  double complement() const { return is_wide ? static_cast<double>(1.0L - wide) : 1.0 - narrow; }
 };
 
 // _log_nfactorial_div_n_pow_n: log(n! / n^n) by Stirling's series.
@@ -356,9 +353,8 @@ Probability kolmogn_dmtw_cdf(std::int64_t n, double d) {
 }
 
 // _pomeranz_compute_j1j2: the non-zero range of row i.
-std::pair<std::int64_t, std::int64_t> pomeranz_j1j2(std::int64_t i, std::int64_t n,
-                                                    std::int64_t ll, std::int64_t ceilf,
-                                                    std::int64_t roundf) {
+std::pair<std::int64_t, std::int64_t> pomeranz_j1j2(std::int64_t i, std::int64_t n, std::int64_t ll,
+                                                    std::int64_t ceilf, std::int64_t roundf) {
   std::int64_t j1, j2;
   if (i == 0) {
     j1 = -ll - ceilf - 1;
@@ -477,8 +473,7 @@ double kolmogn_pelz_good_cdf(std::int64_t n, double x) {
   const double sqrt2pi = std::sqrt(2 * kPi);
   const auto nf = static_cast<double>(n);
   const double z = std::sqrt(nf) * x;
-  const double z2 = std::pow(z, 2), z3 = std::pow(z, 3), z4 = std::pow(z, 4),
-               z6 = std::pow(z, 6);
+  const double z2 = std::pow(z, 2), z3 = std::pow(z, 3), z4 = std::pow(z, 4), z6 = std::pow(z, 6);
   const double qlog = -pi2 / 8 / z2;
   if (qlog < -708) return 0.0;
   double q = std::exp(qlog);
@@ -552,8 +547,8 @@ double smirnov_sf(std::int64_t n, double x) {
     n1mxceil += 1;
   }
   if (nxfl == 0 || (nxfl == 1 && alpha == 0)) {  // x <= 1/n
-    const auto t = static_cast<double>(std::exp(static_cast<long double>(n - 1) *
-                                                std::log1p(static_cast<long double>(x))));
+    const auto t = static_cast<double>(
+        std::exp(static_cast<long double>(n - 1) * std::log1p(static_cast<long double>(x))));
     return std::clamp(1 - x * t, 0.0, 1.0);
   }
   constexpr double kMinLog = -7.08396418532264106224e2;  // cephes MINLOG
@@ -566,8 +561,8 @@ double smirnov_sf(std::int64_t n, double x) {
     return std::clamp(logp < -kLn2 ? std::exp(logp) : 1 - (-std::expm1(logp)), 0.0, 1.0);
   }
   const std::int64_t upper_terms = n - n1mxceil + 1;
-  const bool upper = (upper_terms <= 1 && x < 0.5) ||
-                     (n >= 10 && upper_terms <= 3 && x <= 0.5 / std::sqrt(nf));
+  const bool upper =
+      (upper_terms <= 1 && x < 0.5) || (n >= 10 && upper_terms <= 3 && x <= 0.5 / std::sqrt(nf));
   // A_v = binom(n, v) (1 - x - v/n)^(n - v) (x + v/n)^(v - 1), summed over v from 0 up (sf) or
   // from n down (cdf); the terms are built as powers of two, binom(n, j) as mantissa * 2^exponent.
   const std::int64_t start = upper ? n : 0, step = upper ? -1 : 1;
@@ -579,31 +574,38 @@ double smirnov_sf(std::int64_t n, double x) {
   int c_exponent = 0;
   auto next_binomial = [&](std::int64_t j) {  // binom(n, j) -> binom(n, j + 1)
     int e = 0;
-    c_mantissa = std::frexp(c_mantissa * static_cast<long double>(n - j) /
-                                static_cast<long double>(j + 1),
-                            &e);
+    c_mantissa = std::frexp(
+        c_mantissa * static_cast<long double>(n - j) / static_cast<long double>(j + 1), &e);
     c_exponent += e;
   };
   next_binomial(0);
+  double last_log2_term = -kInf;
   for (std::int64_t j = 1; j < terms; ++j) {
     const std::int64_t v = start + j * step;
     const long double s = xl + static_cast<long double>(v) / static_cast<long double>(n);
     // 1 - x - v/n is negative in the upper sum (alternating terms): its power carries the sign.
     const long double rest = static_cast<long double>(n - v) / static_cast<long double>(n) - xl;
-    // log2 of the term in double first: where it lies far below the double range (most of a long
-    // sum) the term is 0 for SciPy too, and the costly long double evaluation is skipped.
-    const auto sd = static_cast<double>(s), rest_d = static_cast<double>(rest);
-    const double estimate =
-        std::log2(static_cast<double>(c_mantissa)) + c_exponent +
-        static_cast<double>(v - 1) * std::log2(sd) +
-        static_cast<double>(n - v) * std::log2(std::abs(rest_d));
+    // After a term far below the double range (most of a long sum), log2 of the next is first
+    // estimated in double: when it is far below the range too, the term is 0 for SciPy as well
+    // and the costly long double evaluation is skipped. Either way the term is the same.
+    bool representable = true;
+    if (last_log2_term < -1050) {
+      const auto sd = static_cast<double>(s), rest_d = static_cast<double>(rest);
+      representable = std::log2(static_cast<double>(c_mantissa)) + c_exponent +
+                          static_cast<double>(v - 1) * std::log2(sd) +
+                          static_cast<double>(n - v) * std::log2(std::abs(rest_d)) >
+                      -1100;
+    }
     long double term = 0;
-    if (estimate > -1100) {
+    last_log2_term = -kInf;
+    if (representable) {
       const long double log2_rest = rest > 0 ? std::log1p(-s) / kLn2Wide : std::log2(-rest);
       const long double sign = rest < 0 && (n - v) % 2 != 0 ? -1.0L : 1.0L;
-      term = sign * std::exp2(std::log2(c_mantissa) + c_exponent +
-                              static_cast<long double>(v - 1) * std::log2(s) +
-                              static_cast<long double>(n - v) * log2_rest);
+      const long double log2_term = std::log2(c_mantissa) + c_exponent +
+                                    static_cast<long double>(v - 1) * std::log2(s) +
+                                    static_cast<long double>(n - v) * log2_rest;
+      last_log2_term = static_cast<double>(log2_term);
+      term = sign * std::exp2(log2_term);
     }
     const auto term_d = static_cast<double>(term);
     if (std::isfinite(term_d) && term_d != 0.0) sum += term;
@@ -633,7 +635,8 @@ double kolmogn_sf(std::int64_t n, double x) {
     double prob;
     if (n <= 140) {
       prob = 1.0;
-      for (std::int64_t i = 1; i <= n; ++i) prob *= static_cast<double>(i) * (1.0 / nf) * (2 * t - 1);
+      for (std::int64_t i = 1; i <= n; ++i)
+        prob *= static_cast<double>(i) * (1.0 / nf) * (2 * t - 1);
     } else {
       prob = std::exp(log_nfactorial_div_n_pow_n(nf) + nf * std::log(2 * t - 1));
     }
@@ -696,14 +699,16 @@ double ks_pvalue(double d, std::uint64_t n1, std::uint64_t n2, const KsOptions& 
     }
   }
   if (mode == KsMethod::Asymp) {
-    const double m = static_cast<double>(std::max(n1, n2)), n = static_cast<double>(std::min(n1, n2));
+    const double m = static_cast<double>(std::max(n1, n2)),
+                 n = static_cast<double>(std::min(n1, n2));
     const double en = m * n / (m + n);
     if (options.alternative == KsAlternative::TwoSided) {
       p = kstwo_sf(d, std::nearbyint(en));
     } else {
       const double z = std::sqrt(en) * d;
       // Hodges' eqn 5.3, m the larger size.
-      const double expt = -2 * std::pow(z, 2) - 2 * z * (m + 2 * n) / std::sqrt(m * n * (m + n)) / 3.0;
+      const double expt =
+          -2 * std::pow(z, 2) - 2 * z * (m + 2 * n) / std::sqrt(m * n * (m + n)) / 3.0;
       p = std::exp(expt);
     }
   }

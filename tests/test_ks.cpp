@@ -25,6 +25,7 @@
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/ks.hpp"
+#include "golden.hpp"
 #include "kernels/cuda/detail/ks_merge.hpp"
 #include "kernels/ks_common.hpp"
 
@@ -47,19 +48,7 @@ std::uint64_t test_seed() {
   return (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
 }
 
-const nlohmann::json& golden() {
-  static const nlohmann::json data = [] {
-    const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
-    if (root == nullptr) throw std::runtime_error("DRIFTGUARD_SOURCE_DIR is not set");
-    const std::string path = std::string(root) + "/tests/golden/ks_scipy.json";
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error("cannot read " + path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return nlohmann::json::parse(text.str());
-  }();
-  return data;
-}
+const nlohmann::json& golden() { return testing::golden("ks_scipy.json"); }
 
 double json_number(const nlohmann::json& v) {
   if (v.is_null()) return std::numeric_limits<double>::quiet_NaN();
@@ -169,10 +158,10 @@ TEST_P(Ks, MatchesScipyOnTheGoldenSamples) {
   WorstError worst;
   for (KsAlternative alternative : kAlternatives) {
     for (KsMethod method : kMethods) {
-      const std::string key = std::string(to_string(alternative)) + "/" +
-                              std::string(to_string(method));
-      const std::vector<KsResult> results =
-          ks_two_sample(ctx(), reference, {cur_data.data(), cur_rows, features}, {method, alternative});
+      const std::string key =
+          std::string(to_string(alternative)) + "/" + std::string(to_string(method));
+      const std::vector<KsResult> results = ks_two_sample(
+          ctx(), reference, {cur_data.data(), cur_rows, features}, {method, alternative});
       ASSERT_EQ(results.size(), features);
       for (std::size_t f = 0; f < features; ++f) {
         const nlohmann::json& expected = cases[f]["results"][key];
@@ -259,7 +248,7 @@ std::vector<float> random_sample(std::size_t n, int kind, std::mt19937_64& rng) 
     } else if (kind == 1) {
       x = static_cast<float>(static_cast<int>(unit(rng) * 6));
     } else {
-      x = u < 0.1   ? kNaN
+      x = u < 0.1    ? kNaN
           : u < 0.15 ? (u < 0.125 ? kInf : -kInf)
           : u < 0.25 ? (u < 0.2 ? -0.0f : 0.0f)
                      : static_cast<float>(static_cast<int>(normal(rng) * 3) / 2.0);
@@ -299,9 +288,8 @@ TEST_P(Ks, StatisticMatchesFloat64BruteForce) {
       EXPECT_EQ(results[f].statistic, e.statistic);
       EXPECT_EQ(results[f].statistic_location, e.location);
       EXPECT_EQ(results[f].statistic_sign, e.sign);
-      EXPECT_EQ(results[f].pvalue,
-                ks_pvalue(e.statistic, results[f].n_reference, results[f].n_current,
-                          {KsMethod::Asymp, alternative}));
+      EXPECT_EQ(results[f].pvalue, ks_pvalue(e.statistic, results[f].n_reference,
+                                             results[f].n_current, {KsMethod::Asymp, alternative}));
     }
   }
 }
@@ -338,8 +326,14 @@ TEST(KsMergeTiles, ThreadSharesFindTheExtremes) {
           for (std::uint64_t i = i0; i <= i1 + 1; ++i) {
             tile_ref.push_back(i >= 1 && i - 1 < n1 ? r[i - 1] : 0.0f);
           }
-          for (std::uint64_t j = d0 - i0; j <= d1 - i1; ++j) tile_cur.push_back(j < n2 ? c[j] : 0.0f);
-          const cuda::KsTile tile{tile_ref.data() + 1, tile_cur.data(), i0, d0 - i0, n1, n2,
+          for (std::uint64_t j = d0 - i0; j <= d1 - i1; ++j)
+            tile_cur.push_back(j < n2 ? c[j] : 0.0f);
+          const cuda::KsTile tile{tile_ref.data() + 1,
+                                  tile_cur.data(),
+                                  i0,
+                                  d0 - i0,
+                                  n1,
+                                  n2,
                                   static_cast<std::uint32_t>(i1 - i0),
                                   static_cast<std::uint32_t>(d1 - i1 - (d0 - i0))};
           for (std::uint32_t t = 0; t < threads; ++t) {

@@ -88,8 +88,8 @@ double ks_pvalue(double d, std::uint64_t n1, std::uint64_t n2, const KsOptions& 
 // in ascending order (-0.0 and +0.0 may both appear, in either order), concatenated.
 struct SortedColumns {
   std::size_t features = 0;
-  std::vector<float> values;            // offsets.back() values
-  std::vector<std::uint64_t> offsets;   // features + 1, offsets[0] == 0, non-decreasing
+  std::vector<float> values;              // offsets.back() values
+  std::vector<std::uint64_t> offsets;     // features + 1, offsets[0] == 0, non-decreasing
   std::vector<std::uint64_t> nan_counts;  // features; NaN values left out of each column
 
   std::span<const float> column(std::size_t feature) const {
@@ -109,7 +109,7 @@ struct SortedColumns {
 // against the sorted reference. The statistics are computed on the context's backend (both give
 // the same bits), the p-values on the host with ks_pvalue. InvalidInput when the feature counts
 // differ or the reference's sizes and offsets are inconsistent.
-std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,
-                                    BatchView current, const KsOptions& options = {});
+std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
+                                    const KsOptions& options = {});
 
 }  // namespace driftguard

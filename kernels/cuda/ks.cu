@@ -32,9 +32,9 @@ using detail::KsCandidate;
 using detail::KsExtremes;
 using Count = unsigned long long;  // the 64-bit type of atomicAdd
 
-constexpr int kTileSide = 32;          // transpose tile: 32 rows x 32 features
-constexpr int kTileRowsPerPass = 8;    // transpose block: 32 x 8 threads
-constexpr int kTransposeRows = 1024;   // rows per transpose block
+constexpr int kTileSide = 32;         // transpose tile: 32 rows x 32 features
+constexpr int kTileRowsPerPass = 8;   // transpose block: 32 x 8 threads
+constexpr int kTransposeRows = 1024;  // rows per transpose block
 constexpr int kMergeThreads = 256;
 constexpr int kMergeItems = 8;  // merged values per thread
 constexpr int kMergeTile = kMergeThreads * kMergeItems;
@@ -118,13 +118,13 @@ __global__ void decode_keys_kernel(std::uint32_t* d_keys, std::size_t n) {
 }
 
 struct MergeArgs {
-  const float* d_reference;           // the chunk's reference columns, concatenated
+  const float* d_reference;            // the chunk's reference columns, concatenated
   const std::uint64_t* d_ref_offsets;  // chunk features + 1, into d_reference
   const std::uint32_t* d_keys;         // sorted current keys, [feature][rows]
   const Count* d_nan;                  // NaN per feature: the last keys of each column
   std::size_t rows;
-  std::uint32_t tiles;        // tiles per feature (grid.x)
-  TileExtremes* d_partials;   // [feature][tiles]
+  std::uint32_t tiles;       // tiles per feature (grid.x)
+  TileExtremes* d_partials;  // [feature][tiles]
 };
 
 // Launch: grid (tiles, chunk features), kMergeThreads threads. Block (t, f) owns positions
@@ -158,7 +158,13 @@ __global__ void __launch_bounds__(kMergeThreads) ks_merge_kernel(const MergeArgs
   __syncthreads();
   const std::uint64_t i0 = s_split[0], i1 = s_split[1];
   const std::uint64_t j0 = d0 - i0, j1 = d1 - i1;
-  const KsTile tile{s_ref + 1, s_cur, i0, j0, n1, n2, static_cast<std::uint32_t>(i1 - i0),
+  const KsTile tile{s_ref + 1,
+                    s_cur,
+                    i0,
+                    j0,
+                    n1,
+                    n2,
+                    static_cast<std::uint32_t>(i1 - i0),
                     static_cast<std::uint32_t>(j1 - j0)};
   for (std::uint32_t t = tid; t < tile.a + 2; t += kMergeThreads) {
     const std::uint64_t i = i0 + t;  // s_ref[t] = R[i - 1]
@@ -216,7 +222,7 @@ struct Chunking {
                          " rows per batch, got " + std::to_string(rows));
     }
     chunk_features = std::clamp<std::size_t>(kChunkKeys / std::max<std::size_t>(rows, 1), 1,
-                                              std::min(features, kMaxChunkFeatures));
+                                             std::min(features, kMaxChunkFeatures));
   }
   std::size_t chunks() const { return ceil_div(features, chunk_features); }
   std::size_t first(std::size_t chunk) const { return chunk * chunk_features; }
@@ -335,16 +341,15 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView
   const Chunking c(current);
   if (c.rows == 0) {
     // An empty current window: every feature has an empty sample.
-    std::fill(out.begin(), out.end(),
-              KsExtremes{detail::ks_no_test(), detail::ks_no_test(), 0, 0});
+    std::fill(out.begin(), out.end(), KsExtremes{detail::ks_no_test(), detail::ks_no_test(), 0, 0});
     return;
   }
   // Sizes of the largest chunk: reference values and merge tiles.
   std::size_t max_ref = 0, max_tiles = 0;
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
     const std::size_t first = c.first(chunk), count = c.count(chunk);
-    max_ref = std::max<std::size_t>(
-        max_ref, reference.offsets[first + count] - reference.offsets[first]);
+    max_ref =
+        std::max<std::size_t>(max_ref, reference.offsets[first + count] - reference.offsets[first]);
     for (std::size_t f = first; f < first + count; ++f) {
       const std::size_t n1 = reference.offsets[f + 1] - reference.offsets[f];
       max_tiles = std::max(max_tiles, ceil_div(n1 + c.rows, kMergeTile));

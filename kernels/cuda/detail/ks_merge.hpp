@@ -49,8 +49,8 @@ DG_HOST_DEVICE inline void ks_merge_items(const KsTile& t, std::uint32_t diagona
   const float* ref = t.ref;
   const float* cur = t.cur;
   auto li = static_cast<std::uint32_t>(ks_merge_path([ref](std::uint64_t i) { return ref[i]; }, t.a,
-                                                     [cur](std::uint64_t j) { return cur[j]; },
-                                                     t.b, diagonal));
+                                                     [cur](std::uint64_t j) { return cur[j]; }, t.b,
+                                                     diagonal));
   std::uint32_t lj = diagonal - li;
   for (int s = 0; s < items && li + lj < end; ++s) {
     const bool take_ref = li < t.a && (lj >= t.b || ref[li] <= cur[lj]);
