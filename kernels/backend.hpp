@@ -99,6 +99,9 @@ namespace driftguard::cpu {
 SortedColumns sort_columns(int threads, BatchView batch);
 void ks_statistics(int threads, const SortedColumns& reference, BatchView current,
                    std::span<detail::KsExtremes> out);
+// Both samples already sorted (host data, whatever the context's backend).
+void ks_statistics(int threads, const SortedColumns& reference, const SortedColumns& current,
+                   std::span<detail::KsExtremes> out);
 }  // namespace driftguard::cpu
 
 namespace driftguard::cuda {

@@ -183,6 +183,20 @@ std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference
   return detail::ks_results(impl.cpu_threads, reference, extremes, options);
 }
 
+std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,
+                                    const SortedColumns& current, const KsOptions& options) {
+  detail::check_sorted_layout(reference, "ks_two_sample: reference");
+  detail::check_sorted_layout(current, "ks_two_sample: current");
+  if (current.features != reference.features) {
+    throw InvalidInput("ks_two_sample: current has " + std::to_string(current.features) +
+                       " features, expected " + std::to_string(reference.features));
+  }
+  std::vector<detail::KsExtremes> extremes(reference.features);
+  const int threads = ctx.impl().cpu_threads;
+  cpu::ks_statistics(threads, reference, current, extremes);
+  return detail::ks_results(threads, reference, extremes, options);
+}
+
 }  // namespace driftguard
 
 // ---- Batch scoring ----

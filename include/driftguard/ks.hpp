@@ -112,4 +112,11 @@ struct SortedColumns {
 std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
                                     const KsOptions& options = {});
 
+// The same for a current window already sorted (SortedColumns::from_batch), so that a caller who
+// needs the sorted columns for other statistics sorts once. Both are host data, so the merge runs
+// on the context's CPU threads whatever its backend; results equal the overload above.
+// InvalidInput when the feature counts differ or either layout is inconsistent.
+std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,
+                                    const SortedColumns& current, const KsOptions& options = {});
+
 }  // namespace driftguard

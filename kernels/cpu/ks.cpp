@@ -143,8 +143,9 @@ void sort_columns_of(int threads, ColumnKeys& columns, std::size_t features, Don
 // at the very end, and a minimum only at a current value: those are the places evaluated. Every
 // other pooled value's difference is strictly inside that range, so skipping it changes no
 // extreme and no tie (the CUDA backend evaluates every pooled value and gets the same result).
-detail::KsExtremes merge_column(std::span<const float> reference, const std::uint32_t* current,
-                                std::uint64_t n2) {
+// cur(j) is the j-th smallest current value.
+template <class Current>
+detail::KsExtremes merge_column(std::span<const float> reference, Current cur, std::uint64_t n2) {
   const std::uint64_t n1 = reference.size();
   if (n1 == 0 || n2 == 0) return {detail::ks_no_test(), detail::ks_no_test(), n2, 0};
   detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
@@ -152,7 +153,6 @@ detail::KsExtremes merge_column(std::span<const float> reference, const std::uin
     if (detail::ks_precedes_as_max(c, max)) max = c;
   };
   const float* r = reference.data();
-  auto cur = [current](std::uint64_t j) { return detail::ks_key_value(current[j]); };
   std::uint64_t i = 0, j = 0;
   while (j < n2) {
     const float c = cur(j);
@@ -199,9 +199,21 @@ void ks_statistics(int threads, const SortedColumns& reference, BatchView curren
   ColumnKeys columns = gather_keys(threads, current);
   sort_columns_of(threads, columns, current.features, [&](std::size_t f) {
     const std::uint64_t begin = columns.offsets[f];
-    out[f] = merge_column(reference.column(f), columns.keys.get() + begin,
-                          columns.offsets[f + 1] - begin);
+    const std::uint32_t* keys = columns.keys.get() + begin;
+    out[f] = merge_column(
+        reference.column(f), [keys](std::uint64_t j) { return detail::ks_key_value(keys[j]); },
+        columns.offsets[f + 1] - begin);
     out[f].nan_current = columns.nan_counts[f];
+  });
+}
+
+void ks_statistics(int threads, const SortedColumns& reference, const SortedColumns& current,
+                   std::span<detail::KsExtremes> out) {
+  parallel_for(threads, current.features, [&](std::size_t f) {
+    const std::span<const float> c = current.column(f);
+    out[f] = merge_column(
+        reference.column(f), [&c](std::uint64_t j) { return c[j]; }, c.size());
+    out[f].nan_current = current.nan_counts[f];
   });
 }
 
