@@ -20,6 +20,7 @@
 #include "driftguard/histogram.hpp"
 #include "driftguard/psi.hpp"
 #include "driftguard/schema.hpp"
+#include "golden.hpp"
 
 namespace driftguard {
 namespace {
@@ -401,17 +402,6 @@ TEST(BinningSpec, RejectsWhatAPolicyCannotBin) {
 
 // ---- Golden files ----
 
-nlohmann::json load_golden(const std::string& file) {
-  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
-  if (root == nullptr) throw std::runtime_error("DRIFTGUARD_SOURCE_DIR is not set");
-  const std::string path = std::string(root) + "/tests/golden/" + file;
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return nlohmann::json::parse(text.str());
-}
-
 // null is NaN, "inf"/"-inf" infinities; every number is a float32 value widened to float64.
 std::vector<float> golden_values(const nlohmann::json& values) {
   std::vector<float> out;
@@ -446,7 +436,7 @@ FeatureKind kind_of(const HistogramSpec& spec) {
 }
 
 TEST(PsiGolden, MatchesEvidentlyPsi) {
-  const nlohmann::json golden = load_golden("psi_evidently.json");
+  const nlohmann::json& golden = testing::golden("psi_evidently.json");
   Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
   ASSERT_GE(golden["cases"].size(), 30u);
   for (const auto& c : golden["cases"]) {
@@ -469,7 +459,7 @@ TEST(PsiGolden, MatchesEvidentlyPsi) {
 }
 
 TEST(PsiGolden, MatchesNumPyQuantileAndEqualWidth) {
-  const nlohmann::json golden = load_golden("psi_quantile.json");
+  const nlohmann::json& golden = testing::golden("psi_quantile.json");
   Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
   ASSERT_GE(golden["cases"].size(), 20u);
   for (const auto& c : golden["cases"]) {

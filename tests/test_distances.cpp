@@ -1,4 +1,5 @@
 #include "driftguard/distances.hpp"
+#include "golden.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,18 +20,7 @@ namespace {
 
 const double inf = std::numeric_limits<double>::infinity();
 
-nlohmann::json load_golden() {
-  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
-  if (root == nullptr) return {};
-  std::ifstream in(std::string(root) + "/tests/golden/distances_scipy.json");
-  if (!in) return {};
-  return nlohmann::json::parse(in);
-}
-
-const nlohmann::json& golden() {
-  static const nlohmann::json data = load_golden();
-  return data;
-}
+const nlohmann::json& golden() { return testing::golden("distances_scipy.json"); }
 
 // The golden values are float32 values written as doubles: the conversion back is exact.
 std::vector<float> floats(const nlohmann::json& values) {

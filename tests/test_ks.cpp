@@ -11,17 +11,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "backend_param.hpp"
+#include "golden.hpp"
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/ks.hpp"
@@ -154,6 +152,8 @@ TEST_P(Ks, MatchesScipyOnTheGoldenSamples) {
   const SortedColumns reference =
       SortedColumns::from_batch(ctx(), {ref_data.data(), ref_rows, features});
   EXPECT_NO_THROW(reference.check());
+  const SortedColumns current_sorted =
+      SortedColumns::from_batch(ctx(), {cur_data.data(), cur_rows, features});
 
   WorstError worst;
   for (KsAlternative alternative : kAlternatives) {
@@ -163,6 +163,8 @@ TEST_P(Ks, MatchesScipyOnTheGoldenSamples) {
       const std::vector<KsResult> results = ks_two_sample(
           ctx(), reference, {cur_data.data(), cur_rows, features}, {method, alternative});
       ASSERT_EQ(results.size(), features);
+      const std::vector<KsResult> presorted =
+          ks_two_sample(ctx(), reference, current_sorted, {method, alternative});
       for (std::size_t f = 0; f < features; ++f) {
         const nlohmann::json& expected = cases[f]["results"][key];
         const KsResult& r = results[f];
@@ -181,6 +183,15 @@ TEST_P(Ks, MatchesScipyOnTheGoldenSamples) {
         EXPECT_EQ(to_string(r.method_used), expected["method_used"].get<std::string>());
         worst.pvalue = std::max(worst.pvalue, p_error);
         worst.statistic = std::max(worst.statistic, d_error);
+        // A presorted current window gives the same bits.
+        EXPECT_EQ(presorted[f].statistic, r.statistic);
+        EXPECT_TRUE(presorted[f].pvalue == r.pvalue ||
+                    (std::isnan(presorted[f].pvalue) && std::isnan(r.pvalue)));
+        EXPECT_EQ(presorted[f].statistic_location, r.statistic_location);
+        EXPECT_EQ(presorted[f].statistic_sign, r.statistic_sign);
+        EXPECT_EQ(presorted[f].method_used, r.method_used);
+        EXPECT_EQ(presorted[f].n_current, r.n_current);
+        EXPECT_EQ(presorted[f].nan_current, r.nan_current);
       }
     }
   }
@@ -446,6 +457,9 @@ TEST_P(Ks, ChecksArguments) {
   SortedColumns broken = reference;
   broken.offsets.back() += 1;
   EXPECT_THROW(ks_two_sample(ctx(), broken, {values, 2, 2}), InvalidInput);
+  EXPECT_THROW(ks_two_sample(ctx(), reference, broken), InvalidInput);
+  const SortedColumns one_feature = SortedColumns::from_batch(ctx(), {values, 4, 1});
+  EXPECT_THROW(ks_two_sample(ctx(), reference, one_feature), InvalidInput);
   broken = reference;
   broken.nan_counts.pop_back();
   EXPECT_THROW(ks_two_sample(ctx(), broken, {values, 2, 2}), InvalidInput);

@@ -24,6 +24,7 @@
 #include "backend_param.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/mmd.hpp"
+#include "golden.hpp"
 
 namespace {
 
@@ -367,17 +368,6 @@ TEST(MmdCpu, DeviceBatchesNeedTheCudaBackend) {
 
 // ---- alibi-detect golden values ----
 
-nlohmann::json load_golden(const std::string& file) {
-  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
-  if (root == nullptr) throw std::runtime_error("DRIFTGUARD_SOURCE_DIR is not set");
-  const std::string path = std::string(root) + "/tests/golden/" + file;
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return nlohmann::json::parse(text.str());
-}
-
 Window golden_window(const nlohmann::json& rows) {
   Window w;
   w.rows = rows.size();
@@ -392,7 +382,7 @@ Window golden_window(const nlohmann::json& rows) {
 }
 
 TEST_P(MmdTest, MatchesAlibiDetect) {
-  const nlohmann::json golden = load_golden("mmd_alibi.json");
+  const nlohmann::json& golden = driftguard::testing::golden("mmd_alibi.json");
   ASSERT_EQ(golden.at("tie_tolerance").get<double>(), kMmdTieTolerance);
   for (const auto& c : golden.at("cases")) {
     SCOPED_TRACE(c.at("name").get<std::string>());

@@ -11,16 +11,13 @@
 
 #include "driftguard/errors.hpp"
 #include "driftguard/multiple_testing.hpp"
+#include "golden.hpp"
 
 namespace driftguard {
 namespace {
 
 TEST(MultipleTesting, MatchesScipyGolden) {
-  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
-  ASSERT_NE(root, nullptr);
-  std::ifstream in(std::string(root) + "/tests/golden/multiple_testing_scipy.json");
-  ASSERT_TRUE(in) << "golden file missing";
-  const nlohmann::json golden = nlohmann::json::parse(in);
+  const nlohmann::json& golden = testing::golden("multiple_testing_scipy.json");
   ASSERT_GE(golden["cases"].size(), 20u);
   for (const auto& c : golden["cases"]) {
     const auto p = c["pvalues"].get<std::vector<double>>();
