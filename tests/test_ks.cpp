@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "backend_param.hpp"
-#include "golden.hpp"
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/ks.hpp"
