@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <vector>
@@ -258,6 +259,19 @@ TEST_P(ValidateHistogram, RejectsMismatchedShapes) {
 }
 
 DG_INSTANTIATE_BACKENDS(ValidateHistogram);
+
+TEST(ValidateHistogramCpu, EveryVectorWidthMatchesTheReference) {
+  // The CPU backend counts histogram lanes 16, 8 or 4 features at a time (AVX-512, AVX2, SSE or
+  // NEON); a narrower width can be forced, so one machine checks every path. 37 features leave
+  // a partial chunk at each width.
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  for (const char* width : {"4", "8", "16"}) {
+    SCOPED_TRACE(width);
+    setenv("DRIFTGUARD_CPU_VECTOR_WIDTH", width, 1);
+    expect_matches_reference(ctx, make_case(2000, 37, 9, {3, 10, 33, 64, 65}));
+  }
+  unsetenv("DRIFTGUARD_CPU_VECTOR_WIDTH");
+}
 
 TEST(Context, CpuBackendIsAlwaysThere) {
   Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});

@@ -4,9 +4,11 @@
 // at run time):
 //  - a numeric feature with at most kMaxLanes bin edges keeps lane counters
 //      C_i[f] = #{x : lane_i[f] <= x},  lanes = round_up(e_0) .. round_up(e_{B-1}),
-//      next float above round_down(e_B), NaN padding (never <= x),
-//    and its slots follow by differences: underflow = N - missing - C_0, bin i = C_i - C_{i+1},
-//    overflow = C_B. One compare-and-add per edge and value, no search, no scatter.
+//      next float above round_down(e_B), -Inf (counts every non-NaN x), NaN padding (never <= x),
+//    and its slots follow by differences: missing = N - C_{B+1}, underflow = C_{B+1} - C_0,
+//    bin i = C_i - C_{i+1}, overflow = C_B. One compare-and-add per lane and value, no search,
+//    no scatter. Features go in chunks of one vector register: a chunk's lanes and counters stay
+//    in registers while a block of rows streams past.
 //  - other features (categorical, or more edges) take the scalar slot_of path.
 //  - numeric validation is branch-free per value; categorical codes are searched.
 #include <omp.h>
@@ -14,6 +16,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -23,17 +27,49 @@
 namespace driftguard::cpu {
 namespace {
 
-constexpr std::uint32_t kMaxLanes = 65;  // at most 64 bins take the vector path
+constexpr std::uint32_t kMaxLanes = 66;  // at most 64 bins take the vector path
 // int32 block counters cannot overflow within a block; they are flushed to 64-bit after each.
 constexpr std::size_t kBlockRows = 1024;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
+// Feature chunks are kWidth floats, one register: 16 with AVX-512, 8 with AVX2, else 4 (SSE,
+// NEON). Vector types wider than the ISA's registers are lowered badly by GCC (several times
+// slower), narrower ones waste the AVX-512F clone (no AVX-512VL there to mask 8-wide compares).
+constexpr std::size_t kChunk = 16;  // the tables' padding: a multiple of every width
+template <std::size_t kWidth>
+struct Chunk;  // vector types of kWidth floats / int32s (attributes on alias templates are lost)
+template <>
+struct Chunk<4> {
+  using Floats = float __attribute__((vector_size(16)));
+  using Ints = std::int32_t __attribute__((vector_size(16)));
+};
+template <>
+struct Chunk<16> {
+  using Floats = float __attribute__((vector_size(64)));
+  using Ints = std::int32_t __attribute__((vector_size(64)));
+};
+template <>
+struct Chunk<8> {
+  using Floats = float __attribute__((vector_size(32)));
+  using Ints = std::int32_t __attribute__((vector_size(32)));
+};
+
+// Register budgets of count_lane_chunk: a chunk runs with the smallest one that holds its lanes.
+constexpr std::uint32_t kLaneBudgets[] = {4, 8, 12, 16, 24, 34, kMaxLanes};
+constexpr std::uint32_t lane_budget(std::uint32_t lanes) {
+  for (std::uint32_t budget : kLaneBudgets) {
+    if (lanes <= budget) return budget;
+  }
+  return kMaxLanes;
+}
+
 struct CpuTables {
   std::size_t features = 0;
-  std::uint32_t lanes = 0;         // lane passes per row
-  std::vector<float> lane_points;  // [lanes][features]; NaN where a feature has no lane
-  // Lane i only concerns features [lane_begin[i], lane_end[i]): mixed bin counts cost less.
-  std::vector<std::uint32_t> lane_begin, lane_end;
+  std::size_t width = 4;                       // vector_width(): floats per chunk
+  std::size_t padded = 0;                      // features rounded up to whole chunks
+  std::uint32_t lanes = 0;                     // most lanes of any feature
+  std::vector<float> lane_points;              // [lanes][padded]; NaN where a feature has no lane
+  std::vector<std::uint32_t> chunk_lanes;      // per chunk, most lanes of its features
   std::vector<std::uint32_t> lane_features;    // features on the lane path
   std::vector<std::uint32_t> scalar_features;  // features on the slot_of path
   // Validation, per feature: categorical features get an unbounded range and search codes.
@@ -41,27 +77,26 @@ struct CpuTables {
   std::vector<std::uint32_t> missing_bad;  // 1 when a NaN makes the row invalid
   std::vector<std::uint32_t> categorical_rules;
 
-  explicit CpuTables(const detail::PreparedPass& prep, std::size_t n_features)
-      : features(n_features) {
+  CpuTables(const detail::PreparedPass& prep, std::size_t n_features, std::size_t vector_width)
+      : features(n_features), width(vector_width) {
     for (std::uint32_t f = 0; f < prep.bins.size(); ++f) {
       const detail::FeatureBins& bins = prep.bins[f];
-      const bool lane = !bins.categorical && bins.point_count <= kMaxLanes;
+      const bool lane = !bins.categorical && bins.point_count + 1 <= kMaxLanes;
       (lane ? lane_features : scalar_features).push_back(f);
-      if (lane) lanes = std::max(lanes, bins.point_count);
+      if (lane) lanes = std::max(lanes, bins.point_count + 1);
     }
-    lane_points.assign(std::size_t{lanes} * features, std::numeric_limits<float>::quiet_NaN());
-    lane_begin.assign(lanes, static_cast<std::uint32_t>(features));
-    lane_end.assign(lanes, 0);
+    lanes = lanes == 0 ? 0 : lane_budget(lanes);  // count_lane_chunk reads that many rows
+    padded = (features + kChunk - 1) / kChunk * kChunk;
+    lane_points.assign(std::size_t{lanes} * padded, std::numeric_limits<float>::quiet_NaN());
+    chunk_lanes.assign(padded / kChunk, 0);
     for (std::uint32_t f : lane_features) {
       const detail::FeatureBins& bins = prep.bins[f];
       const float* p = prep.points.data() + bins.point_offset;
       const std::uint32_t n = bins.point_count;
-      for (std::uint32_t i = 0; i < n; ++i) {
-        lane_begin[i] = std::min(lane_begin[i], f);
-        lane_end[i] = std::max(lane_end[i], f + 1);
-      }
-      for (std::uint32_t i = 0; i + 1 < n; ++i) lane_points[i * features + f] = p[i];
-      lane_points[(n - 1) * features + f] = std::nextafter(bins.last_edge_down, kInf);
+      chunk_lanes[f / kChunk] = std::max(chunk_lanes[f / kChunk], n + 1);
+      for (std::uint32_t i = 0; i + 1 < n; ++i) lane_points[i * padded + f] = p[i];
+      lane_points[(n - 1) * padded + f] = std::nextafter(bins.last_edge_down, kInf);
+      lane_points[n * padded + f] = -kInf;
     }
     for (std::uint32_t f = 0; f < prep.rules.size(); ++f) {
       const detail::FeatureRule& rule = prep.rules[f];
@@ -75,13 +110,103 @@ struct CpuTables {
 
 // Private counts of one thread: int32 block counters and their 64-bit totals.
 struct ThreadCounts {
-  std::vector<std::int32_t> lane_block, lane_missing_block;  // [lanes][features], [features]
-  std::vector<std::uint64_t> lane_total, lane_missing;
+  std::vector<std::int32_t> lane_block;  // [lanes][padded]
+  std::vector<std::uint64_t> lane_total;
   std::vector<std::uint64_t> slots;      // scalar-path features, by slot
   std::vector<std::int32_t> flag_block;  // [4 numeric flags][features]
   std::vector<std::uint64_t> flags;      // [features][kCellFlagCount]
   std::uint64_t rows = 0, rows_ok = 0;
 };
+
+// Lane counters of the features [f0, f0 + kChunk) over rows [row_begin, row_end), added into
+// `counters` ([lanes][padded]). kLanes >= the chunk's lanes; extra lanes are NaN and count nothing.
+template <std::uint32_t kLanes, std::size_t kWidth>
+__attribute__((always_inline)) inline void count_lane_chunk(const CpuTables& t, const float* data,
+                                                            std::size_t f0, std::size_t row_begin,
+                                                            std::size_t row_end,
+                                                            std::int32_t* counters) {
+  typename Chunk<kWidth>::Floats lane[kLanes];
+  typename Chunk<kWidth>::Ints count[kLanes];
+  for (std::uint32_t i = 0; i < kLanes; ++i) {
+    std::memcpy(&lane[i], t.lane_points.data() + i * t.padded + f0, sizeof lane[i]);
+    count[i] = typename Chunk<kWidth>::Ints{};
+  }
+  const std::size_t width = std::min(kWidth, t.features - f0);
+  for (std::size_t row = row_begin; row < row_end; ++row) {
+    const float* values = data + row * t.features + f0;
+    typename Chunk<kWidth>::Floats x;
+    if (width == kWidth) {
+      std::memcpy(&x, values, sizeof x);
+    } else {  // the last, partial chunk: NaN beyond the row compares false with every lane
+      for (std::size_t j = 0; j < kWidth; ++j) {
+        x[j] = j < width ? values[j] : std::numeric_limits<float>::quiet_NaN();
+      }
+    }
+    for (std::uint32_t i = 0; i < kLanes; ++i) count[i] -= lane[i] <= x;  // true is -1
+  }
+  for (std::uint32_t i = 0; i < kLanes; ++i) {
+    for (std::size_t j = 0; j < kWidth; ++j) counters[i * t.padded + f0 + j] += count[i][j];
+  }
+}
+
+template <std::size_t kWidth>
+__attribute__((always_inline)) inline void count_lanes_of_width(const CpuTables& t,
+                                                                const float* data,
+                                                                std::size_t row_begin,
+                                                                std::size_t row_end,
+                                                                std::int32_t* counters) {
+  for (std::size_t f0 = 0; f0 < t.features; f0 += kWidth) {
+    const std::uint32_t lanes = t.chunk_lanes[f0 / kChunk];
+    if (lanes == 0) continue;
+    switch (lane_budget(lanes)) {
+      case 4:
+        count_lane_chunk<4, kWidth>(t, data, f0, row_begin, row_end, counters);
+        break;
+      case 8:
+        count_lane_chunk<8, kWidth>(t, data, f0, row_begin, row_end, counters);
+        break;
+      case 12:
+        count_lane_chunk<12, kWidth>(t, data, f0, row_begin, row_end, counters);
+        break;
+      case 16:
+        count_lane_chunk<16, kWidth>(t, data, f0, row_begin, row_end, counters);
+        break;
+      case 24:
+        count_lane_chunk<24, kWidth>(t, data, f0, row_begin, row_end, counters);
+        break;
+      case 34:
+        count_lane_chunk<34, kWidth>(t, data, f0, row_begin, row_end, counters);
+        break;
+      default:
+        count_lane_chunk<kMaxLanes, kWidth>(t, data, f0, row_begin, row_end, counters);
+    }
+  }
+}
+
+// Register width in floats: the widest the CPU has, or DRIFTGUARD_CPU_VECTOR_WIDTH (4, 8 or 16,
+// if supported) so that tests cover every path on one machine.
+std::size_t vector_width() {
+  const std::size_t best = __builtin_cpu_supports("avx512f") ? 16
+                           : __builtin_cpu_supports("avx2")  ? 8
+                                                             : 4;
+  const char* forced = std::getenv("DRIFTGUARD_CPU_VECTOR_WIDTH");
+  if (forced == nullptr) return best;
+  const std::size_t width = std::strtoul(forced, nullptr, 10);
+  return (width == 4 || width == 8 || width == 16) && width <= best ? width : best;
+}
+
+// Lane counters of every chunk, each with the smallest register budget that holds its lanes.
+__attribute__((always_inline)) inline void count_lanes(const CpuTables& t, const float* data,
+                                                       std::size_t row_begin, std::size_t row_end,
+                                                       std::int32_t* counters) {
+  if (t.width == 16) {
+    count_lanes_of_width<16>(t, data, row_begin, row_end, counters);
+  } else if (t.width == 8) {
+    count_lanes_of_width<8>(t, data, row_begin, row_end, counters);
+  } else {
+    count_lanes_of_width<4>(t, data, row_begin, row_end, counters);
+  }
+}
 
 template <bool kValidate, bool kHistogram>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
@@ -89,22 +214,15 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
     std::size_t row_begin, std::size_t row_end, ThreadCounts& out) {
   const std::size_t n = t.features;
   std::int32_t* const lane_block = out.lane_block.data();
-  std::int32_t* const missing_block = out.lane_missing_block.data();
   std::int32_t* const flag_block = out.flag_block.data();
   std::int32_t* const missing_flags = flag_block;
   std::int32_t* const infinite_flags = flag_block + n;
   std::int32_t* const below_flags = flag_block + 2 * n;
   std::int32_t* const above_flags = flag_block + 3 * n;
+  if constexpr (kHistogram) count_lanes(t, args.batch.data, row_begin, row_end, lane_block);
   for (std::size_t row = row_begin; row < row_end; ++row) {
     const float* __restrict__ x = args.batch.data + row * n;
     if constexpr (kHistogram) {
-      for (std::uint32_t i = 0; i < t.lanes; ++i) {
-        const float* __restrict__ lane = t.lane_points.data() + i * n;
-        std::int32_t* __restrict__ count = lane_block + i * n;
-        const std::size_t begin = t.lane_begin[i], end = t.lane_end[i];
-        for (std::size_t f = begin; f < end; ++f) count[f] += lane[f] <= x[f] ? 1 : 0;
-      }
-      for (std::size_t f = 0; f < n; ++f) missing_block[f] += x[f] != x[f] ? 1 : 0;
       for (std::uint32_t f : t.scalar_features) {
         const detail::FeatureBins& bins = prep.bins[f];
         ++out.slots[bins.slot_offset +
@@ -157,10 +275,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
     out.lane_total[i] += static_cast<std::uint64_t>(out.lane_block[i]);
     out.lane_block[i] = 0;
   }
-  for (std::size_t f = 0; f < out.lane_missing_block.size(); ++f) {
-    out.lane_missing[f] += static_cast<std::uint64_t>(out.lane_missing_block[f]);
-    out.lane_missing_block[f] = 0;
-  }
   if constexpr (kValidate) {
     constexpr CellFlag kNumericFlags[] = {kMissing, kNonFinite, kBelowMin, kAboveMax};
     for (std::size_t k = 0; k < 4; ++k) {
@@ -180,20 +294,20 @@ void add_histogram(const detail::PreparedPass& prep, const CpuTables& t, const T
   for (std::uint32_t f : t.lane_features) {
     const detail::FeatureBins& bins = prep.bins[f];
     const std::uint32_t b = bins.point_count - 1;  // bins
-    const auto cumulative = [&](std::uint32_t lane) { return c.lane_total[lane * t.features + f]; };
-    const std::uint64_t missing = c.lane_missing[f];
+    const auto cumulative = [&](std::uint32_t lane) { return c.lane_total[lane * t.padded + f]; };
+    const std::uint64_t present = cumulative(b + 1);  // the -Inf lane
     std::uint64_t* s = total.data() + bins.slot_offset;
-    s[0] += c.rows - missing - cumulative(0);
+    s[0] += present - cumulative(0);
     for (std::uint32_t i = 1; i <= b; ++i) s[i] += cumulative(i - 1) - cumulative(i);
     s[b + 1] += cumulative(b);
-    s[b + 2] += missing;
+    s[b + 2] += c.rows - present;
   }
 }
 
 template <bool kValidate, bool kHistogram>
 void run(int threads, const detail::PreparedPass& prep, const detail::BatchPassArgs& args) {
   const std::size_t rows = args.batch.rows, n = args.batch.features;
-  const CpuTables tables(prep, n);
+  const CpuTables tables(prep, n, vector_width());
   // Below ~16k cells per thread, waking threads costs more than it saves.
   const int workers = static_cast<int>(
       std::clamp<std::size_t>(rows * n / 16384, 1, static_cast<std::size_t>(threads)));
@@ -204,8 +318,6 @@ void run(int threads, const detail::PreparedPass& prep, const detail::BatchPassA
     if constexpr (kHistogram) {
       mine.lane_block.assign(tables.lane_points.size(), 0);
       mine.lane_total.assign(tables.lane_points.size(), 0);
-      mine.lane_missing_block.assign(n, 0);
-      mine.lane_missing.assign(n, 0);
       mine.slots.assign(prep.total_slots, 0);
     }
     if constexpr (kValidate) {
