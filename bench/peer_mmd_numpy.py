@@ -16,12 +16,13 @@ MMD^2 values (they must agree: the same data and definition).
 import argparse
 import json
 import os
-import platform
 import subprocess
 import tempfile
 import time
 
 import numpy as np
+
+from peer_common import provenance, write_json
 
 
 def squared_pairwise_distance(x, y):
@@ -100,17 +101,10 @@ def main():
                      "speedup_vs_numpy": best_numpy / seconds, "mmd2": b["mmd2"],
                      "pvalue": b["pvalue"], "sigma": b["sigma"],
                      "mmd2_relative_difference": abs(b["mmd2"] - mmd2) / abs(mmd2)})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    load = os.getloadavg()
     result = {
         "what": "MMD^2 + 100-permutation test: driftguard vs alibi-style NumPy (full kernel "
                 "matrix, permuted by index), float64",
-        "machine": {"node": platform.node(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "load_average_after": load},
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance({"numpy": np.__version__}),
         "n_reference": args.n, "n_current": args.n, "features": args.features,
         "permutations": args.permutations, "shift": args.shift,
         "numpy": {"seconds_best": best_numpy, "seconds_all": numpy_seconds, "sigma": sigma,
@@ -118,9 +112,7 @@ def main():
         "driftguard": rows,
         "driftguard_context": ours["context"],
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(args.out, result)
     print(f"numpy (alibi-style): {best_numpy * 1e3:.0f} ms, mmd2={mmd2:.6g}, sigma={sigma:.6g}")
     for r in rows:
         print(f"{r['name']}: {r['median_seconds'] * 1e3:.1f} ms "

@@ -11,19 +11,11 @@ bench_quantile_histogram on the same file, and writes one JSON with both timings
 import argparse
 import json
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 
-
-def ensure(package, module=None):
-    try:
-        return __import__(module or package)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
-        return __import__(module or package)
+from peer_common import ensure, provenance, write_json
 
 
 def main():
@@ -74,24 +66,16 @@ def main():
         seconds = b["real_time"] / 1e3  # reported in milliseconds
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "speedup_vs_numpy": best_numpy / seconds})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     result = {
         "what": "quantile-edge histograms of a float32 table: driftguard vs np.histogram per feature",
-        "machine": {"node": platform.node(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__},
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance({"numpy": np.__version__}),
         "rows": args.rows, "features": args.features, "bins": args.bins,
         "numpy_seconds_best": best_numpy,
         "numpy_seconds_all": numpy_seconds,
         "driftguard": rows,
         "driftguard_context": ours["context"],
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(args.out, result)
     print(f"np.histogram per feature: {best_numpy * 1e3:.1f} ms")
     for r in rows:
         print(f"{r['name']}: {r['median_seconds'] * 1e3:.2f} ms ({r['speedup_vs_numpy']:.1f}x numpy)")

@@ -14,14 +14,13 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from peer_numpy_histogram import ensure  # noqa: E402  (installs a missing peer package)
+from peer_common import ensure, provenance, write_json  # noqa: E402
 
 
 def write_table(h5py, path, table):
@@ -87,26 +86,17 @@ def main():
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "speedup_vs_scipy_asymp": best["asymp"] / seconds,
                      "speedup_vs_scipy_auto": best["auto"] / seconds})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     result = {
         "what": "two-sample KS per feature of a float32 window against a reference window: "
                 "driftguard (bench_ks) vs scipy.stats.ks_2samp per feature",
-        "machine": {"node": platform.node(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                    "python": platform.python_version(), "numpy": np.__version__,
-                    "scipy": scipy.__version__},
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance({"numpy": np.__version__, "scipy": scipy.__version__}),
         "rows": args.rows, "features": args.features,
         "scipy_seconds_best": best,
         "scipy_seconds_all": scipy_seconds,
         "driftguard": rows,
         "driftguard_context": ours["context"],
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(args.out, result)
     for method, seconds in best.items():
         print(f"scipy.stats.ks_2samp method={method}, all {args.features} features: "
               f"{seconds * 1e3:.0f} ms")

@@ -13,19 +13,11 @@ timings and the ratio.
 import argparse
 import json
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 
-
-def ensure(package, module=None):
-    try:
-        return __import__(module or package)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
-        return __import__(module or package)
+from peer_common import ensure, provenance, write_json
 
 
 def synthetic(np, rng, rows, features):
@@ -117,16 +109,9 @@ def main():
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "rows_per_second": args.rows / seconds,
                      "speedup_vs_xgboost": best_xgb / seconds})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = {
         "what": "binary:logistic tree ensemble scoring: driftguard score vs xgboost inplace_predict",
-        "machine": {"node": platform.node(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "load_average": load,
-                    "python": platform.python_version(), "xgboost": xgb.__version__},
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance({"xgboost": xgb.__version__}),
         "rows": args.rows, "features": args.features, "trees": args.trees, "depth": args.depth,
         "threads": args.threads,
         "xgboost_seconds_best": best_xgb,
@@ -135,9 +120,7 @@ def main():
         "max_abs_probability_difference_first_rows": max_error,
         "driftguard_context": ours["context"],
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(args.out, result)
     print(f"xgboost inplace_predict: {best_xgb * 1e3:.1f} ms ({args.threads} threads)")
     for r in rows:
         print(f"{r['name']}: {r['median_seconds'] * 1e3:.1f} ms "
