@@ -90,6 +90,12 @@ ReferenceProfile ReferenceProfile::build(Context& ctx, const std::string& refere
   profile.mmd_sample =
       sample_finite_rows(batch, options.mmd_rows, options.seed, &profile.finite_rows);
   profile.mmd_rows = profile.mmd_sample.size() / features;
+  if (options.model_path) {
+    const Model model = Model::load(*options.model_path, options.model_options);
+    const std::vector<float> scores = model_scores(ctx, model, reader.feature_names(), batch);
+    profile.score_model = *options.model_path;
+    profile.scores = SortedColumns::from_batch(ctx, {scores.data(), rows, model.outputs()});
+  }
   return profile;
 }
 
@@ -102,13 +108,27 @@ std::vector<ColumnStats> ReferenceProfile::column_stats() const {
 }
 
 HistogramCounts ReferenceProfile::histogram(const HistogramSpec& spec) const {
-  if (spec.features() != features()) {
-    throw InvalidInput("profile histogram: the spec has " + std::to_string(spec.features()) +
-                       " features, the profile " + std::to_string(features()));
+  return histogram_of_sorted(sorted, spec);
+}
+
+std::vector<float> model_scores(Context& ctx, const Model& model,
+                                const std::vector<std::string>& names, BatchView batch) {
+  const BoundModel bound(model, names);
+  std::vector<float> probability(batch.rows * model.outputs());
+  score(ctx, bound, batch,
+        {.margin = nullptr, .probability = probability.data(), .points = nullptr});
+  return probability;
+}
+
+HistogramCounts histogram_of_sorted(const SortedColumns& sorted, const HistogramSpec& spec) {
+  if (spec.features() != sorted.features) {
+    throw InvalidInput("histogram of sorted columns: the spec has " +
+                       std::to_string(spec.features()) + " features, the columns " +
+                       std::to_string(sorted.features));
   }
   HistogramCounts counts(spec);
   std::vector<std::uint64_t>& raw = counts.raw();
-  for (std::size_t f = 0; f < features(); ++f) {
+  for (std::size_t f = 0; f < sorted.features; ++f) {
     const auto column = sorted.column(f);
     const auto below = [&](float bound) {  // #{x < bound}
       return static_cast<std::uint64_t>(std::lower_bound(column.begin(), column.end(), bound) -
@@ -172,6 +192,13 @@ void ReferenceProfile::save(const std::string& path) const {
   store.write("sorted_offsets", std::span<const std::uint64_t>(sorted.offsets));
   store.write("nan_counts", std::span<const std::uint64_t>(sorted.nan_counts));
   store.write("mmd_sample", std::span<const float>(mmd_sample));
+  if (!score_model.empty()) {
+    store.set_attribute("score_model", score_model);
+    store.set_attribute("score_outputs", static_cast<std::int64_t>(scores.features));
+    store.write("score_values", std::span<const float>(scores.values));
+    store.write("score_offsets", std::span<const std::uint64_t>(scores.offsets));
+    store.write("score_nan_counts", std::span<const std::uint64_t>(scores.nan_counts));
+  }
   store.close();
 }
 
@@ -228,6 +255,23 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
   for (std::size_t f = 0; f < features; ++f) {
     if (profile.sorted.column(f).size() + profile.sorted.nan_counts[f] != profile.rows) {
       corrupt(path, "column '" + profile.schema.features[f].name + "' does not hold every row");
+    }
+  }
+  if (const auto model = store.string_attribute("score_model")) {
+    profile.score_model = *model;
+    profile.scores.features = required("score_outputs");
+    profile.scores.values = store.read_floats("score_values");
+    profile.scores.offsets = store.read_uint64s("score_offsets");
+    profile.scores.nan_counts = store.read_uint64s("score_nan_counts");
+    try {
+      profile.scores.check();
+    } catch (const InvalidInput& e) {
+      corrupt(path, std::string("reference scores: ") + e.what());
+    }
+    for (std::size_t k = 0; k < profile.scores.features; ++k) {
+      if (profile.scores.column(k).size() + profile.scores.nan_counts[k] != profile.rows) {
+        corrupt(path, "the reference scores do not cover every row");
+      }
     }
   }
   if (profile.mmd_sample.size() != profile.mmd_rows * features ||

@@ -36,14 +36,60 @@ ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, boo
                                     .max_categories = options.max_categories,
                                     .range_margin = options.range_margin,
                                     .mmd_rows = options.mmd ? options.mmd_rows : 0,
-                                    .seed = options.mmd_options.seed});
+                                    .seed = options.mmd_options.seed,
+                                    .model_path = options.model_path,
+                                    .model_options = options.model_options});
   }
   if (options.schema) {
     throw InvalidInput(options.reference_path +
                        ": a profile carries its own schema; --schema applies to raw reference "
                        "tables only");
   }
-  return ReferenceProfile::load(options.reference_path);
+  ReferenceProfile profile = ReferenceProfile::load(options.reference_path);
+  if (options.model_path && profile.score_model.empty()) {
+    throw InvalidInput(options.reference_path +
+                       ": the profile holds no reference scores; build it with "
+                       "`driftguard profile --model`");
+  }
+  return profile;
+}
+
+// PSI and KS of each model output, current window against the profile's reference scores.
+std::vector<ScoreDrift> score_drift(Context& ctx, const ScanOptions& options,
+                                    const ReferenceProfile& ref, const Model& model,
+                                    const std::vector<std::string>& names, BatchView window,
+                                    const PsiOptions& psi_options) {
+  const std::size_t outputs = model.outputs();
+  if (ref.scores.features != outputs) {
+    throw InvalidInput(options.reference_path + ": the reference scores have " +
+                       std::to_string(ref.scores.features) + " outputs, the model " +
+                       std::to_string(outputs));
+  }
+  const std::vector<float> scores = model_scores(ctx, model, names, window);
+  const BatchView current{scores.data(), window.rows, outputs};
+  HistogramSpec spec;
+  for (std::size_t k = 0; k < outputs; ++k) {
+    spec.add_numeric(quantile_edges(ref.scores.column(k), options.binning.bins));
+  }
+  const HistogramCounts reference_counts = histogram_of_sorted(ref.scores, spec);
+  HistogramCounts current_counts(spec);
+  histogram(ctx, current, spec, current_counts);
+  const std::vector<KsResult> ks = ks_two_sample(ctx, ref.scores, current, options.ks_options);
+  std::vector<ScoreDrift> drift(outputs);
+  for (std::size_t k = 0; k < outputs; ++k) {
+    ScoreDrift& d = drift[k];
+    d.name = outputs == 1 ? "probability" : "probability[" + std::to_string(k) + "]";
+    const auto edges = spec.points_of(k);
+    d.edges.assign(edges.begin(), edges.end());
+    const auto ref_slots = reference_counts.slots(k), cur_slots = current_counts.slots(k);
+    d.reference_slots.assign(ref_slots.begin(), ref_slots.end());
+    d.current_slots.assign(cur_slots.begin(), cur_slots.end());
+    d.psi = psi(ref_slots, cur_slots, psi_options);
+    d.band = psi_band(d.psi, options.bands);
+    d.ks = ks[k];
+    d.drifted = !std::isnan(d.psi) && d.band >= options.drift_band;
+  }
+  return drift;
 }
 
 }  // namespace
@@ -74,7 +120,9 @@ std::size_t ScanReport::drifted_features() const {
 }
 
 bool ScanReport::dataset_drift() const {
-  return drifted_features() > 0 || (mmd && mmd->pvalue < alpha);
+  const bool score_drift =
+      std::any_of(scores.begin(), scores.end(), [](const ScoreDrift& s) { return s.drifted; });
+  return drifted_features() > 0 || score_drift || (mmd && mmd->pvalue < alpha);
 }
 
 std::string ScanReport::decision_rule() const {
@@ -88,6 +136,7 @@ std::string ScanReport::decision_rule() const {
           : drift_rule == DriftRule::Ks ? ks_rule
                                         : psi_rule + " or its " + ks_rule;
   rule += "; the dataset drifts when a feature drifts";
+  if (!scores.empty()) rule += ", when a model score's " + psi_rule;
   if (mmd) rule += std::string(" or the MMD permutation p-value < ") + alpha_text;
   return rule;
 }
@@ -136,7 +185,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   const Clock::time_point current_start = Clock::now();
 
   // KS, MMD and evidently's pooled bins need the whole current window; otherwise it streams.
-  const bool hold_window = options.ks || options.distances || options.mmd ||
+  const bool hold_window = options.ks || options.distances || options.mmd || options.model_path ||
                            options.binning.policy == BinningPolicy::Evidently;
   const std::size_t step = batch_rows_for(current, options.batch_rows);
   std::vector<float> window;
@@ -199,6 +248,12 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
     }
     report.mmd = mmd_test(ctx, {ref.mmd_sample.data(), ref.mmd_rows, features},
                           {sample.data(), sample_rows, features}, options.mmd_options);
+  }
+  if (options.model_path) {
+    const Model model = Model::load(*options.model_path, options.model_options);
+    report.score_model = *options.model_path;
+    report.scores =
+        score_drift(ctx, options, ref, model, current.feature_names(), window_view, options.psi);
   }
   report.current_seconds = seconds_since(current_start);
 

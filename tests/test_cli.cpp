@@ -147,6 +147,48 @@ TEST_F(Cli, ProfileScanEqualsRawScan) {
   EXPECT_EQ(with_schema.exit_code, 1);
 }
 
+TEST_F(Cli, ModelScoreDriftFollowsItsInputs) {
+  // A scorecard on income and utilization: its score drifts when income shifts, not otherwise.
+  const fs::path model = dir_ / "scorecard.json";
+  std::ofstream(model) << R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["income", "utilization"], "link": "logistic",
+      "coefficients": [-1.2, 2.0], "intercepts": [-1.0],
+      "standardize": {"mean": [50000, 0.3], "scale": [25000, 0.2]},
+      "impute": [50000, 0.3]})";
+  synth("score_same.h5", "none", 9, "");
+  synth("score_shift.h5", "mean_shift", 10, "income");
+  const std::string flags = "--no-distances --model " + model.string();
+  ASSERT_EQ(scan("score_same.h5", flags).exit_code, 0);
+  const json same = read_json(dir_ / "score_same.h5.json");
+  ASSERT_EQ(same["score"]["outputs"].size(), 1u);
+  EXPECT_FALSE(same["score"]["outputs"][0]["drifted"].get<bool>());
+  EXPECT_LT(same["score"]["outputs"][0]["psi"].get<double>(), 0.1);
+
+  ASSERT_EQ(scan("score_shift.h5", flags).exit_code, 0);
+  const json shift = read_json(dir_ / "score_shift.h5.json");
+  EXPECT_TRUE(shift["score"]["outputs"][0]["drifted"].get<bool>());
+  EXPECT_LT(shift["score"]["outputs"][0]["ks"]["pvalue"].get<double>(), 1e-6);
+
+  // Through a profile: it must have been built with the model.
+  const fs::path without = dir_ / "no_scores.profile.h5", with = dir_ / "scores.profile.h5";
+  const std::string profile = std::string(DRIFTGUARD_BIN) +
+                              " profile -q --backend cpu --reference " +
+                              (dir_ / "reference.h5").string();
+  ASSERT_EQ(run(profile + " -o " + without.string()).exit_code, 0);
+  ASSERT_EQ(run(profile + " -o " + with.string() + " --model " + model.string()).exit_code, 0);
+  const CommandResult refused =
+      run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " + without.string() +
+          " --current " + (dir_ / "score_shift.h5").string() + " " + flags);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("no reference scores"), std::string::npos) << refused.err;
+  const CommandResult from_profile =
+      run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " + with.string() +
+          " --current " + (dir_ / "score_shift.h5").string() + " --report " +
+          (dir_ / "from_profile.json").string() + " " + flags);
+  ASSERT_EQ(from_profile.exit_code, 0) << from_profile.err;
+  EXPECT_EQ(read_json(dir_ / "from_profile.json")["score"]["outputs"], shift["score"]["outputs"]);
+}
+
 TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
   synth("out_of_range.h5", "out_of_range", 4, "age");
   ASSERT_EQ(scan("out_of_range.h5").exit_code, 0);

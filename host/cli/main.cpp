@@ -94,6 +94,11 @@ void print_table(const ScanReport& report, std::ostream& out) {
       << (report.reference_is_profile ? " (profile)" : "") << "\n"
       << "binning: " << to_string(report.binning.policy) << ", backend: " << report.backend << " ("
       << report.device << "), " << fixed(report.seconds, 3) << " s\n";
+  for (const ScoreDrift& d : report.scores) {
+    out << "score " << d.name << ": PSI " << fixed(d.psi, 4) << " (" << to_string(d.band)
+        << "), KS D " << fixed(d.ks.statistic, 4) << ", p " << pvalue_text(d.ks.pvalue)
+        << (d.drifted ? "  <- drift" : "") << "\n";
+  }
   if (report.mmd) {
     out << "MMD: mmd2 " << report.mmd->mmd2 << ", p " << pvalue_text(report.mmd->pvalue) << " ("
         << report.mmd->permutations << " permutations, sigma " << report.mmd->sigma << ", "
@@ -205,6 +210,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   scan_cmd->add_option("--drift-rule", drift_rule, "what flags a feature: psi | ks | psi_or_ks")
       ->check(CLI::IsMember({"psi", "ks", "psi_or_ks"}));
+  scan_cmd->add_option("--model", scan_options.model_path,
+                       "score drift of this model (XGBoost JSON or driftguard-linear)");
   scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
   scan_cmd->add_option("--mmd-rows", scan_options.mmd_rows, "rows per window for MMD (sampled)")
       ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));
@@ -280,6 +287,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   profile_cmd->add_option("--mmd-rows", profile_options.mmd_rows, "reference rows kept for MMD");
   profile_cmd->add_option("--seed", profile_options.seed, "seed of the MMD sample");
+  profile_cmd->add_option("--model", profile_options.model_path,
+                          "keep this model's reference scores, for scan --model");
   CommonOptions profile_common;
   add_common(*profile_cmd, profile_common);
 

@@ -15,6 +15,7 @@
 #include "driftguard/binning.hpp"
 #include "driftguard/histogram.hpp"
 #include "driftguard/ks.hpp"
+#include "driftguard/model.hpp"
 #include "driftguard/schema.hpp"
 #include "driftguard/validate.hpp"
 
@@ -28,6 +29,9 @@ struct ProfileOptions {
   double range_margin = 0.1;        // schema inference (SchemaInferrer)
   std::size_t mmd_rows = 2000;      // rows kept for MMD (all finite rows when fewer)
   std::uint64_t seed = 0;           // which rows the MMD sample keeps
+  // A model whose reference scores the profile keeps, for score drift (scan --model).
+  std::optional<std::string> model_path;
+  ModelOptions model_options;
 };
 
 struct ReferenceProfile {
@@ -42,6 +46,10 @@ struct ReferenceProfile {
   std::vector<float> mmd_sample;
   std::size_t mmd_rows = 0;
   std::uint64_t finite_rows = 0;  // reference rows eligible for the MMD sample
+  // With ProfileOptions::model_path: the model's probability outputs on every reference row, one
+  // sorted column per output (model_scores); empty otherwise.
+  std::string score_model;
+  SortedColumns scores;
 
   // Reads the whole reference table (its rows are held in memory while sorting).
   static ReferenceProfile build(Context& ctx, const std::string& reference_path,
@@ -60,6 +68,15 @@ struct ReferenceProfile {
   // reference rows.
   HistogramCounts histogram(const HistogramSpec& spec) const;
 };
+
+// histogram() of the values behind sorted columns, by binary search with the kernel's float
+// comparisons: equals histogram() over the unsorted rows.
+HistogramCounts histogram_of_sorted(const SortedColumns& columns, const HistogramSpec& spec);
+
+// The model's probability outputs (score() with probability only) for every row of a host batch
+// whose columns are `names`: rows x model.outputs() floats, row-major.
+std::vector<float> model_scores(Context& ctx, const Model& model,
+                                const std::vector<std::string>& names, BatchView batch);
 
 // Up to `rows` rows of `batch` (host) without NaN or +-Inf, chosen uniformly by `seed` and kept in
 // batch order, row-major; `finite_rows` receives how many rows qualified.

@@ -14,6 +14,7 @@
 #include "driftguard/distances.hpp"
 #include "driftguard/ks.hpp"
 #include "driftguard/mmd.hpp"
+#include "driftguard/model.hpp"
 #include "driftguard/multiple_testing.hpp"
 #include "driftguard/psi.hpp"
 #include "driftguard/schema.hpp"
@@ -58,6 +59,12 @@ struct ScanOptions {
   // Needs the current window held and its columns sorted.
   bool distances = true;
 
+  // Score drift: the model's probability outputs on both windows, compared per output by PSI
+  // (quantile bins of the reference scores, binning.bins of them) and KS. A profile must have
+  // been built with the same model (ProfileOptions::model_path).
+  std::optional<std::string> model_path;
+  ModelOptions model_options;
+
   // MMD on up to mmd_rows finite rows of each window, chosen by mmd_options.seed. A raw
   // reference is sampled as `driftguard profile` samples it; a profile brings the sample it was
   // built with (its size set then), so a scan against it equals the scan against the raw table
@@ -88,6 +95,17 @@ struct FeatureDrift {
   std::array<std::uint64_t, kCellFlagCount> current_flags{};
 };
 
+// Drift of one model output ("probability", or "probability[k]" for class k).
+struct ScoreDrift {
+  std::string name;
+  std::vector<double> edges;
+  std::vector<std::uint64_t> reference_slots, current_slots;
+  double psi = 0;
+  PsiBand band = PsiBand::Stable;
+  KsResult ks;
+  bool drifted = false;  // PSI band >= ScanOptions::drift_band
+};
+
 struct ScanReport {
   std::string backend;  // "cpu" or "cuda"
   std::string device;
@@ -107,13 +125,15 @@ struct ScanReport {
   double alpha = 0.05;
   DriftRule drift_rule = DriftRule::Psi;
   std::vector<FeatureDrift> features;
+  std::string score_model;         // the model's path, with ScanOptions::model_path
+  std::vector<ScoreDrift> scores;  // one per model output
   std::optional<MmdResult> mmd;
   std::uint64_t mmd_current_finite_rows = 0;  // current rows without NaN/Inf, the MMD pool
   double seconds = 0;                         // wall time of the whole scan
   double current_seconds = 0;  // wall time of the current window's pass (read + kernels)
 
   std::size_t drifted_features() const;
-  // Any feature drifted, or the MMD test rejected at alpha.
+  // Any feature or model score drifted, or the MMD test rejected at alpha.
   bool dataset_drift() const;
   std::string decision_rule() const;  // the rules above in words, for people and the report
   std::string to_json() const;        // docs/report.md
