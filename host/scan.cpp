@@ -229,14 +229,17 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   }
   report.current_rows = report.current_validation.rows;
 
+  // The distances need the current columns sorted; KS then reuses them instead of sorting again.
+  SortedColumns current_sorted;
+  if (options.distances) current_sorted = SortedColumns::from_batch(ctx, window_view);
   std::vector<KsResult> ks;
-  if (options.ks) ks = ks_two_sample(ctx, ref.sorted, window_view, options.ks_options);
+  if (options.ks) {
+    ks = options.distances ? ks_two_sample(ctx, ref.sorted, current_sorted, options.ks_options)
+                           : ks_two_sample(ctx, ref.sorted, window_view, options.ks_options);
+  }
   std::vector<double> ks_pvalues;
   for (const KsResult& r : ks) ks_pvalues.push_back(r.pvalue);
   const std::vector<double> ks_adjusted = adjust_pvalues(ks_pvalues, options.correction);
-
-  SortedColumns current_sorted;
-  if (options.distances) current_sorted = SortedColumns::from_batch(ctx, window_view);
 
   if (options.mmd) {
     const std::vector<float> sample = sample_finite_rows(
