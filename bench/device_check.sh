@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Device check of validate / histogram on a lent GPU machine (H100 / H200), run from the repository
-# root after bench/pack_for_device.sh:  source .gpu/env.sh; bash bench/device_check.sh
-# Writes under $OUT (at most 5 files): nvidia_smi.json, test_parity_cuda.json,
-# test_validate_histogram.json, bench_validate_histogram_<gpu>.json, device_check.log; prints a
-# short table last. Budget: tests <= 3 min, benchmark <= 4 min, under 6 min in practice.
+# Device check on a lent GPU machine (H100 / H200), run from the repository root after
+# bench/pack_for_device.sh:  source .gpu/env.sh; bash bench/device_check.sh
+# Runs the CUDA cases of every suite (batch pass parity, KS, MMD, scoring) and the CUDA benchmarks.
+# Writes under $OUT (4 files): nvidia_smi.json, tests.json (every gtest result, by binary),
+# bench_<gpu>.json (every benchmark, by binary), device_check.log; prints a short table last.
+# Budget: tests <= 3 min, benchmarks <= 3 min.
 set -uo pipefail
 out=${OUT:?OUT must name the output folder}
 bin=.gpu/bin
@@ -25,24 +26,39 @@ nvidia-smi -q | sed -n '1,40p'
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -oiE 'h[0-9]{3}' | tr 'A-Z' 'a-z')
 gpu=${gpu:-gpu}
 
-echo "== parity tests"
-timeout 150 "$bin/test_parity_cuda" --gtest_output="json:$out/test_parity_cuda.json" || status=1
-if [ -x "$bin/test_validate_histogram" ]; then
-  timeout 60 "$bin/test_validate_histogram" --gtest_filter='*/cuda:*Cuda*' \
-    --gtest_output="json:$out/test_validate_histogram.json" || status=1
-fi
+parts=$(mktemp -d)
+echo "== tests"
+timeout 120 "$bin/test_parity_cuda" --gtest_output="json:$parts/test_parity_cuda.json" || status=1
+for t in test_validate_histogram test_ks test_mmd test_score; do
+  [ -x "$bin/$t" ] || { echo "missing $bin/$t"; status=1; continue; }
+  timeout 60 "$bin/$t" --gtest_filter='*cuda*:*Cuda*:*CUDA*' --gtest_output="json:$parts/$t.json" ||
+    status=1
+done
 
-echo "== benchmark"
-bench_json=$out/bench_validate_histogram_$gpu.json
-timeout 240 "$bin/bench_validate_histogram" --benchmark_filter='/cuda/' --benchmark_min_time=0.3 \
-  --benchmark_out="$bench_json" --benchmark_out_format=json || status=1
+echo "== benchmarks"
+timeout 150 "$bin/bench_validate_histogram" --benchmark_filter='/cuda/' --benchmark_min_time=0.3 \
+  --benchmark_out="$parts/bench_validate_histogram.json" --benchmark_out_format=json || status=1
+for b in bench_ks bench_mmd bench_score; do
+  [ -x "$bin/$b" ] || { echo "missing $bin/$b"; status=1; continue; }
+  timeout 60 "$bin/$b" --benchmark_filter='cuda' --benchmark_min_time=0.2 \
+    --benchmark_out="$parts/$b.json" --benchmark_out_format=json || status=1
+done
 
-python3 - "$bench_json" <<'PY' || status=1
-import json, sys
-try:
-    runs = json.load(open(sys.argv[1]))["benchmarks"]
-except (OSError, ValueError, KeyError) as e:
-    sys.exit(f"no benchmark results: {e}")
+python3 - "$parts" "$out/tests.json" "$out/bench_$gpu.json" <<'PY' || status=1
+import glob, json, os, sys
+parts, tests_out, bench_out = sys.argv[1:]
+def load(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError) as e:
+        return {"error": str(e)}
+tests = {os.path.basename(p)[:-5]: load(p) for p in sorted(glob.glob(f"{parts}/test_*.json"))}
+json.dump(tests, open(tests_out, "w"), indent=1)
+benches = {os.path.basename(p)[:-5]: load(p) for p in sorted(glob.glob(f"{parts}/bench_*.json"))}
+json.dump(benches, open(bench_out, "w"), indent=1)
+for name, t in tests.items():
+    print(f"{name}: {t.get('tests', '?')} tests, {t.get('failures', '?')} failures")
+runs = [r for b in benches.values() for r in b.get("benchmarks", [])]
 if not runs:
     sys.exit("no CUDA benchmark ran")
 print(f"{'benchmark':<66} {'us':>9} {'GB/s':>8} {'copy%':>6}")

@@ -6,10 +6,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-# CMake 3.25 does not know nvcc 13's C++20 dialect flag; naming it lets the C++20 targets configure.
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDRIFTGUARD_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90
-wanted=(test_parity_cuda test_validate_histogram bench_validate_histogram)
+wanted=(test_parity_cuda test_validate_histogram test_ks test_mmd test_score
+        bench_validate_histogram bench_ks bench_mmd bench_score)
 available=$(cmake --build build-gpu --target help)
 targets=()
 for t in "${wanted[@]}"; do
