@@ -8,8 +8,8 @@
 
 #include "driftguard/histogram.hpp"
 #include "driftguard/ks.hpp"
-#include "driftguard/model.hpp"
 #include "driftguard/mmd.hpp"
+#include "driftguard/model.hpp"
 #include "driftguard/validate.hpp"
 
 namespace driftguard::detail {
@@ -38,8 +38,7 @@ namespace driftguard::cpu {
 void batch_pass(int threads, const detail::BatchPassArgs& args);
 // MMD tests (kernels/mmd_common.hpp says what they return). Checked before: shapes, sizes, sigma,
 // options; the backend rejects non-finite rows itself.
-detail::MmdSums mmd(int threads, BatchView reference, BatchView current,
-                    const MmdOptions& options);
+detail::MmdSums mmd(int threads, BatchView reference, BatchView current, const MmdOptions& options);
 detail::MmdLinearTerms mmd_linear(int threads, BatchView reference, BatchView current,
                                   const MmdLinearOptions& options);
 }  // namespace driftguard::cpu

@@ -117,8 +117,8 @@ void check_mmd_windows(Context& ctx, const char* what, const BatchView& referenc
 
 // The kernel's 1 / (2 sigma^2) must be finite too: an infinite one makes 0 * inf = NaN.
 void check_sigma(const char* what, const std::optional<double>& sigma) {
-  if (sigma && !(*sigma > 0 && std::isfinite(*sigma) &&
-                 std::isfinite(1.0 / (2.0 * *sigma * *sigma)))) {
+  if (sigma &&
+      !(*sigma > 0 && std::isfinite(*sigma) && std::isfinite(1.0 / (2.0 * *sigma * *sigma)))) {
     throw InvalidInput(std::string(what) + ": sigma must be finite and at least 1e-154");
   }
 }
@@ -167,8 +167,8 @@ SortedColumns SortedColumns::from_batch(Context& ctx, BatchView batch) {
   return cpu::sort_columns(impl.cpu_threads, batch);
 }
 
-std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,
-                                    BatchView current, const KsOptions& options) {
+std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
+                                    const KsOptions& options) {
   detail::check_sorted_layout(reference, "ks_two_sample: reference");
   check_batch(current, reference.features, "ks_two_sample");
   std::vector<detail::KsExtremes> extremes(reference.features);
