@@ -13,6 +13,8 @@
 
 #ifdef DRIFTGUARD_WITH_CUDA
 #include <cuda_runtime.h>
+
+#include "cuda_timer.hpp"
 #endif
 
 #include <algorithm>
@@ -91,32 +93,17 @@ void bench_cpu_linear(benchmark::State& state, const Windows* w) {
 }
 
 #ifdef DRIFTGUARD_WITH_CUDA
-void cuda_check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
-  }
-}
+using driftguard::bench::cuda_check;
 
 // Device copies of one case's windows, the L2 flush buffer and timing events.
 struct CudaCase {
   Context ctx{ContextOptions{.backend = Backend::Cuda, .quiet = true}};
   float* d_reference = nullptr;
   float* d_current = nullptr;
-  void* d_flush = nullptr;
-  std::size_t flush_bytes = 0;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
+  bench::CudaTimer timer;
   BatchView x, y;
 
   explicit CudaCase(const Windows& w) {
-    int device = 0, l2 = 0;
-    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    cuda_check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), "L2 size");
-    flush_bytes = 2 * static_cast<std::size_t>(std::max(l2, 1 << 20));
-    cuda_check(cudaMalloc(&d_flush, flush_bytes), "cudaMalloc flush");
-    cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
-    cuda_check(cudaEventCreate(&start), "event");
-    cuda_check(cudaEventCreate(&stop), "event");
     const std::size_t rb = w.reference.size() * sizeof(float),
                       cb = w.current.size() * sizeof(float);
     cuda_check(cudaMalloc(&d_reference, rb), "cudaMalloc reference");
@@ -129,25 +116,6 @@ struct CudaCase {
   ~CudaCase() {
     cudaFree(d_reference);
     cudaFree(d_current);
-    cudaFree(d_flush);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-  }
-
-  // Seconds of `work` between two events, after evicting L2. The library call returns once its
-  // result is on the host, so this is the latency a caller sees.
-  template <class Work>
-  double timed(Work&& work, int salt) {
-    cuda_check(cudaMemsetAsync(d_flush, salt & 0xff, flush_bytes, stream), "flush L2");
-    cuda_check(cudaStreamSynchronize(stream), "flush sync");
-    cuda_check(cudaEventRecord(start, stream), "record");
-    work();
-    cuda_check(cudaEventRecord(stop, stream), "record");
-    cuda_check(cudaEventSynchronize(stop), "sync");
-    float ms = 0;
-    cuda_check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-    return ms / 1e3;
   }
 };
 
@@ -156,8 +124,8 @@ void bench_cuda(benchmark::State& state, const Windows* w, std::uint32_t permuta
   MmdResult r = mmd_test(c.ctx, c.x, c.y, {.permutations = permutations});  // warm-up
   int salt = 0;
   for (auto _ : state) {
-    state.SetIterationTime(
-        c.timed([&] { r = mmd_test(c.ctx, c.x, c.y, {.permutations = permutations}); }, ++salt));
+    state.SetIterationTime(c.timer.timed(
+        [&] { r = mmd_test(c.ctx, c.x, c.y, {.permutations = permutations}); }, ++salt));
   }
   report(state, r);
 }
@@ -167,7 +135,7 @@ void bench_cuda_linear(benchmark::State& state, const Windows* w) {
   MmdLinearResult r = mmd_linear_test(c.ctx, c.x, c.y);
   int salt = 0;
   for (auto _ : state) {
-    state.SetIterationTime(c.timed([&] { r = mmd_linear_test(c.ctx, c.x, c.y); }, ++salt));
+    state.SetIterationTime(c.timer.timed([&] { r = mmd_linear_test(c.ctx, c.x, c.y); }, ++salt));
   }
   state.counters["mmd2"] = r.mmd2;
   state.counters["pvalue"] = r.pvalue;

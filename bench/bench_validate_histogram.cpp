@@ -14,6 +14,8 @@
 
 #ifdef DRIFTGUARD_WITH_CUDA
 #include <cuda_runtime.h>
+
+#include "cuda_timer.hpp"
 #endif
 
 #include <algorithm>
@@ -181,20 +183,13 @@ void bench_cpu(benchmark::State& state, Op op, std::size_t rows, std::size_t fea
 }
 
 #ifdef DRIFTGUARD_WITH_CUDA
-void cuda_check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
-  }
-}
+using driftguard::bench::cuda_check;
 
 // The harness's own CUDA resources: the resident copy of the current dataset, a buffer twice the
 // L2 size that is rewritten before each timed call, a stream and timing events.
 struct CudaBench {
   std::optional<Context> ctx;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  void* d_flush = nullptr;
-  std::size_t flush_bytes = 0;
+  bench::CudaTimer timer;
   float* d_data = nullptr;
   float* d_copy = nullptr;
   std::uint64_t resident_id = 0;
@@ -202,24 +197,10 @@ struct CudaBench {
   // Copy bandwidth (bytes read + written per second) per batch size, from copy_d2d.
   std::map<std::size_t, double> copy_bandwidth;
 
-  CudaBench() {
-    ctx.emplace(ContextOptions{.backend = Backend::Cuda, .quiet = true});
-    int device = 0, l2 = 0;
-    cuda_check(cudaGetDevice(&device), "cudaGetDevice");
-    cuda_check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), "L2 size");
-    flush_bytes = 2 * static_cast<std::size_t>(std::max(l2, 1 << 20));
-    cuda_check(cudaMalloc(&d_flush, flush_bytes), "cudaMalloc flush");
-    cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
-    cuda_check(cudaEventCreate(&start), "event");
-    cuda_check(cudaEventCreate(&stop), "event");
-  }
+  CudaBench() { ctx.emplace(ContextOptions{.backend = Backend::Cuda, .quiet = true}); }
   ~CudaBench() {
     cudaFree(d_data);
     cudaFree(d_copy);
-    cudaFree(d_flush);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
   }
 
   // The dataset on the device (uploaded once), plus a same-sized copy target for copy_d2d.
@@ -238,20 +219,6 @@ struct CudaBench {
     resident_id = d.id;
     return d_data;
   }
-
-  // Runs `work` between two events after evicting L2; returns seconds.
-  template <class Work>
-  double timed(Work&& work, int salt) {
-    cuda_check(cudaMemsetAsync(d_flush, salt & 0xff, flush_bytes, stream), "flush L2");
-    cuda_check(cudaStreamSynchronize(stream), "flush sync");
-    cuda_check(cudaEventRecord(start, stream), "record");
-    work();
-    cuda_check(cudaEventRecord(stop, stream), "record");
-    cuda_check(cudaEventSynchronize(stop), "sync");
-    float ms = 0;
-    cuda_check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-    return ms / 1e3;
-  }
 };
 
 std::unique_ptr<CudaBench> cuda_bench;
@@ -267,7 +234,7 @@ void bench_cuda(benchmark::State& state, Op op, std::size_t rows, std::size_t fe
   // The library call returns once its results are on the host, so the stop event also covers
   // the count download and API overhead: this is the per-batch latency a caller sees.
   for (auto _ : state) {
-    state.SetIterationTime(cb.timed([&] { run_op(*cb.ctx, op, d, batch, out); }, ++salt));
+    state.SetIterationTime(cb.timer.timed([&] { run_op(*cb.ctx, op, d, batch, out); }, ++salt));
   }
   set_throughput(state, d);
   const std::size_t bytes = d.rows * d.features * sizeof(float);
@@ -286,10 +253,11 @@ void bench_copy(benchmark::State& state, std::size_t rows, std::size_t features)
   double seconds = 0;
   int salt = 0;
   for (auto _ : state) {
-    const double s = cb.timed(
+    const double s = cb.timer.timed(
         [&] {
-          cuda_check(cudaMemcpyAsync(cb.d_copy, d_src, bytes, cudaMemcpyDeviceToDevice, cb.stream),
-                     "copy");
+          cuda_check(
+              cudaMemcpyAsync(cb.d_copy, d_src, bytes, cudaMemcpyDeviceToDevice, cb.timer.stream()),
+              "copy");
         },
         ++salt);
     seconds += s;
