@@ -33,3 +33,18 @@ def write_json(path, result):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
+
+
+def run_bench(command, repeats):
+    """Runs a Google Benchmark binary (times in milliseconds) `repeats` times.
+
+    Returns its context and its median runs (the runs themselves when a single repetition gives no
+    aggregates), each with `seconds` added.
+    """
+    out = subprocess.run(command + ["--benchmark_format=json", f"--benchmark_repetitions={repeats}",
+                                    "--benchmark_report_aggregates_only=true"],
+                         check=True, capture_output=True, text=True)
+    report = json.loads(out.stdout)
+    runs = report["benchmarks"]
+    runs = [b for b in runs if b.get("aggregate_name") == "median"] or runs
+    return report["context"], [dict(b, seconds=b["real_time"] / 1e3) for b in runs]

@@ -14,15 +14,13 @@ MMD^2 values (they must agree: the same data and definition).
       --out results/cpu_mmd_vs_numpy.json
 """
 import argparse
-import json
 import os
-import subprocess
 import tempfile
 import time
 
 import numpy as np
 
-from peer_common import provenance, write_json
+from peer_common import provenance, run_bench, write_json
 
 
 def squared_pairwise_distance(x, y):
@@ -84,19 +82,13 @@ def main():
         ref_path, cur_path = os.path.join(tmp, "reference.f32"), os.path.join(tmp, "current.f32")
         x_ref.tofile(ref_path)
         x.tofile(cur_path)
-        out = subprocess.run(
-            [args.bench, f"--reference={ref_path}", f"--current={cur_path}",
-             f"--features={args.features}", "--benchmark_format=json",
-             f"--benchmark_repetitions={args.repeats}", "--benchmark_report_aggregates_only=true"],
-            check=True, capture_output=True, text=True)
-        ours = json.loads(out.stdout)
+        context, runs = run_bench([args.bench, f"--reference={ref_path}", f"--current={cur_path}",
+                                   f"--features={args.features}"], args.repeats)
 
     best_numpy = min(numpy_seconds)
     rows = []
-    # One repetition reports the run itself; several report aggregates, of which the median.
-    medians = [b for b in ours["benchmarks"] if b.get("aggregate_name") == "median"]
-    for b in medians or ours["benchmarks"]:
-        seconds = b["real_time"] / 1e3  # reported in milliseconds
+    for b in runs:
+        seconds = b["seconds"]
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "speedup_vs_numpy": best_numpy / seconds, "mmd2": b["mmd2"],
                      "pvalue": b["pvalue"], "sigma": b["sigma"],
@@ -110,7 +102,7 @@ def main():
         "numpy": {"seconds_best": best_numpy, "seconds_all": numpy_seconds, "sigma": sigma,
                   "mmd2": mmd2, "pvalue_alibi": pvalue},
         "driftguard": rows,
-        "driftguard_context": ours["context"],
+        "driftguard_context": context,
     }
     write_json(args.out, result)
     print(f"numpy (alibi-style): {best_numpy * 1e3:.0f} ms, mmd2={mmd2:.6g}, sigma={sigma:.6g}")

@@ -9,13 +9,11 @@ bench_quantile_histogram on the same file, and writes one JSON with both timings
       --rows 1048576 --features 32 --out results/cpu_histogram_vs_numpy.json
 """
 import argparse
-import json
 import os
-import subprocess
 import tempfile
 import time
 
-from peer_common import ensure, provenance, write_json
+from peer_common import ensure, provenance, run_bench, write_json
 
 
 def main():
@@ -52,18 +50,13 @@ def main():
                 np.histogram(table[:, j], bins=edges[j])
             numpy_seconds.append(time.perf_counter() - start)
 
-        out = subprocess.run(
-            [args.bench, f"--input={path}", f"--bins={args.bins}", "--benchmark_format=json",
-             f"--benchmark_repetitions={args.repeats}", "--benchmark_report_aggregates_only=true"],
-            check=True, capture_output=True, text=True)
-        ours = json.loads(out.stdout)
+        context, runs = run_bench([args.bench, f"--input={path}", f"--bins={args.bins}"],
+                                  args.repeats)
 
     best_numpy = min(numpy_seconds)
     rows = []
-    for b in ours["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        seconds = b["real_time"] / 1e3  # reported in milliseconds
+    for b in runs:
+        seconds = b["seconds"]
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "speedup_vs_numpy": best_numpy / seconds})
     result = {
@@ -73,7 +66,7 @@ def main():
         "numpy_seconds_best": best_numpy,
         "numpy_seconds_all": numpy_seconds,
         "driftguard": rows,
-        "driftguard_context": ours["context"],
+        "driftguard_context": context,
     }
     write_json(args.out, result)
     print(f"np.histogram per feature: {best_numpy * 1e3:.1f} ms")

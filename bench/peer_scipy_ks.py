@@ -11,16 +11,14 @@ timings and the speedups.
       --out results/cpu_ks_vs_scipy.json
 """
 import argparse
-import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from peer_common import ensure, provenance, write_json  # noqa: E402
+from peer_common import ensure, provenance, run_bench, write_json  # noqa: E402
 
 
 def write_table(h5py, path, table):
@@ -70,19 +68,13 @@ def main():
         cur_path = os.path.join(tmp, "current.h5")
         write_table(h5py, ref_path, reference)
         write_table(h5py, cur_path, current)
-        out = subprocess.run(
-            [args.bench, f"--reference={ref_path}", f"--current={cur_path}",
-             "--benchmark_format=json", f"--benchmark_repetitions={args.repeats}",
-             "--benchmark_report_aggregates_only=true"],
-            check=True, capture_output=True, text=True)
-        ours = json.loads(out.stdout)
+        context, runs = run_bench([args.bench, f"--reference={ref_path}", f"--current={cur_path}"],
+                                  args.repeats)
 
     best = {method: min(runs) for method, runs in scipy_seconds.items()}
     rows = []
-    for b in ours["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        seconds = b["real_time"] / 1e3  # reported in milliseconds
+    for b in runs:
+        seconds = b["seconds"]
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "speedup_vs_scipy_asymp": best["asymp"] / seconds,
                      "speedup_vs_scipy_auto": best["auto"] / seconds})
@@ -94,7 +86,7 @@ def main():
         "scipy_seconds_best": best,
         "scipy_seconds_all": scipy_seconds,
         "driftguard": rows,
-        "driftguard_context": ours["context"],
+        "driftguard_context": context,
     }
     write_json(args.out, result)
     for method, seconds in best.items():

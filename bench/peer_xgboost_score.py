@@ -11,13 +11,12 @@ timings and the ratio.
       --rows 1048576 --out results/cpu_score_vs_xgboost.json
 """
 import argparse
-import json
 import os
 import subprocess
 import tempfile
 import time
 
-from peer_common import ensure, provenance, write_json
+from peer_common import ensure, provenance, run_bench, write_json
 
 
 def synthetic(np, rng, rows, features):
@@ -74,12 +73,8 @@ def main():
             booster.inplace_predict(table)
             xgb_seconds.append(time.perf_counter() - start)
 
-        out = subprocess.run(
-            [args.bench, f"--model={model_path}", f"--input={path}", f"--threads={args.threads}",
-             "--benchmark_format=json", f"--benchmark_repetitions={args.repeats}",
-             "--benchmark_report_aggregates_only=true"],
-            check=True, capture_output=True, text=True)
-        ours = json.loads(out.stdout)
+        context, runs = run_bench([args.bench, f"--model={model_path}", f"--input={path}",
+                                   f"--threads={args.threads}"], args.repeats)
 
         # Same numbers, through the command-line tool, on the first rows.
         check_rows = min(args.rows, 4096)
@@ -102,10 +97,8 @@ def main():
 
     best_xgb = min(xgb_seconds)
     rows = []
-    for b in ours["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        seconds = b["real_time"] / 1e3  # reported in milliseconds
+    for b in runs:
+        seconds = b["seconds"]
         rows.append({"name": b["run_name"], "median_seconds": seconds,
                      "rows_per_second": args.rows / seconds,
                      "speedup_vs_xgboost": best_xgb / seconds})
@@ -118,7 +111,7 @@ def main():
         "xgboost_seconds_all": xgb_seconds,
         "driftguard": rows,
         "max_abs_probability_difference_first_rows": max_error,
-        "driftguard_context": ours["context"],
+        "driftguard_context": context,
     }
     write_json(args.out, result)
     print(f"xgboost inplace_predict: {best_xgb * 1e3:.1f} ms ({args.threads} threads)")
