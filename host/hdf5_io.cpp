@@ -540,6 +540,22 @@ std::size_t Hdf5BatchReader::read_row_id(std::size_t first, std::size_t count, s
                    first, count, out);
 }
 
+namespace {
+
+// Closes the datasets, then the file, even after a failure; the first failure is thrown. Closing
+// is where HDF5 flushes cached chunks, so it can fail on a full disk.
+void close_for_writing(const std::string& path, const std::vector<Dataset*>& datasets, File& file) {
+  silence_hdf5_stack_printing();
+  std::string detail;
+  for (Dataset* dataset : datasets) {
+    if (!dataset->reset() && detail.empty()) detail = hdf5_error_detail();
+  }
+  if (!file.reset() && detail.empty()) detail = hdf5_error_detail();
+  if (!detail.empty()) fail(path, "cannot finish writing (" + detail + ")");
+}
+
+}  // namespace
+
 // ---- Hdf5Writer ---------------------------------------------------------------------------------
 
 struct Hdf5Writer::Impl {
@@ -563,16 +579,7 @@ struct Hdf5Writer::Impl {
     }
   }
 
-  // Closes every handle, even after a failure; the first failure is thrown.
-  void finish() {
-    silence_hdf5_stack_printing();
-    std::string detail;
-    for (Dataset* dataset : {&label, &timestamp, &row_id, &features_data}) {
-      if (!dataset->reset() && detail.empty()) detail = hdf5_error_detail();
-    }
-    if (!file.reset() && detail.empty()) detail = hdf5_error_detail();
-    if (!detail.empty()) fail(path, "cannot finish writing (" + detail + ")");
-  }
+  void finish() { close_for_writing(path, {&label, &timestamp, &row_id, &features_data}, file); }
 };
 
 Hdf5Writer::Hdf5Writer(const std::string& path, std::vector<std::string> feature_names,
@@ -707,14 +714,9 @@ struct Hdf5ColumnWriter::Impl {
     }
   }
   void finish() {
-    silence_hdf5_stack_printing();
-    std::string detail;
-    for (Dataset& dataset : datasets) {
-      if (!dataset.reset() && detail.empty()) detail = hdf5_error_detail();
-    }
-    if (!row_id.reset() && detail.empty()) detail = hdf5_error_detail();
-    if (!file.reset() && detail.empty()) detail = hdf5_error_detail();
-    if (!detail.empty()) fail(path, "cannot finish writing (" + detail + ")");
+    std::vector<Dataset*> open{&row_id};
+    for (Dataset& dataset : datasets) open.push_back(&dataset);
+    close_for_writing(path, open, file);
   }
 };
 
@@ -914,10 +916,6 @@ std::string Hdf5Store::read_text(const std::string& name) const {
   return {bytes.begin(), bytes.end()};
 }
 
-void Hdf5Store::close() {
-  silence_hdf5_stack_printing();
-  if (!impl_->file.reset())
-    fail(impl_->path, "cannot finish writing (" + hdf5_error_detail() + ")");
-}
+void Hdf5Store::close() { close_for_writing(impl_->path, {}, impl_->file); }
 
 }  // namespace driftguard
