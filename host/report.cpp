@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "driftguard/scan.hpp"
+#include "driftguard/report.hpp"
 
 namespace driftguard {
 namespace {
@@ -42,9 +42,38 @@ json ks_json(const KsResult& ks, double adjusted, double alpha) {
           {"n_current", ks.n_current}};
 }
 
+json window_json(const WindowInfo& w) {
+  json out = {{"index", w.index},
+              {"first_row", w.first_row},
+              {"end_row", w.end_row},
+              {"quarantined_rows", w.quarantined_rows}};
+  if (w.time_begin) out["time"] = {{"begin", *w.time_begin}, {"end", *w.time_end}};
+  return out;
+}
+
+json quarantine_json(std::uint64_t rows, const std::vector<QuarantinedBlock>& blocks) {
+  json list = json::array();
+  for (const QuarantinedBlock& q : blocks) {
+    list.push_back({{"first_row", q.first_row}, {"rows", q.rows}, {"reason", q.reason}});
+  }
+  return {{"rows", rows}, {"blocks", list}};
+}
+
+json failovers_json(const std::vector<FailoverEvent>& events) {
+  json list = json::array();
+  for (const FailoverEvent& e : events) {
+    list.push_back({{"row", e.row},
+                    {"stage", e.stage},
+                    {"from", e.from},
+                    {"to", "cpu"},
+                    {"reason", e.reason}});
+  }
+  return list;
+}
+
 }  // namespace
 
-std::string ScanReport::to_json() const {
+std::string ScanReport::to_json(int indent) const {
   json features_json = json::array();
   for (const FeatureDrift& f : features) {
     const bool categorical = f.kind == FeatureKind::Categorical;
@@ -61,6 +90,7 @@ std::string ScanReport::to_json() const {
           {"reference", f.reference_slots},
           {"current", f.current_slots}}},
     };
+    if (!windows.empty()) item["windows_drifted"] = f.windows_drifted;
     if (f.ks) item["ks"] = ks_json(*f.ks, f.ks_pvalue_adjusted, alpha);
     if (f.wasserstein) {
       item["wasserstein"] = number_or_null(*f.wasserstein);
@@ -115,8 +145,34 @@ std::string ScanReport::to_json() const {
         {"current_seconds", current_seconds},
         {"current_rows_per_second", current_seconds > 0
                                         ? json(static_cast<double>(current_rows) / current_seconds)
-                                        : json(nullptr)}}},
+                                        : json(nullptr)},
+        {"pipeline",
+         {{"batches", pipeline.batches},
+          {"bytes", pipeline.bytes},
+          {"read_seconds", pipeline.read_seconds},
+          {"compute_seconds", pipeline.compute_seconds},
+          {"batch_latency_seconds",
+           {{"p50", pipeline.latency_p50},
+            {"p95", pipeline.latency_p95},
+            {"p99", pipeline.latency_p99}}}}}}},
+      {"quarantine", quarantine_json(quarantined_rows, quarantined)},
+      {"failovers", failovers_json(failovers)},
   };
+  if (window) doc["window"] = window_json(*window);
+  if (!windows.empty()) {
+    json list = json::array();
+    for (const WindowSummary& w : windows) {
+      json item = window_json(w.window);
+      item["rows"] = w.rows;
+      item["rows_ok"] = w.rows_ok;
+      item["drifted_features"] = w.drifted_features;
+      if (!w.drifted_scores.empty()) item["drifted_scores"] = w.drifted_scores;
+      if (w.mmd_pvalue) item["mmd_pvalue"] = *w.mmd_pvalue;
+      item["dataset_drift"] = w.dataset_drift;
+      list.push_back(std::move(item));
+    }
+    doc["windows"] = std::move(list);
+  }
   if (!scores.empty()) {
     json outputs = json::array();
     for (const ScoreDrift& d : scores) {
@@ -146,7 +202,7 @@ std::string ScanReport::to_json() const {
                   {"current_finite_rows", mmd_current_finite_rows},
                   {"drift", mmd->pvalue < alpha}};
   }
-  return doc.dump(2) + "\n";
+  return indent < 0 ? doc.dump() : doc.dump(indent) + "\n";
 }
 
 }  // namespace driftguard

@@ -1,30 +1,37 @@
 #include "driftguard/scan.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
 
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
-#include "driftguard/histogram.hpp"
 #include "driftguard/profile.hpp"
+#include "host/block_ring.hpp"
+#include "host/checkpoint.hpp"
 
 namespace driftguard {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using detail::Block;
+using detail::CheckpointState;
+using detail::steady_seconds;
 
 // About 16 MiB of rows per batch, rounded to whole HDF5 chunks so no chunk is read twice.
 std::size_t batch_rows_for(const Hdf5BatchReader& reader, std::size_t requested) {
-  if (requested > 0) return requested;
+  const std::size_t chunk = std::max<std::size_t>(1, reader.chunk_rows());
+  if (requested > 0) return std::max(chunk, (requested + chunk - 1) / chunk * chunk);
   const std::size_t row_bytes = reader.features() * sizeof(float);
   const std::size_t target = std::max<std::size_t>(1, (std::size_t{16} << 20) / row_bytes);
-  const std::size_t chunk = std::max<std::size_t>(1, reader.chunk_rows());
   return std::max(chunk, target / chunk * chunk);
 }
 
@@ -45,51 +52,347 @@ ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, boo
                        ": a profile carries its own schema; --schema applies to raw reference "
                        "tables only");
   }
-  ReferenceProfile profile = ReferenceProfile::load(options.reference_path);
-  if (options.model_path && profile.score_model.empty()) {
-    throw InvalidInput(options.reference_path +
-                       ": the profile holds no reference scores; build it with "
-                       "`driftguard profile --model`");
-  }
-  return profile;
+  return ReferenceProfile::load(options.reference_path);
 }
 
-// PSI and KS of each model output, current window against the profile's reference scores.
-std::vector<ScoreDrift> score_drift(Context& ctx, const ScanOptions& options,
-                                    const ReferenceProfile& ref, const Model& model,
-                                    const std::vector<std::string>& names, BatchView window,
-                                    const PsiOptions& psi_options) {
-  const std::size_t outputs = model.outputs();
-  if (ref.scores.features != outputs) {
-    throw InvalidInput(options.reference_path + ": the reference scores have " +
-                       std::to_string(ref.scores.features) + " outputs, the model " +
-                       std::to_string(outputs));
+// The inputs and every option that changes a result: a checkpoint resumes only the run that
+// wrote it. Batch size, buffers and the bad-block policy change no result (a run stopped by a bad
+// block resumes with `--on-bad-block skip`).
+std::string fingerprint(const ScanOptions& o, const Hdf5BatchReader& current) {
+  const auto optional = [](const auto& value) {
+    return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+  };
+  const nlohmann::json doc = {
+      {"reference", o.reference_path},
+      {"current",
+       {{"path", o.current_path}, {"rows", current.rows()}, {"names", current.feature_names()}}},
+      {"schema", o.schema ? o.schema->to_json() : ""},
+      {"max_categories", o.max_categories},
+      {"range_margin", o.range_margin},
+      {"binning", {to_string(o.binning.policy), o.binning.bins}},
+      {"psi",
+       {o.psi.merge_outer, o.psi.include_missing, to_string(o.psi.empty_bins), o.psi.epsilon}},
+      {"bands", {o.bands.moderate, o.bands.significant, to_string(o.drift_band)}},
+      {"ks", {o.ks, to_string(o.ks_options.method), to_string(o.ks_options.alternative)}},
+      {"decision", {to_string(o.correction), o.alpha, to_string(o.drift_rule)}},
+      {"distances", o.distances},
+      {"model",
+       {optional(o.model_path), o.model_options.iteration_begin, o.model_options.iteration_end,
+        o.model_options.use_best_iteration}},
+      {"mmd",
+       {o.mmd, o.mmd_rows, o.mmd_options.permutations, optional(o.mmd_options.sigma),
+        o.mmd_options.pvalue == MmdOptions::PValue::Alibi, o.mmd_options.seed}},
+      {"windows", {o.window_rows, optional(o.window_time)}},
+  };
+  return doc.dump();
+}
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+double percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const double position = q * static_cast<double>(values.size() - 1);
+  const std::size_t below = static_cast<std::size_t>(position);
+  const std::size_t above = std::min(below + 1, values.size() - 1);
+  return values[below] + (position - below) * (values[above] - values[below]);
+}
+
+// The JSON Lines file of the window reports, cut back to the checkpoint's length on resume.
+class JsonLines {
+ public:
+  JsonLines(const std::string& path, std::uint64_t keep_bytes) : path_(path) {
+    if (path.empty()) return;
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+    const off_t size = ::lseek(fd_, 0, SEEK_END);
+    if (size < static_cast<off_t>(keep_bytes)) {
+      ::close(fd_);
+      throw InvalidInput(path + ": shorter than the checkpoint records (" +
+                         std::to_string(keep_bytes) + " bytes); it was changed since");
+    }
+    if (::ftruncate(fd_, static_cast<off_t>(keep_bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
+      ::close(fd_);
+      throw IoError(path + ": cannot truncate: " + std::strerror(errno));
+    }
   }
-  const std::vector<float> scores = model_scores(ctx, model, names, window);
-  const BatchView current{scores.data(), window.rows, outputs};
-  HistogramSpec spec;
-  for (std::size_t k = 0; k < outputs; ++k) {
-    spec.add_numeric(quantile_edges(ref.scores.column(k), options.binning.bins));
+  ~JsonLines() {
+    if (fd_ >= 0) ::close(fd_);
   }
-  const HistogramCounts reference_counts = histogram_of_sorted(ref.scores, spec);
-  HistogramCounts current_counts(spec);
-  histogram(ctx, current, spec, current_counts);
-  const std::vector<KsResult> ks = ks_two_sample(ctx, ref.scores, current, options.ks_options);
-  std::vector<ScoreDrift> drift(outputs);
-  for (std::size_t k = 0; k < outputs; ++k) {
-    ScoreDrift& d = drift[k];
-    d.name = outputs == 1 ? "probability" : "probability[" + std::to_string(k) + "]";
-    const auto edges = spec.points_of(k);
-    d.edges.assign(edges.begin(), edges.end());
-    const auto ref_slots = reference_counts.slots(k), cur_slots = current_counts.slots(k);
-    d.reference_slots.assign(ref_slots.begin(), ref_slots.end());
-    d.current_slots.assign(cur_slots.begin(), cur_slots.end());
-    d.psi = psi(ref_slots, cur_slots, psi_options);
-    d.band = psi_band(d.psi, options.bands);
-    d.ks = ks[k];
-    d.drifted = !std::isnan(d.psi) && d.band >= options.drift_band;
+  JsonLines(const JsonLines&) = delete;
+  JsonLines& operator=(const JsonLines&) = delete;
+
+  // Appends one line and syncs it; returns the bytes written.
+  std::uint64_t append(const std::string& line) {
+    if (fd_ < 0) return 0;
+    std::size_t written = 0;
+    while (written < line.size()) {
+      const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw IoError(path_ + ": cannot write: " + std::strerror(errno));
+      written += static_cast<std::size_t>(n);
+    }
+    if (::fdatasync(fd_) != 0) throw IoError(path_ + ": fsync failed: " + std::strerror(errno));
+    return line.size();
   }
-  return drift;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+class ProgressLine {
+ public:
+  ProgressLine(bool enabled, std::uint64_t total_rows, std::uint64_t start_row)
+      : enabled_(enabled), total_(total_rows), start_row_(start_row), start_(steady_seconds()) {}
+  void update(std::uint64_t row, std::uint64_t windows, bool last = false) {
+    if (!enabled_) return;
+    const double now = steady_seconds();
+    if (!last && now - printed_ < 0.25) return;
+    printed_ = now;
+    const double elapsed = now - start_, rate = elapsed > 0 ? (row - start_row_) / elapsed : 0;
+    const double eta = rate > 0 ? (total_ - row) / rate : 0;
+    std::fprintf(
+        stderr,
+        "\rdriftguard: %llu / %llu rows (%.0f%%), %.2f M rows/s, %llu windows, ETA %.0f s   %s",
+        static_cast<unsigned long long>(row), static_cast<unsigned long long>(total_),
+        total_ > 0 ? 100.0 * row / total_ : 100.0, rate / 1e6,
+        static_cast<unsigned long long>(windows), eta, last ? "\n" : "");
+    std::fflush(stderr);
+  }
+
+ private:
+  bool enabled_;
+  std::uint64_t total_, start_row_;
+  double start_, printed_ = 0;
+};
+
+enum class WindowMode { Whole, Rows, Time };
+
+// The compute side of the stream: splits blocks into windows, feeds the monitor, and on each
+// window's end writes its JSON line, adds it to the whole-file totals and saves the checkpoint.
+class WindowedStream {
+ public:
+  WindowedStream(const ScanOptions& options, Monitor& monitor, CheckpointState& state,
+                 JsonLines& jsonl, bool reference_is_profile)
+      : options_(options),
+        monitor_(monitor),
+        state_(state),
+        jsonl_(jsonl),
+        features_(monitor.profile().features()),
+        reference_is_profile_(reference_is_profile),
+        prior_failovers_(state.failovers) {
+    mode_ = options.window_rows > 0 ? WindowMode::Rows
+            : options.window_time   ? WindowMode::Time
+                                    : WindowMode::Whole;
+  }
+
+  void feed(const Block& block) {
+    if (block.error) std::rethrow_exception(block.error);
+    for (const detail::BlockPiece& piece : block.pieces) {
+      if (piece.quarantined) {
+        state_.quarantined.push_back({piece.first_row, piece.rows, piece.reason});
+        process(piece.first_row, piece.rows, nullptr, nullptr);
+      } else {
+        process(piece.first_row, piece.rows, block.data + piece.offset * features_,
+                block.timestamps ? block.timestamps + piece.offset : nullptr);
+      }
+    }
+  }
+
+  // Ends the stream at `end_row`; the last window in whole-file mode is returned, not recorded.
+  std::optional<ScanReport> finish(std::uint64_t end_row) {
+    if (!open_) return std::nullopt;
+    if (mode_ == WindowMode::Whole) return window_report(end_row);
+    close(end_row);
+    return std::nullopt;
+  }
+
+  std::uint64_t windows() const { return state_.windows_closed; }
+
+ private:
+  // Rows [first, first + n): readable (data set) or quarantined (data null).
+  void process(std::uint64_t first, std::size_t n, const float* data, const std::int64_t* ts) {
+    std::size_t i = 0;
+    while (i < n) {
+      const std::uint64_t row = first + i;
+      std::size_t run = n - i;
+      std::optional<std::int64_t> key;
+      if (mode_ == WindowMode::Whole) {
+        key = 0;
+      } else if (mode_ == WindowMode::Rows) {
+        const std::uint64_t k = row / options_.window_rows;
+        key = static_cast<std::int64_t>(k);
+        run = std::min<std::uint64_t>(run, (k + 1) * options_.window_rows - row);
+      } else if (data != nullptr) {
+        const std::int64_t width = *options_.window_time;
+        check_time_order(row, ts[i]);
+        key = floor_div(ts[i], width);
+        run = 1;
+        while (i + run < n && floor_div(ts[i + run], width) == *key) {
+          check_time_order(row + run, ts[i + run]);
+          ++run;
+        }
+      }  // else: quarantined rows without a readable timestamp join the open window
+      if (key) {
+        if (open_ && open_key_ && *key != *open_key_) close(row);
+        if (!open_) {
+          open(row);
+          open_key_ = key;
+        } else if (!open_key_) {
+          open_key_ = key;
+        }
+      } else if (!open_) {
+        open(row);
+      }
+      if (data == nullptr) {
+        open_quarantined_ += run;
+      } else {
+        monitor_.observe({data + i * features_, run, features_}, row);
+      }
+      i += run;
+    }
+  }
+
+  void check_time_order(std::uint64_t row, std::int64_t t) {
+    const bool before_last_window =
+        state_.last_key && floor_div(t, *options_.window_time) <= *state_.last_key;
+    if ((last_time_ && t < *last_time_) || before_last_window) {
+      throw InvalidInput(options_.current_path + ": /timestamp decreases at row " +
+                         std::to_string(row) + " (" + std::to_string(t) +
+                         "); windows by time need rows in time order");
+    }
+    last_time_ = t;
+  }
+
+  void open(std::uint64_t row) {
+    open_ = true;
+    open_first_ = row;
+    open_key_.reset();
+    open_quarantined_ = 0;
+  }
+
+  ScanReport window_report(std::uint64_t end_row) {
+    ScanReport report = monitor_.close_window();
+    report.reference_path = options_.reference_path;
+    report.reference_is_profile = reference_is_profile_;
+    report.current_path = options_.current_path;
+    WindowInfo info{.index = state_.windows_closed,
+                    .first_row = open_first_,
+                    .end_row = end_row,
+                    .quarantined_rows = open_quarantined_};
+    if (mode_ == WindowMode::Time && open_key_) {
+      const __int128 begin = static_cast<__int128>(*open_key_) * *options_.window_time;
+      info.time_begin = static_cast<std::int64_t>(begin);
+      info.time_end =
+          static_cast<std::int64_t>(std::min<__int128>(begin + *options_.window_time, INT64_MAX));
+    }
+    report.quarantined_rows = open_quarantined_;
+    report.window = info;
+    open_ = false;
+    return report;
+  }
+
+  void close(std::uint64_t end_row) {
+    const std::optional<std::int64_t> key = open_key_;
+    ScanReport report = window_report(end_row);
+    state_.jsonl_bytes += jsonl_.append(report.to_json(-1) + "\n");
+    state_.validation += report.current_validation;
+    if (state_.windows_drifted.empty()) state_.windows_drifted.assign(features_, 0);
+    WindowSummary summary{.window = *report.window,
+                          .rows = report.current_rows,
+                          .rows_ok = report.current_validation.rows_ok,
+                          .dataset_drift = report.dataset_drift()};
+    const bool fixed_bins = options_.binning.policy != BinningPolicy::Evidently;
+    std::size_t slot = 0;
+    for (std::size_t f = 0; f < features_; ++f) {
+      const FeatureDrift& feature = report.features[f];
+      if (feature.drifted) {
+        ++state_.windows_drifted[f];
+        summary.drifted_features.push_back(feature.name);
+      }
+      if (!fixed_bins) continue;
+      if (state_.current_slots.size() < slot + feature.current_slots.size()) {
+        state_.current_slots.resize(slot + feature.current_slots.size(), 0);
+      }
+      for (std::uint64_t count : feature.current_slots) state_.current_slots[slot++] += count;
+    }
+    for (const ScoreDrift& score : report.scores) {
+      if (score.drifted) summary.drifted_scores.push_back(score.name);
+    }
+    if (report.mmd) summary.mmd_pvalue = report.mmd->pvalue;
+    state_.windows.push_back(std::move(summary));
+    state_.failovers = prior_failovers_;
+    for (FailoverEvent& event : monitor_.failovers()) state_.failovers.push_back(std::move(event));
+    state_.next_row = end_row;
+    state_.last_key = key;
+    ++state_.windows_closed;
+    if (!options_.checkpoint_path.empty())
+      detail::save_checkpoint(options_.checkpoint_path, state_);
+  }
+
+  const ScanOptions& options_;
+  Monitor& monitor_;
+  CheckpointState& state_;
+  JsonLines& jsonl_;
+  std::size_t features_;
+  bool reference_is_profile_;
+  std::vector<FailoverEvent> prior_failovers_;
+  WindowMode mode_;
+  bool open_ = false;
+  std::uint64_t open_first_ = 0, open_quarantined_ = 0;
+  std::optional<std::int64_t> open_key_;
+  std::optional<std::int64_t> last_time_;
+};
+
+// A windowed scan's final report: the whole file's validation and histograms (PSI over them),
+// and the windows, on the skeleton of an empty window's report.
+ScanReport aggregate_report(Monitor& monitor, const CheckpointState& state) {
+  ScanReport report = monitor.snapshot();
+  const DriftOptions& options = monitor.options();
+  const bool fixed_bins = options.binning.policy != BinningPolicy::Evidently;
+  report.current_validation = state.validation;
+  report.current_rows = state.validation.rows;
+  report.scores.clear();
+  report.mmd.reset();
+  report.mmd_current_finite_rows = 0;
+  std::size_t slot = 0;
+  for (std::size_t f = 0; f < report.features.size(); ++f) {
+    FeatureDrift& d = report.features[f];
+    d.ks.reset();
+    d.ks_pvalue_adjusted = std::nan("");
+    d.wasserstein.reset();
+    d.wasserstein_normed.reset();
+    d.jensen_shannon.reset();
+    d.chi_squared.reset();
+    d.cramer_von_mises.reset();
+    d.windows_drifted = state.windows_drifted.empty() ? 0 : state.windows_drifted[f];
+    bool psi_drift = false;
+    if (fixed_bins && !state.current_slots.empty()) {
+      std::copy_n(state.current_slots.begin() + slot, d.current_slots.size(),
+                  d.current_slots.begin());
+      slot += d.current_slots.size();
+      d.psi = psi(d.reference_slots, d.current_slots, report.psi, d.kind);
+      d.band = psi_band(d.psi, options.bands);
+      psi_drift =
+          options.drift_rule != DriftRule::Ks && !std::isnan(d.psi) && d.band >= options.drift_band;
+    } else {
+      d.points.clear();
+      d.reference_slots.clear();
+      d.current_slots.clear();
+      d.psi = std::nan("");
+      d.band = PsiBand::Stable;
+    }
+    d.drifted = psi_drift || d.windows_drifted > 0;
+    for (CellFlag flag : kAllCellFlags) {
+      d.current_flags[flag_index(flag)] = state.validation.count(f, flag);
+    }
+  }
+  report.windows = state.windows;
+  return report;
 }
 
 }  // namespace
@@ -114,6 +417,13 @@ std::string_view to_string(DriftRule rule) {
   return "unknown";
 }
 
+BadBlockPolicy parse_bad_block_policy(std::string_view name) {
+  if (name == "stop") return BadBlockPolicy::Stop;
+  if (name == "skip") return BadBlockPolicy::Skip;
+  throw InvalidInput("unknown bad-block policy '" + std::string(name) +
+                     "' (expected stop or skip)");
+}
+
 std::size_t ScanReport::drifted_features() const {
   return static_cast<std::size_t>(std::count_if(features.begin(), features.end(),
                                                 [](const FeatureDrift& f) { return f.drifted; }));
@@ -122,7 +432,9 @@ std::size_t ScanReport::drifted_features() const {
 bool ScanReport::dataset_drift() const {
   const bool score_drift =
       std::any_of(scores.begin(), scores.end(), [](const ScoreDrift& s) { return s.drifted; });
-  return drifted_features() > 0 || score_drift || (mmd && mmd->pvalue < alpha);
+  const bool window_drift = std::any_of(windows.begin(), windows.end(),
+                                        [](const WindowSummary& w) { return w.dataset_drift; });
+  return drifted_features() > 0 || score_drift || (mmd && mmd->pvalue < alpha) || window_drift;
 }
 
 std::string ScanReport::decision_rule() const {
@@ -135,177 +447,119 @@ std::string ScanReport::decision_rule() const {
   rule += drift_rule == DriftRule::Psi  ? psi_rule
           : drift_rule == DriftRule::Ks ? ks_rule
                                         : psi_rule + " or its " + ks_rule;
+  if (!windows.empty()) rule += " in a window, or by whole-file PSI where the rule has PSI";
   rule += "; the dataset drifts when a feature drifts";
   if (!scores.empty()) rule += ", when a model score's " + psi_rule;
   if (mmd) rule += std::string(" or the MMD permutation p-value < ") + alpha_text;
+  if (!windows.empty()) rule += ", or when any window's dataset drifts";
   return rule;
 }
 
 ScanReport scan(Context& ctx, const ScanOptions& options) {
-  if (!(options.alpha > 0 && options.alpha < 1)) throw InvalidInput("alpha must be in (0, 1)");
-  if (options.drift_rule != DriftRule::Psi && !options.ks) {
-    throw InvalidInput("the drift rule '" + std::string(to_string(options.drift_rule)) +
-                       "' needs KS, which is switched off");
+  options.check();
+  if (options.window_rows > 0 && options.window_time) {
+    throw InvalidInput("windows by rows and by time exclude each other");
   }
-  const Clock::time_point start = Clock::now();
-  ScanReport report;
-  report.backend = std::string(to_string(ctx.backend()));
-  report.device = ctx.device_name();
-  report.reference_path = options.reference_path;
-  report.current_path = options.current_path;
-  report.binning = options.binning;
-  report.psi =
-      options.binning.policy == BinningPolicy::Evidently ? evidently_psi_options() : options.psi;
-  report.bands = options.bands;
-  report.drift_band = options.drift_band;
-  report.ks_options = options.ks_options;
-  report.correction = options.correction;
-  report.alpha = options.alpha;
-  report.drift_rule = options.drift_rule;
-
-  const ReferenceProfile ref = reference_profile(ctx, options, report.reference_is_profile);
-  if (options.mmd && ref.mmd_rows < 2) {
-    throw InvalidInput(options.reference_path +
-                       ": MMD needs at least 2 reference rows without "
-                       "NaN or Inf (the profile keeps " +
-                       std::to_string(ref.mmd_rows) + ")");
+  if (options.window_time && *options.window_time <= 0) {
+    throw InvalidInput("the window time must be positive");
   }
-  report.schema_inferred = ref.schema_inferred;
-  report.reference_rows = ref.rows;
-  report.reference_validation = ref.validation;
-  const Schema& schema = ref.schema;
+  const bool windowed = options.window_rows > 0 || options.window_time.has_value();
+  if (!windowed && (!options.checkpoint_path.empty() || options.resume)) {
+    throw InvalidInput(
+        "checkpoints and --resume need windows (--window-rows or --window-time): "
+        "without windows the one window is the whole run");
+  }
+  if (options.resume && options.checkpoint_path.empty()) {
+    throw InvalidInput("--resume needs --checkpoint");
+  }
+  const double start = steady_seconds();
 
+  bool reference_is_profile = false;
+  ReferenceProfile ref = reference_profile(ctx, options, reference_is_profile);
   Hdf5BatchReader current(options.current_path);
   try {
-    schema.check_names(current.feature_names());
+    ref.schema.check_names(current.feature_names());
   } catch (const InvalidInput& e) {
     throw InvalidInput(options.current_path + ": " + e.what());
   }
+  if (options.window_time && !current.has_timestamp()) {
+    throw InvalidInput(options.current_path + ": windows by time need a /timestamp column");
+  }
   const std::size_t features = current.features();
-  const Clock::time_point current_start = Clock::now();
+  const std::size_t expected_window_rows =
+      options.window_rows > 0 ? std::min<std::size_t>(options.window_rows, current.rows())
+      : windowed              ? 0
+                              : current.rows();
+  Monitor monitor(ctx, std::move(ref), options, expected_window_rows);
 
-  // KS, MMD and evidently's pooled bins need the whole current window; otherwise it streams.
-  const bool hold_window = options.ks || options.distances || options.mmd || options.model_path ||
-                           options.binning.policy == BinningPolicy::Evidently;
-  const std::size_t step = batch_rows_for(current, options.batch_rows);
-  std::vector<float> window;
-  if (hold_window) {
-    window.resize(current.rows() * features);
-    for (std::size_t first = 0; first < current.rows(); first += step) {
-      current.read(first, step, window.data() + first * features);
-    }
-  }
-  const BatchView window_view{window.data(), hold_window ? current.rows() : 0, features};
-
-  std::vector<ColumnStats> current_stats;
-  if (options.binning.policy == BinningPolicy::Evidently) {
-    current_stats.resize(features);
-    observe_columns(window_view, current_stats);
-  }
-  std::vector<std::vector<float>> reference_columns;
-  if (options.binning.policy == BinningPolicy::Quantile) {
-    for (std::size_t f = 0; f < features; ++f) {
-      const auto column = ref.sorted.column(f);
-      reference_columns.emplace_back(column.begin(), column.end());
-    }
-  }
-  const HistogramSpec spec =
-      build_histogram_spec(schema, options.binning, reference_columns, ref.column_stats(),
-                           current_stats.empty() ? nullptr : &current_stats);
-  const ValidationRules rules = ValidationRules::from_schema(schema);
-  const HistogramCounts reference_counts = ref.histogram(spec);
-
-  report.current_validation = ValidationCounts(features);
-  HistogramCounts current_counts(spec);
-  if (hold_window) {
-    validate_histogram(ctx, window_view, rules, spec, report.current_validation, current_counts);
-  } else {
-    std::vector<float> buffer(step * features);
-    for (std::size_t first = 0; first < current.rows(); first += step) {
-      const std::size_t n = current.read(first, step, buffer.data());
-      validate_histogram(ctx, {buffer.data(), n, features}, rules, spec, report.current_validation,
-                         current_counts);
-    }
-  }
-  report.current_rows = report.current_validation.rows;
-
-  // The distances need the current columns sorted; KS then reuses them instead of sorting again.
-  SortedColumns current_sorted;
-  if (options.distances) current_sorted = SortedColumns::from_batch(ctx, window_view);
-  std::vector<KsResult> ks;
-  if (options.ks) {
-    ks = options.distances ? ks_two_sample(ctx, ref.sorted, current_sorted, options.ks_options)
-                           : ks_two_sample(ctx, ref.sorted, window_view, options.ks_options);
-  }
-  std::vector<double> ks_pvalues;
-  for (const KsResult& r : ks) ks_pvalues.push_back(r.pvalue);
-  const std::vector<double> ks_adjusted = adjust_pvalues(ks_pvalues, options.correction);
-
-  if (options.mmd) {
-    const std::vector<float> sample = sample_finite_rows(
-        window_view, options.mmd_rows, options.mmd_options.seed, &report.mmd_current_finite_rows);
-    const std::size_t sample_rows = sample.size() / features;
-    if (sample_rows < 2) {
-      throw InvalidInput(options.current_path +
-                         ": MMD needs at least 2 current rows without NaN or Inf");
-    }
-    report.mmd = mmd_test(ctx, {ref.mmd_sample.data(), ref.mmd_rows, features},
-                          {sample.data(), sample_rows, features}, options.mmd_options);
-  }
-  if (options.model_path) {
-    const Model model = Model::load(*options.model_path, options.model_options);
-    report.score_model = *options.model_path;
-    report.scores =
-        score_drift(ctx, options, ref, model, current.feature_names(), window_view, options.psi);
-  }
-  report.current_seconds = seconds_since(current_start);
-
-  for (std::size_t f = 0; f < features; ++f) {
-    FeatureDrift drift;
-    drift.name = schema.features[f].name;
-    drift.kind = schema.features[f].kind;
-    const auto points = spec.points_of(f);
-    drift.points.assign(points.begin(), points.end());
-    const auto ref_slots = reference_counts.slots(f);
-    const auto cur_slots = current_counts.slots(f);
-    drift.reference_slots.assign(ref_slots.begin(), ref_slots.end());
-    drift.current_slots.assign(cur_slots.begin(), cur_slots.end());
-    drift.psi = psi(ref_slots, cur_slots, report.psi, drift.kind);
-    drift.band = psi_band(drift.psi, options.bands);
-    const bool psi_drift = !std::isnan(drift.psi) && drift.band >= options.drift_band;
-    bool ks_drift = false;
-    drift.ks_pvalue_adjusted = std::nan("");
-    if (options.ks) {
-      drift.ks = ks[f];
-      drift.ks_pvalue_adjusted = ks_adjusted[f];
-      ks_drift = ks_adjusted[f] < options.alpha;  // false for NaN
-    }
-    if (options.distances) {
-      const auto ref_column = ref.sorted.column(f), cur_column = current_sorted.column(f);
-      drift.wasserstein = wasserstein1(ref_column, cur_column);
-      drift.wasserstein_normed = wasserstein1_normed(ref_column, cur_column);
-      // Missing values are validation's business, not part of the distributions compared.
-      const auto without_missing = [](std::span<const std::uint64_t> slots) {
-        return slots.first(slots.size() - 1);
-      };
-      drift.jensen_shannon =
-          jensen_shannon(without_missing(ref_slots), without_missing(cur_slots), 2.0);
-      if (drift.kind == FeatureKind::Categorical) {
-        drift.chi_squared = chi_squared(without_missing(ref_slots), without_missing(cur_slots));
-      } else {
-        drift.cramer_von_mises = cramer_von_mises(ref_column, cur_column);
+  CheckpointState state;
+  state.fingerprint = fingerprint(options, current);
+  state.validation = ValidationCounts(features);
+  if (options.resume) {
+    if (std::optional<CheckpointState> saved = detail::load_checkpoint(options.checkpoint_path)) {
+      if (saved->fingerprint != state.fingerprint) {
+        throw InvalidInput(options.checkpoint_path +
+                           ": the checkpoint belongs to another run (other inputs or options); "
+                           "delete it or run without --resume");
       }
+      state = std::move(*saved);
     }
-    drift.drifted = options.drift_rule == DriftRule::Psi  ? psi_drift
-                    : options.drift_rule == DriftRule::Ks ? ks_drift
-                                                          : psi_drift || ks_drift;
-    for (CellFlag flag : kAllCellFlags) {
-      drift.reference_flags[flag_index(flag)] = report.reference_validation.count(f, flag);
-      drift.current_flags[flag_index(flag)] = report.current_validation.count(f, flag);
-    }
-    report.features.push_back(std::move(drift));
+  } else if (!options.checkpoint_path.empty()) {
+    std::filesystem::remove(options.checkpoint_path);  // a stale one must not be resumed later
   }
-  report.seconds = seconds_since(start);
+  JsonLines jsonl(options.windows_jsonl, state.jsonl_bytes);
+
+  const double current_start = steady_seconds();
+  WindowedStream stream(options, monitor, state, jsonl, reference_is_profile);
+  ProgressLine progress(options.progress, current.rows(), state.next_row);
+  PipelineStats stats;
+  std::vector<double> latencies;
+  double compute_seconds = 0;
+  std::optional<ScanReport> whole;
+  {
+    const std::size_t block_rows = batch_rows_for(current, options.batch_rows);
+    detail::BlockRing ring(ctx, current, state.next_row, block_rows, options.ring_buffers,
+                           options.window_time.has_value(),
+                           options.on_bad_block == BadBlockPolicy::Skip);
+    while (const Block* block = ring.next()) {
+      const double begin = steady_seconds();
+      stream.feed(*block);
+      const double end = steady_seconds();
+      compute_seconds += end - begin;
+      latencies.push_back(end - block->read_begin);
+      stats.read_seconds += block->read_seconds;
+      ++stats.batches;
+      stats.bytes += (block->end_row - block->first_row) * features * sizeof(float);
+      progress.update(block->end_row, stream.windows());
+      ring.release(block);
+    }
+    const double begin = steady_seconds();
+    whole = stream.finish(current.rows());
+    compute_seconds += steady_seconds() - begin;
+    progress.update(current.rows(), stream.windows(), true);
+  }
+
+  ScanReport report = whole ? std::move(*whole) : aggregate_report(monitor, state);
+  report.window.reset();
+  report.reference_path = options.reference_path;
+  report.reference_is_profile = reference_is_profile;
+  report.current_path = options.current_path;
+  report.quarantined = state.quarantined;
+  report.quarantined_rows = 0;
+  for (const QuarantinedBlock& q : state.quarantined) report.quarantined_rows += q.rows;
+  report.failovers = windowed ? state.failovers : monitor.failovers();
+  stats.compute_seconds = compute_seconds;
+  stats.latency_p50 = percentile(latencies, 0.50);
+  stats.latency_p95 = percentile(latencies, 0.95);
+  stats.latency_p99 = percentile(latencies, 0.99);
+  report.pipeline = stats;
+  report.current_seconds = steady_seconds() - current_start;
+  report.seconds = steady_seconds() - start;
+  const std::uint64_t accounted = report.current_validation.rows + report.quarantined_rows;
+  if (accounted != current.rows()) {
+    throw Error(options.current_path + ": internal accounting error: " + std::to_string(accounted) +
+                " rows accounted of " + std::to_string(current.rows()));
+  }
   return report;
 }
 

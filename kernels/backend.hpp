@@ -57,6 +57,9 @@ int device_count() noexcept;
 // BackendUnavailable when the build has no CUDA backend or `device` is not usable.
 DeviceStatePtr create_device_state(int device);
 std::string device_name(const DeviceState& state);
+// Page-locked host memory; null when the allocation fails (the caller falls back to pageable).
+void* allocate_pinned(std::size_t bytes) noexcept;
+void free_pinned(void* pointer) noexcept;
 // Host or device batches; results are identical to cpu::batch_pass.
 void batch_pass(DeviceState& state, const detail::BatchPassArgs& args);
 // Host or device windows (each in its own space); the same contract as cpu::mmd / cpu::mmd_linear.

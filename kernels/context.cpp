@@ -3,7 +3,9 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <new>
 #include <string>
+#include <utility>
 
 #include "driftguard/errors.hpp"
 #include "kernels/context_impl.hpp"
@@ -52,7 +54,81 @@ Backend requested_backend(Backend requested) {
   }
 }
 
+struct InjectedFault {
+  std::string call;  // the CUDA call the fault imitates
+  std::string error;
+  std::uint64_t at = 0;  // 0 = no injection
+};
+
+// DRIFTGUARD_INJECT_CUDA_FAULT=<alloc|launch>:<N>, read once per process.
+const InjectedFault& injected_fault() {
+  static const InjectedFault fault = [] {
+    InjectedFault f;
+    const char* env = std::getenv("DRIFTGUARD_INJECT_CUDA_FAULT");
+    if (env == nullptr || *env == '\0') return f;
+    const std::string text(env);
+    const std::size_t colon = text.find(':');
+    const std::string kind = text.substr(0, colon);
+    char* end = nullptr;
+    const unsigned long long at =
+        colon == std::string::npos ? 0 : std::strtoull(text.c_str() + colon + 1, &end, 10);
+    if ((kind != "alloc" && kind != "launch") || at == 0 || end == nullptr || *end != '\0') {
+      throw InvalidInput(
+          "DRIFTGUARD_INJECT_CUDA_FAULT: expected alloc:<N> or launch:<N> (N >= 1), got '" + text +
+          "'");
+    }
+    f.call = kind == "alloc" ? "cudaMallocAsync" : "kernel launch";
+    f.error = kind == "alloc"
+                  ? "out of memory (injected by DRIFTGUARD_INJECT_CUDA_FAULT)"
+                  : "unspecified launch failure (injected by DRIFTGUARD_INJECT_CUDA_FAULT)";
+    f.at = at;
+    return f;
+  }();
+  return fault;
+}
+
 }  // namespace
+
+void Context::Impl::fault_point(const char* operation) {
+  const InjectedFault& fault = injected_fault();
+  if (fault.at == 0 || !inject_faults) return;
+  if (++kernel_calls >= fault.at) throw CudaError(fault.call, operation, 0, fault.error);
+}
+
+HostBuffer::HostBuffer(Context& ctx, std::size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) return;
+  if (ctx.backend() == Backend::Cuda) {
+    data_ = cuda::allocate_pinned(bytes);
+    pinned_ = data_ != nullptr;
+  }
+  if (data_ == nullptr) {
+    data_ = ::operator new (bytes, std::align_val_t{64});
+  }
+}
+
+HostBuffer::~HostBuffer() {
+  if (data_ == nullptr) return;
+  if (pinned_) {
+    cuda::free_pinned(data_);
+  } else {
+    ::operator delete (data_, std::align_val_t{64});
+  }
+}
+
+HostBuffer::HostBuffer(HostBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)),
+      pinned_(std::exchange(other.pinned_, false)) {}
+
+HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
+  if (this != &other) {
+    HostBuffer old(std::move(*this));
+    data_ = std::exchange(other.data_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+    pinned_ = std::exchange(other.pinned_, false);
+  }
+  return *this;
+}
 
 Context::Context(ContextOptions options) : impl_(std::make_unique<Impl>()) {
   if (options.cpu_threads < 0) throw InvalidInput("cpu_threads must be >= 0");
@@ -80,6 +156,7 @@ Context::Context(ContextOptions options) : impl_(std::make_unique<Impl>()) {
     impl_->cuda = cuda::create_device_state(options.device);
   }
   impl_->backend = backend;
+  injected_fault();  // a malformed DRIFTGUARD_INJECT_CUDA_FAULT fails here, not mid-run
 }
 
 Context::~Context() = default;

@@ -1,5 +1,7 @@
 #pragma once
 // Internal: what a Context holds.
+#include <cstdint>
+
 #include "driftguard/context.hpp"
 #include "kernels/backend.hpp"
 
@@ -9,6 +11,16 @@ struct Context::Impl {
   Backend backend = Backend::Cpu;
   int cpu_threads = 1;
   cuda::DeviceStatePtr cuda;  // set when backend == Cuda
+
+  // Fault injection for failover tests: DRIFTGUARD_INJECT_CUDA_FAULT=<alloc|launch>:<N> makes
+  // the Nth kernel call of this context and every later one throw the CudaError that call would
+  // throw (a failed device stays failed). It acts on the CPU backend the same way, so the
+  // failover path is tested on machines without a GPU too. Off for the contexts a failover
+  // creates.
+  bool inject_faults = true;
+  std::uint64_t kernel_calls = 0;
+  // Called by the dispatch before each backend call.
+  void fault_point(const char* operation);
 };
 
 }  // namespace driftguard

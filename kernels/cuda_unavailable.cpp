@@ -14,6 +14,8 @@ void DeviceStateDeleter::operator()(DeviceState* state) const noexcept { delete 
 int device_count() noexcept { return 0; }
 DeviceStatePtr create_device_state(int) { unavailable(); }
 std::string device_name(const DeviceState&) { unavailable(); }
+void* allocate_pinned(std::size_t) noexcept { return nullptr; }
+void free_pinned(void*) noexcept {}
 void batch_pass(DeviceState&, const detail::BatchPassArgs&) { unavailable(); }
 detail::MmdSums mmd(DeviceState&, BatchView, BatchView, const MmdOptions&) { unavailable(); }
 detail::MmdLinearTerms mmd_linear(DeviceState&, BatchView, BatchView, const MmdLinearOptions&) {

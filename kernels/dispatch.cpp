@@ -43,6 +43,7 @@ void check_counts(const HistogramSpec& spec, const HistogramCounts& counts) {
 
 void run(Context& ctx, const detail::BatchPassArgs& args) {
   Context::Impl& impl = ctx.impl();
+  impl.fault_point("batch_pass");
   if (impl.backend == Backend::Cuda) {
     cuda::batch_pass(*impl.cuda, args);
     return;
@@ -134,6 +135,7 @@ MmdResult mmd_test(Context& ctx, BatchView reference, BatchView current,
     throw InvalidInput("mmd_test: significance must be in (0, 1)");
   }
   Context::Impl& impl = ctx.impl();
+  impl.fault_point("mmd_test");
   const detail::MmdSums sums = impl.backend == Backend::Cuda
                                    ? cuda::mmd(*impl.cuda, reference, current, options)
                                    : cpu::mmd(impl.cpu_threads, reference, current, options);
@@ -145,6 +147,7 @@ MmdLinearResult mmd_linear_test(Context& ctx, BatchView reference, BatchView cur
   check_mmd_windows(ctx, "mmd_linear_test", reference, current, 4);
   check_sigma("mmd_linear_test", options.sigma);
   Context::Impl& impl = ctx.impl();
+  impl.fault_point("mmd_linear_test");
   const detail::MmdLinearTerms terms =
       impl.backend == Backend::Cuda
           ? cuda::mmd_linear(*impl.cuda, reference, current, options)
@@ -160,6 +163,7 @@ namespace driftguard {
 SortedColumns SortedColumns::from_batch(Context& ctx, BatchView batch) {
   check_batch(batch, batch.features, "SortedColumns::from_batch");
   Context::Impl& impl = ctx.impl();
+  impl.fault_point("sort_columns");
   if (impl.backend == Backend::Cuda) return cuda::sort_columns(*impl.cuda, batch);
   if (batch.space == MemorySpace::Device) {
     throw InvalidInput("a device-resident batch needs the CUDA backend");
@@ -173,6 +177,7 @@ std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference
   check_batch(current, reference.features, "ks_two_sample");
   std::vector<detail::KsExtremes> extremes(reference.features);
   Context::Impl& impl = ctx.impl();
+  impl.fault_point("ks_statistics");
   if (impl.backend == Backend::Cuda) {
     cuda::ks_statistics(*impl.cuda, reference, current, extremes);
   } else if (current.space == MemorySpace::Device) {
@@ -211,6 +216,7 @@ void score(Context& ctx, const BoundModel& bound, BatchView batch, ScoreOutputs 
     throw InvalidInput("score: no output requested");
   }
   Context::Impl& impl = ctx.impl();
+  impl.fault_point("score");
   if (impl.backend == Backend::Cuda) {
     cuda::score(*impl.cuda, bound.tables(), batch, out);
     return;

@@ -4,11 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
@@ -19,6 +20,7 @@
 #include "driftguard/profile.hpp"
 #include "driftguard/scan.hpp"
 #include "driftguard/schema.hpp"
+#include "host/checkpoint.hpp"
 
 namespace {
 
@@ -47,12 +49,6 @@ Context make_context(const CommonOptions& common) {
   return Context(ContextOptions{.backend = parse_backend(common.backend),
                                 .cpu_threads = common.threads,
                                 .quiet = common.quiet});
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out.flush()) throw IoError(path + ": cannot write");
 }
 
 std::string fixed(double value, int digits) {
@@ -94,6 +90,27 @@ void print_table(const ScanReport& report, std::ostream& out) {
       << (report.reference_is_profile ? " (profile)" : "") << "\n"
       << "binning: " << to_string(report.binning.policy) << ", backend: " << report.backend << " ("
       << report.device << "), " << fixed(report.seconds, 3) << " s\n";
+  if (!report.windows.empty()) {
+    std::size_t drifted = 0;
+    for (const WindowSummary& w : report.windows) drifted += w.dataset_drift ? 1 : 0;
+    out << "windows: " << report.windows.size() << " (" << drifted << " with drift)";
+    for (const WindowSummary& w : report.windows) {
+      if (!w.dataset_drift) continue;
+      out << "\n  window " << w.window.index << ", rows [" << w.window.first_row << ", "
+          << w.window.end_row << "): " << w.drifted_features.size() << " features drifted";
+      if (w.mmd_pvalue) out << ", MMD p " << pvalue_text(*w.mmd_pvalue);
+    }
+    out << "\n";
+  }
+  if (report.quarantined_rows > 0) {
+    out << "quarantined: " << report.quarantined_rows << " unreadable rows in "
+        << report.quarantined.size() << " blocks (first at row "
+        << report.quarantined.front().first_row << ")\n";
+  }
+  for (const FailoverEvent& e : report.failovers) {
+    out << "failover: " << e.from << " -> cpu at row " << e.row << " (" << e.stage
+        << "): " << e.reason << "\n";
+  }
   for (const ScoreDrift& d : report.scores) {
     out << "score " << d.name << ": PSI " << fixed(d.psi, 4) << " (" << to_string(d.band)
         << "), KS D " << fixed(d.ks.statistic, 4) << ", p " << pvalue_text(d.ks.pvalue)
@@ -190,7 +207,9 @@ int main(int argc, char** argv) {
   std::string ks_method = "auto", ks_alternative = "two-sided", correction = "bh",
               drift_rule = "psi", mmd_pvalue = "conservative";
   std::optional<double> mmd_sigma;
+  std::optional<std::int64_t> window_time;
   bool fail_on_drift = false, no_ks = false, no_distances = false;
+  std::string on_bad_block = "stop", progress = "auto";
   CLI::App* scan_cmd =
       app.add_subcommand("scan", "validate a current window and measure its drift");
   scan_cmd->add_option("--reference", scan_options.reference_path, "reference window (HDF5)")
@@ -247,6 +266,31 @@ int main(int argc, char** argv) {
       ->add_option("--batch-rows", scan_options.batch_rows,
                    "rows per batch (default: about 16 MiB)")
       ->check(CLI::PositiveNumber);
+  scan_cmd
+      ->add_option("--window-rows", scan_options.window_rows,
+                   "tumbling windows of this many rows, each with its own statistics")
+      ->check(CLI::PositiveNumber);
+  scan_cmd
+      ->add_option("--window-time", window_time,
+                   "tumbling windows of this width in /timestamp units ([k*W, (k+1)*W))")
+      ->check(CLI::PositiveNumber);
+  scan_cmd->add_option("--windows-jsonl", scan_options.windows_jsonl,
+                       "write each window's report here, one JSON line per window");
+  scan_cmd->add_option("--checkpoint", scan_options.checkpoint_path,
+                       "save progress here after each window (atomic, fsync'ed)");
+  scan_cmd->add_flag("--resume", scan_options.resume,
+                     "continue from --checkpoint (start over when it does not exist)");
+  scan_cmd
+      ->add_option("--on-bad-block", on_bad_block,
+                   "an unreadable block: stop (error, resumable) | skip (quarantine and report)")
+      ->check(CLI::IsMember({"stop", "skip"}));
+  scan_cmd
+      ->add_option("--progress", progress, "progress line on stderr: auto (terminals) | on | off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  scan_cmd
+      ->add_option("--ring-buffers", scan_options.ring_buffers,
+                   "host buffers between the reader thread and the compute thread")
+      ->check(CLI::Range(2, 64));
   scan_cmd->add_option(
       "--max-categories", scan_options.max_categories,
       "schema inference: integer features with at most this many values are categorical");
@@ -350,9 +394,13 @@ int main(int argc, char** argv) {
       scan_options.mmd_options.sigma = mmd_sigma;
       scan_options.mmd_options.pvalue =
           mmd_pvalue == "alibi" ? MmdOptions::PValue::Alibi : MmdOptions::PValue::Conservative;
+      scan_options.window_time = window_time;
+      scan_options.on_bad_block = parse_bad_block_policy(on_bad_block);
+      scan_options.progress =
+          progress == "on" || (progress == "auto" && !common.quiet && ::isatty(STDERR_FILENO));
       Context ctx = make_context(common);
       const ScanReport report = scan(ctx, scan_options);
-      if (!report_path.empty()) write_text(report_path, report.to_json());
+      if (!report_path.empty()) detail::write_file_atomically(report_path, report.to_json());
       if (!common.quiet) print_table(report, std::cout);
       return fail_on_drift && report.dataset_drift() ? kExitDrift : 0;
     }

@@ -1,6 +1,7 @@
 #pragma once
 // The execution context: which backend runs the kernels, plus the resources each backend reuses
 // across batches (CUDA device, streams, a device workspace that grows once, a pinned host pool).
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -51,6 +52,29 @@ class Context {
 
  private:
   std::unique_ptr<Impl> impl_;
+};
+
+// Host memory for batches: page-locked when the context runs on CUDA (copies to the device then
+// run asynchronously at full bandwidth, with no staging copy), ordinary 64-byte aligned memory on
+// the CPU backend or when the pinned allocation fails (pinned() says which).
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  HostBuffer(Context& ctx, std::size_t bytes);
+  ~HostBuffer();
+  HostBuffer(HostBuffer&& other) noexcept;
+  HostBuffer& operator=(HostBuffer&& other) noexcept;
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  void* data() const noexcept { return data_; }
+  std::size_t bytes() const noexcept { return bytes_; }
+  bool pinned() const noexcept { return pinned_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  bool pinned_ = false;
 };
 
 }  // namespace driftguard

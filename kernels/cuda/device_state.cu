@@ -172,4 +172,17 @@ DeviceStatePtr create_device_state(int device) {
 
 std::string device_name(const DeviceState& state) { return state.properties().name; }
 
+void* allocate_pinned(std::size_t bytes) noexcept {
+  void* pointer = nullptr;
+  if (cudaHostAlloc(&pointer, bytes, cudaHostAllocDefault) != cudaSuccess) {
+    cudaGetLastError();  // not sticky; the caller uses pageable memory instead
+    return nullptr;
+  }
+  return pointer;
+}
+
+void free_pinned(void* pointer) noexcept {
+  if (pointer != nullptr) cudaFreeHost(pointer);
+}
+
 }  // namespace driftguard::cuda

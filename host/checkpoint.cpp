@@ -1,0 +1,173 @@
+#include "host/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "driftguard/errors.hpp"
+
+namespace driftguard::detail {
+namespace {
+
+using nlohmann::json;
+constexpr int kCheckpointVersion = 1;
+constexpr const char* kFormat = "driftguard-checkpoint";
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw IoError(path + ": " + what + ": " + std::strerror(errno));
+}
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) fail(path, "cannot open for fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail(path, "fsync failed");
+}
+
+json optional_json(const std::optional<std::int64_t>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+std::optional<std::int64_t> optional_int(const json& value) {
+  if (value.is_null()) return std::nullopt;
+  return value.get<std::int64_t>();
+}
+
+json to_json(const WindowSummary& w) {
+  return {{"index", w.window.index},
+          {"first_row", w.window.first_row},
+          {"end_row", w.window.end_row},
+          {"quarantined_rows", w.window.quarantined_rows},
+          {"time_begin", optional_json(w.window.time_begin)},
+          {"time_end", optional_json(w.window.time_end)},
+          {"rows", w.rows},
+          {"rows_ok", w.rows_ok},
+          {"drifted_features", w.drifted_features},
+          {"drifted_scores", w.drifted_scores},
+          {"mmd_pvalue", w.mmd_pvalue ? json(*w.mmd_pvalue) : json(nullptr)},
+          {"dataset_drift", w.dataset_drift}};
+}
+
+WindowSummary window_from_json(const json& j) {
+  WindowSummary w;
+  w.window.index = j.at("index");
+  w.window.first_row = j.at("first_row");
+  w.window.end_row = j.at("end_row");
+  w.window.quarantined_rows = j.at("quarantined_rows");
+  w.window.time_begin = optional_int(j.at("time_begin"));
+  w.window.time_end = optional_int(j.at("time_end"));
+  w.rows = j.at("rows");
+  w.rows_ok = j.at("rows_ok");
+  w.drifted_features = j.at("drifted_features").get<std::vector<std::string>>();
+  w.drifted_scores = j.at("drifted_scores").get<std::vector<std::string>>();
+  if (!j.at("mmd_pvalue").is_null()) w.mmd_pvalue = j.at("mmd_pvalue").get<double>();
+  w.dataset_drift = j.at("dataset_drift");
+  return w;
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, std::string_view text) {
+  const std::string temporary = path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(temporary, "cannot create");
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      fail(temporary, "cannot write");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    fail(temporary, "fsync failed");
+  }
+  ::close(fd);
+  if (::rename(temporary.c_str(), path.c_str()) != 0) fail(path, "cannot rename into place");
+  const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
+  fsync_path(parent.string(), O_RDONLY | O_DIRECTORY);
+}
+
+void save_checkpoint(const std::string& path, const CheckpointState& state) {
+  json windows = json::array(), quarantined = json::array(), failovers = json::array();
+  for (const WindowSummary& w : state.windows) windows.push_back(to_json(w));
+  for (const QuarantinedBlock& q : state.quarantined) {
+    quarantined.push_back({{"first_row", q.first_row}, {"rows", q.rows}, {"reason", q.reason}});
+  }
+  for (const FailoverEvent& f : state.failovers) {
+    failovers.push_back(
+        {{"row", f.row}, {"stage", f.stage}, {"from", f.from}, {"reason", f.reason}});
+  }
+  const json doc = {{"format", kFormat},
+                    {"version", kCheckpointVersion},
+                    {"fingerprint", state.fingerprint},
+                    {"next_row", state.next_row},
+                    {"windows_closed", state.windows_closed},
+                    {"last_key", optional_json(state.last_key)},
+                    {"jsonl_bytes", state.jsonl_bytes},
+                    {"validation",
+                     {{"features", state.validation.features},
+                      {"rows", state.validation.rows},
+                      {"rows_ok", state.validation.rows_ok},
+                      {"flag_counts", state.validation.flag_counts}}},
+                    {"current_slots", state.current_slots},
+                    {"windows_drifted", state.windows_drifted},
+                    {"windows", windows},
+                    {"quarantined", quarantined},
+                    {"failovers", failovers}};
+  write_file_atomically(path, doc.dump() + "\n");
+}
+
+std::optional<CheckpointState> load_checkpoint(const std::string& path) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) throw IoError(path + ": cannot read the checkpoint");
+  try {
+    const json doc = json::parse(text.str());
+    if (doc.at("format") != kFormat || doc.at("version") != kCheckpointVersion) {
+      throw InvalidInput(path + ": not a driftguard checkpoint of version " +
+                         std::to_string(kCheckpointVersion));
+    }
+    CheckpointState state;
+    state.fingerprint = doc.at("fingerprint");
+    state.next_row = doc.at("next_row");
+    state.windows_closed = doc.at("windows_closed");
+    state.last_key = optional_int(doc.at("last_key"));
+    state.jsonl_bytes = doc.at("jsonl_bytes");
+    const json& v = doc.at("validation");
+    state.validation = ValidationCounts(v.at("features").get<std::size_t>());
+    state.validation.rows = v.at("rows");
+    state.validation.rows_ok = v.at("rows_ok");
+    state.validation.flag_counts = v.at("flag_counts").get<std::vector<std::uint64_t>>();
+    if (state.validation.flag_counts.size() != state.validation.features * kCellFlagCount) {
+      throw InvalidInput(path + ": the checkpoint's validation counts are malformed");
+    }
+    state.current_slots = doc.at("current_slots").get<std::vector<std::uint64_t>>();
+    state.windows_drifted = doc.at("windows_drifted").get<std::vector<std::uint64_t>>();
+    for (const json& w : doc.at("windows")) state.windows.push_back(window_from_json(w));
+    for (const json& q : doc.at("quarantined")) {
+      state.quarantined.push_back({q.at("first_row"), q.at("rows"), q.at("reason")});
+    }
+    for (const json& f : doc.at("failovers")) {
+      state.failovers.push_back({f.at("row"), f.at("stage"), f.at("from"), f.at("reason")});
+    }
+    return state;
+  } catch (const json::exception& e) {
+    throw InvalidInput(path + ": not a valid driftguard checkpoint (" + e.what() + ")");
+  }
+}
+
+}  // namespace driftguard::detail

@@ -1,0 +1,38 @@
+#pragma once
+// Internal: what a windowed scan writes after each window so that `--resume` can finish an
+// interrupted run with the report an uninterrupted run gives, and the atomic file writes it uses.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "driftguard/report.hpp"
+#include "driftguard/validate.hpp"
+
+namespace driftguard::detail {
+
+struct CheckpointState {
+  std::string fingerprint;     // the inputs and options of the run (JSON text)
+  std::uint64_t next_row = 0;  // the next window starts here
+  std::uint64_t windows_closed = 0;
+  std::optional<std::int64_t> last_key;  // the last closed window's key (timestamp windows)
+  std::uint64_t jsonl_bytes = 0;         // the JSON Lines file's length after the last window
+  // Whole-file accumulators of the closed windows.
+  ValidationCounts validation;
+  std::vector<std::uint64_t> current_slots;    // HistogramCounts::raw(); empty without fixed bins
+  std::vector<std::uint64_t> windows_drifted;  // per feature
+  std::vector<WindowSummary> windows;
+  std::vector<QuarantinedBlock> quarantined;
+  std::vector<FailoverEvent> failovers;
+};
+
+// Temporary file, fsync, rename, fsync of the directory: after a crash the file is either the
+// old one or the new one, whole. IoError on failure.
+void write_file_atomically(const std::string& path, std::string_view text);
+
+void save_checkpoint(const std::string& path, const CheckpointState& state);
+// Empty when the file does not exist; InvalidInput when it is not a checkpoint of this version.
+std::optional<CheckpointState> load_checkpoint(const std::string& path);
+
+}  // namespace driftguard::detail

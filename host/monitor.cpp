@@ -1,0 +1,368 @@
+#include "driftguard/monitor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
+#include "driftguard/context.hpp"
+#include "driftguard/errors.hpp"
+#include "driftguard/histogram.hpp"
+#include "kernels/context_impl.hpp"
+
+namespace driftguard {
+
+bool DriftOptions::holds_window() const noexcept {
+  return ks || distances || mmd || model_path.has_value() ||
+         binning.policy == BinningPolicy::Evidently;
+}
+
+void DriftOptions::check() const {
+  if (!(alpha > 0 && alpha < 1)) throw InvalidInput("alpha must be in (0, 1)");
+  if (drift_rule != DriftRule::Psi && !ks) {
+    throw InvalidInput("the drift rule '" + std::string(to_string(drift_rule)) +
+                       "' needs KS, which is switched off");
+  }
+}
+
+namespace {
+
+// Slots without the last one (missing): missing values are validation's business, not part of
+// the distributions compared.
+std::span<const std::uint64_t> without_missing(std::span<const std::uint64_t> slots) {
+  return slots.first(slots.size() - 1);
+}
+
+}  // namespace
+
+struct Monitor::Impl {
+  Context* ctx;
+  // Set after a CUDA failure: the rest of the run goes here.
+  std::unique_ptr<Context> cpu_fallback;
+  std::vector<FailoverEvent> failovers;
+
+  ReferenceProfile profile;
+  DriftOptions options;
+  PsiOptions psi_options;
+  ValidationRules rules;
+  std::vector<std::vector<float>> reference_columns;  // quantile binning only
+  std::vector<ColumnStats> reference_stats;
+  // Fixed bins and reference counts; unset under the evidently policy (bins pooled per window).
+  std::optional<HistogramSpec> spec;
+  HistogramCounts reference_counts;
+  std::optional<BoundModel> model;
+  HistogramSpec score_spec;
+  HistogramCounts reference_score_counts;
+
+  // The current window.
+  std::uint64_t rows = 0;
+  ValidationCounts validation;
+  HistogramCounts counts;
+  std::vector<float> held;    // rows x features, when options.holds_window()
+  std::vector<float> scores;  // rows x model outputs, with a model
+
+  mutable std::mutex mutex;
+
+  Context& active() { return cpu_fallback ? *cpu_fallback : *ctx; }
+
+  // Runs `step` on the active backend; a CUDA failure moves the monitor to the CPU for good and
+  // runs the step again there. Steps write their results only after they succeed.
+  template <class Step>
+  auto with_failover(const char* stage, std::uint64_t row, Step&& step) {
+    try {
+      return step(active());
+    } catch (const CudaError& e) {
+      if (cpu_fallback) throw;
+      failovers.push_back({row, stage, std::string(to_string(ctx->backend())), e.what()});
+      cpu_fallback = std::make_unique<Context>(ContextOptions{
+          .backend = Backend::Cpu, .cpu_threads = ctx->cpu_threads(), .quiet = true});
+      cpu_fallback->impl().inject_faults = false;
+      return step(*cpu_fallback);
+    }
+  }
+
+  void reset_window() {
+    rows = 0;
+    validation = ValidationCounts(profile.features());
+    if (spec) counts = HistogramCounts(*spec);
+    held.clear();
+    scores.clear();
+  }
+
+  ScanReport report();
+  std::vector<ScoreDrift> score_drift(Context& ctx, BatchView window);
+};
+
+Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
+                 std::size_t expected_window_rows)
+    : impl_(std::make_unique<Impl>()) {
+  options.check();
+  Impl& m = *impl_;
+  m.ctx = &ctx;
+  m.profile = std::move(profile);
+  m.options = std::move(options);
+  const ReferenceProfile& ref = m.profile;
+  const DriftOptions& opt = m.options;
+  if (opt.mmd && ref.mmd_rows < 2) {
+    throw InvalidInput(ref.source +
+                       ": MMD needs at least 2 reference rows without NaN or Inf (the profile "
+                       "keeps " +
+                       std::to_string(ref.mmd_rows) + ")");
+  }
+  m.psi_options =
+      opt.binning.policy == BinningPolicy::Evidently ? evidently_psi_options() : opt.psi;
+  m.rules = ValidationRules::from_schema(ref.schema);
+  m.reference_stats = ref.column_stats();
+  if (opt.binning.policy == BinningPolicy::Quantile) {
+    for (std::size_t f = 0; f < ref.features(); ++f) {
+      const auto column = ref.sorted.column(f);
+      m.reference_columns.emplace_back(column.begin(), column.end());
+    }
+  }
+  if (opt.binning.policy != BinningPolicy::Evidently) {
+    m.spec = build_histogram_spec(ref.schema, opt.binning, m.reference_columns, m.reference_stats,
+                                  nullptr);
+    m.reference_counts = ref.histogram(*m.spec);
+  }
+  if (opt.model_path) {
+    if (ref.score_model.empty()) {
+      throw InvalidInput(ref.source +
+                         ": the profile holds no reference scores; build it with "
+                         "`driftguard profile --model`");
+    }
+    const Model model = Model::load(*opt.model_path, opt.model_options);
+    if (ref.scores.features != model.outputs()) {
+      throw InvalidInput(ref.source + ": the reference scores have " +
+                         std::to_string(ref.scores.features) + " outputs, the model " +
+                         std::to_string(model.outputs()));
+    }
+    std::vector<std::string> names;
+    for (const FeatureSpec& feature : ref.schema.features) names.push_back(feature.name);
+    m.model.emplace(model, names);
+    for (std::size_t k = 0; k < model.outputs(); ++k) {
+      m.score_spec.add_numeric(quantile_edges(ref.scores.column(k), opt.binning.bins));
+    }
+    m.reference_score_counts = histogram_of_sorted(ref.scores, m.score_spec);
+  }
+  if (opt.holds_window() && expected_window_rows > 0) {
+    m.held.reserve(expected_window_rows * ref.features());
+    if (m.model) m.scores.reserve(expected_window_rows * m.model->model().outputs());
+  }
+  m.reset_window();
+}
+
+Monitor::~Monitor() = default;
+Monitor::Monitor(Monitor&&) noexcept = default;
+Monitor& Monitor::operator=(Monitor&&) noexcept = default;
+
+void Monitor::observe(BatchView batch, std::uint64_t first_row) {
+  Impl& m = *impl_;
+  const std::lock_guard lock(m.mutex);
+  if (batch.features != m.profile.features()) {
+    throw InvalidInput("Monitor::observe: batch has " + std::to_string(batch.features) +
+                       " features, the profile " + std::to_string(m.profile.features()));
+  }
+  if (batch.space != MemorySpace::Host) {
+    throw InvalidInput("Monitor::observe: batches live in host memory");
+  }
+  if (batch.rows == 0) return;
+  ValidationCounts validation(batch.features);
+  HistogramCounts counts = m.spec ? HistogramCounts(*m.spec) : HistogramCounts();
+  std::vector<float> scores;
+  m.with_failover("batch", first_row, [&](Context& ctx) {
+    validation = ValidationCounts(batch.features);
+    if (m.spec) {
+      counts = HistogramCounts(*m.spec);
+      validate_histogram(ctx, batch, m.rules, *m.spec, validation, counts);
+    } else {
+      validate(ctx, batch, m.rules, validation);
+    }
+    if (m.model) {
+      scores.resize(batch.rows * m.model->model().outputs());
+      score(ctx, *m.model, batch, {.probability = scores.data()});
+    }
+  });
+  m.rows += batch.rows;
+  m.validation += validation;
+  if (m.spec) m.counts += counts;
+  if (m.options.holds_window()) {
+    m.held.insert(m.held.end(), batch.data, batch.data + batch.rows * batch.features);
+  }
+  m.scores.insert(m.scores.end(), scores.begin(), scores.end());
+}
+
+ScanReport Monitor::snapshot() {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->report();
+}
+
+ScanReport Monitor::close_window() {
+  const std::lock_guard lock(impl_->mutex);
+  ScanReport report = impl_->report();
+  impl_->reset_window();
+  return report;
+}
+
+std::uint64_t Monitor::window_rows() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->rows;
+}
+
+const ReferenceProfile& Monitor::profile() const noexcept { return impl_->profile; }
+const DriftOptions& Monitor::options() const noexcept { return impl_->options; }
+
+std::string Monitor::backend() const {
+  const std::lock_guard lock(impl_->mutex);
+  return std::string(to_string(impl_->cpu_fallback ? Backend::Cpu : impl_->ctx->backend()));
+}
+
+std::vector<FailoverEvent> Monitor::failovers() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->failovers;
+}
+
+// PSI and KS of each model output, the window's scores against the profile's reference scores.
+std::vector<ScoreDrift> Monitor::Impl::score_drift(Context& ctx, BatchView window) {
+  const std::size_t outputs = model->model().outputs();
+  const BatchView current{scores.data(), window.rows, outputs};
+  HistogramCounts current_counts(score_spec);
+  histogram(ctx, current, score_spec, current_counts);
+  const std::vector<KsResult> ks = ks_two_sample(ctx, profile.scores, current, options.ks_options);
+  std::vector<ScoreDrift> drift(outputs);
+  for (std::size_t k = 0; k < outputs; ++k) {
+    ScoreDrift& d = drift[k];
+    d.name = outputs == 1 ? "probability" : "probability[" + std::to_string(k) + "]";
+    const auto edges = score_spec.points_of(k);
+    d.edges.assign(edges.begin(), edges.end());
+    const auto ref_slots = reference_score_counts.slots(k), cur_slots = current_counts.slots(k);
+    d.reference_slots.assign(ref_slots.begin(), ref_slots.end());
+    d.current_slots.assign(cur_slots.begin(), cur_slots.end());
+    d.psi = psi(ref_slots, cur_slots, options.psi);
+    d.band = psi_band(d.psi, options.bands);
+    d.ks = ks[k];
+    d.drifted = !std::isnan(d.psi) && d.band >= options.drift_band;
+  }
+  return drift;
+}
+
+ScanReport Monitor::Impl::report() {
+  const DriftOptions& opt = options;
+  const ReferenceProfile& ref = profile;
+  const std::size_t features = ref.features();
+  ScanReport report;
+  report.backend = std::string(to_string(active().backend()));
+  report.device = active().device_name();
+  report.reference_path = ref.source;
+  report.reference_rows = ref.rows;
+  report.reference_validation = ref.validation;
+  report.schema_inferred = ref.schema_inferred;
+  report.binning = opt.binning;
+  report.psi = psi_options;
+  report.bands = opt.bands;
+  report.drift_band = opt.drift_band;
+  report.ks_options = opt.ks_options;
+  report.correction = opt.correction;
+  report.alpha = opt.alpha;
+  report.drift_rule = opt.drift_rule;
+  report.current_validation = validation;
+  report.current_rows = rows;
+  report.failovers = failovers;
+
+  const BatchView window{held.data(), opt.holds_window() ? rows : 0, features};
+  // The window's histogram: counted per batch, or under the evidently policy, over bins pooled
+  // from both windows, now.
+  HistogramSpec window_spec;
+  HistogramCounts window_counts;
+  if (spec) {
+    window_spec = *spec;
+    window_counts = counts;
+  } else {
+    std::vector<ColumnStats> current_stats(features);
+    observe_columns(window, current_stats);
+    window_spec = build_histogram_spec(ref.schema, opt.binning, reference_columns, reference_stats,
+                                       &current_stats);
+    window_counts = with_failover("window", 0, [&](Context& ctx) {
+      HistogramCounts counts(window_spec);
+      histogram(ctx, window, window_spec, counts);
+      return counts;
+    });
+  }
+  const HistogramCounts window_reference_counts =
+      spec ? reference_counts : ref.histogram(window_spec);
+
+  // The distances need the window's columns sorted; KS then reuses them instead of sorting again.
+  SortedColumns current_sorted;
+  std::vector<KsResult> ks;
+  with_failover("window", 0, [&](Context& ctx) {
+    if (opt.distances) current_sorted = SortedColumns::from_batch(ctx, window);
+    if (opt.ks) {
+      ks = opt.distances ? ks_two_sample(ctx, ref.sorted, current_sorted, opt.ks_options)
+                         : ks_two_sample(ctx, ref.sorted, window, opt.ks_options);
+    }
+  });
+  std::vector<double> ks_pvalues;
+  for (const KsResult& r : ks) ks_pvalues.push_back(r.pvalue);
+  const std::vector<double> ks_adjusted = adjust_pvalues(ks_pvalues, opt.correction);
+
+  if (opt.mmd) {
+    const std::vector<float> sample = sample_finite_rows(window, opt.mmd_rows, opt.mmd_options.seed,
+                                                         &report.mmd_current_finite_rows);
+    const std::size_t sample_rows = sample.size() / features;
+    // Too few finite rows leaves the test out of this window's report.
+    if (sample_rows >= 2) {
+      report.mmd = with_failover("window", 0, [&](Context& ctx) {
+        return mmd_test(ctx, {ref.mmd_sample.data(), ref.mmd_rows, features},
+                        {sample.data(), sample_rows, features}, opt.mmd_options);
+      });
+    }
+  }
+  if (model) {
+    report.score_model = *opt.model_path;
+    report.scores =
+        with_failover("window", 0, [&](Context& ctx) { return score_drift(ctx, window); });
+  }
+
+  for (std::size_t f = 0; f < features; ++f) {
+    FeatureDrift drift;
+    drift.name = ref.schema.features[f].name;
+    drift.kind = ref.schema.features[f].kind;
+    const auto points = window_spec.points_of(f);
+    drift.points.assign(points.begin(), points.end());
+    const auto ref_slots = window_reference_counts.slots(f);
+    const auto cur_slots = window_counts.slots(f);
+    drift.reference_slots.assign(ref_slots.begin(), ref_slots.end());
+    drift.current_slots.assign(cur_slots.begin(), cur_slots.end());
+    drift.psi = psi(ref_slots, cur_slots, psi_options, drift.kind);
+    drift.band = psi_band(drift.psi, opt.bands);
+    const bool psi_drift = !std::isnan(drift.psi) && drift.band >= opt.drift_band;
+    bool ks_drift = false;
+    drift.ks_pvalue_adjusted = std::nan("");
+    if (opt.ks) {
+      drift.ks = ks[f];
+      drift.ks_pvalue_adjusted = ks_adjusted[f];
+      ks_drift = ks_adjusted[f] < opt.alpha;  // false for NaN
+    }
+    if (opt.distances) {
+      const auto ref_column = ref.sorted.column(f), cur_column = current_sorted.column(f);
+      drift.wasserstein = wasserstein1(ref_column, cur_column);
+      drift.wasserstein_normed = wasserstein1_normed(ref_column, cur_column);
+      drift.jensen_shannon =
+          jensen_shannon(without_missing(ref_slots), without_missing(cur_slots), 2.0);
+      if (drift.kind == FeatureKind::Categorical) {
+        drift.chi_squared = chi_squared(without_missing(ref_slots), without_missing(cur_slots));
+      } else {
+        drift.cramer_von_mises = cramer_von_mises(ref_column, cur_column);
+      }
+    }
+    drift.drifted = opt.drift_rule == DriftRule::Psi  ? psi_drift
+                    : opt.drift_rule == DriftRule::Ks ? ks_drift
+                                                      : psi_drift || ks_drift;
+    for (CellFlag flag : kAllCellFlags) {
+      drift.reference_flags[flag_index(flag)] = report.reference_validation.count(f, flag);
+      drift.current_flags[flag_index(flag)] = validation.count(f, flag);
+    }
+    report.features.push_back(std::move(drift));
+  }
+  return report;
+}
+
+}  // namespace driftguard
