@@ -517,6 +517,50 @@ double kolmogn_pelz_good_cdf(std::int64_t n, double x) {
 
 // ---- scipy.special.smirnov: the one-sided one-sample distribution ----
 
+// Loader's (2000) error of Stirling's formula, log(k!) - log(sqrt(2 pi k) (k / e)^k), for
+// integers k >= 1: a table evaluated in long double below 16, the asymptotic series in 1/k above
+// (truncation error below 1e-17 there).
+constexpr int kStirlingTable = 16;
+const std::vector<double> kStirlingErrors = [] {
+  std::vector<double> t(kStirlingTable, 0.0);
+  long double log_factorial = 0;
+  for (int i = 1; i < kStirlingTable; ++i) {
+    const auto li = static_cast<long double>(i);
+    log_factorial += std::log(li);
+    t[i] = static_cast<double>(log_factorial - (li + 0.5L) * std::log(li) + li -
+                               0.918938533204672741780329736405617639861L);  // log sqrt(2 pi)
+  }
+  return t;
+}();
+
+// The series with r = 1 / k.
+double stirling_series(double r) {
+  const double w = r * r;
+  return r * (1.0 / 12 -
+              w * (1.0 / 360 -
+                   w * (1.0 / 1260 -
+                        w * (1.0 / 1680 - w * (1.0 / 1188 - w * (691.0 / 360360 - w / 156))))));
+}
+
+double stirling_error(double k, double r) {
+  return k < kStirlingTable ? kStirlingErrors[static_cast<std::size_t>(k)] : stirling_series(r);
+}
+
+// Loader's deviance bd0(x, np) = x log(x / np) + np - x >= 0, given diff = x - np exactly and
+// sum = x + np: a series in u = diff / sum when |u| < 0.1, where the direct form would cancel.
+double deviance(double x, double np, double diff, double sum) {
+  if (std::abs(diff) < 0.1 * sum) {
+    const double u = diff / sum, w = u * u;
+    // sum_{j >= 1} w^j / (2j + 1) for w < 0.01: ten terms reach double precision.
+    double series = 1.0 / 21;
+    for (double odd : {19.0, 17.0, 15.0, 13.0, 11.0, 9.0, 7.0, 5.0, 3.0}) {
+      series = series * w + 1.0 / odd;
+    }
+    return u * (diff + 2 * x * (series * w));
+  }
+  return x * std::log1p(diff / np) - diff;  // x log(x / np) - (x - np)
+}
+
 // smirnov(n, x) = P(D+_n >= x) by the Birnbaum-Tingey sum (cephes _smirnov, sf only).
 double smirnov_sf(std::int64_t n, double x) {
   if (!(n > 0 && x >= 0.0 && x <= 1.0)) return kNaN;
@@ -563,6 +607,47 @@ double smirnov_sf(std::int64_t n, double x) {
   const std::int64_t upper_terms = n - n1mxceil + 1;
   const bool upper =
       (upper_terms <= 1 && x < 0.5) || (n >= 10 && upper_terms <= 3 && x <= 0.5 / std::sqrt(nf));
+  if (!upper) {
+    // The lower sum, v = 0 .. n1mxfl, with A_v = binom(n, v) s^(v - 1) r^(n - v), s = x + v/n,
+    // r = 1 - s. A_v is pmf(v; n, s) / s, and the binomial pmf is evaluated as Loader (2000) does
+    // (Stirling errors and deviances), where every part is accurate relative to itself: no
+    // logarithm of size n is formed and cancelled, so double carries what long double powers
+    // carried before (relative error of a term ~1e-13 at n = 10^6), at a fraction of the cost:
+    //   A_v = exp(delta(n) - delta(v) - delta(n - v) - bd0(v, n s) - bd0(n - v, n r))
+    //         * sqrt(n / (2 pi v (n - v))) / s.
+    // n s = nx + v and n r = n - v - nx, with nx = n x + err exactly. bd0(v, n s) + bd0(n - v,
+    // n r) >= 2 n x^2 (Pinsker), so exp(2 n x^2 + ...) cannot overflow; the factor exp(-2 n x^2)
+    // is applied in long double, so a term underflows exactly where it left the double range.
+    const double shift = 2 * nf * x * x;
+    const long double unshift = std::exp(-static_cast<long double>(shift));
+    const double delta_n = stirling_error(nf, 1.0 / nf);
+    const double root_scale = nf / (2 * kPi);
+    const std::int64_t terms = n1mxfl + 1;
+    const long double xl = x;
+    long double sum = std::exp(static_cast<long double>(n) * std::log1p(-xl)) / xl;  // v = 0
+    for (std::int64_t v = 1; v < terms; ++v) {
+      const auto k = static_cast<double>(v), m = static_cast<double>(n - v);
+      const double rk = 1.0 / k, rm = 1.0 / m;
+      const double ns = k + nx;
+      const double nr = (m - nx) - err;  // m - nx is exact (Sterbenz) where it is small
+      const double exponent = shift + delta_n - stirling_error(k, rk) - stirling_error(m, rm) -
+                              deviance(k, ns, -nx, k + ns) - deviance(m, nr, nx, m + nr);
+      const double scaled = std::exp(exponent) * std::sqrt(root_scale * rk * rm) * (nf / ns);
+      const long double term = unshift * static_cast<long double>(scaled);
+      const auto term_d = static_cast<double>(term);
+      if (std::isfinite(term_d) && term_d != 0.0) sum += term;
+      if (term_d != 0.0) {
+        if (4.0 * static_cast<double>(terms - v) * std::abs(term_d) <
+                std::numeric_limits<double>::epsilon() * static_cast<double>(sum) &&
+            v != terms - 1) {
+          break;
+        }
+      } else if (v > n / 2) {
+        break;
+      }
+    }
+    return std::clamp(static_cast<double>(xl * sum), 0.0, 1.0);
+  }
   // A_v = binom(n, v) (1 - x - v/n)^(n - v) (x + v/n)^(v - 1), summed over v from 0 up (sf) or
   // from n down (cdf); the terms are built as powers of two, binom(n, j) as mantissa * 2^exponent.
   const std::int64_t start = upper ? n : 0, step = upper ? -1 : 1;
