@@ -280,10 +280,11 @@ class WindowedStream {
     report.reference_path = options_.reference_path;
     report.reference_is_profile = reference_is_profile_;
     report.current_path = options_.current_path;
-    WindowInfo info{.index = state_.windows_closed,
-                    .first_row = open_first_,
-                    .end_row = end_row,
-                    .quarantined_rows = open_quarantined_};
+    WindowInfo info;
+    info.index = state_.windows_closed;
+    info.first_row = open_first_;
+    info.end_row = end_row;
+    info.quarantined_rows = open_quarantined_;
     if (mode_ == WindowMode::Time && open_key_) {
       const __int128 begin = static_cast<__int128>(*open_key_) * *options_.window_time;
       info.time_begin = static_cast<std::int64_t>(begin);
@@ -302,10 +303,11 @@ class WindowedStream {
     state_.jsonl_bytes += jsonl_.append(report.to_json(-1) + "\n");
     state_.validation += report.current_validation;
     if (state_.windows_drifted.empty()) state_.windows_drifted.assign(features_, 0);
-    WindowSummary summary{.window = *report.window,
-                          .rows = report.current_rows,
-                          .rows_ok = report.current_validation.rows_ok,
-                          .dataset_drift = report.dataset_drift()};
+    WindowSummary summary;
+    summary.window = *report.window;
+    summary.rows = report.current_rows;
+    summary.rows_ok = report.current_validation.rows_ok;
+    summary.dataset_drift = report.dataset_drift();
     const bool fixed_bins = options_.binning.policy != BinningPolicy::Evidently;
     std::size_t slot = 0;
     for (std::size_t f = 0; f < features_; ++f) {
