@@ -306,6 +306,22 @@ TEST_F(CudaParity, WideScalarRows) { expect_host_parity(make(300, 1030, kFewBins
 // Several 8 MiB staging chunks, so both pinned slots are reused and masks drain in order.
 TEST_F(CudaParity, HostBatchInSeveralChunks) { expect_host_parity(make(1500000, 4, kFewBins)); }
 
+// A batch in page-locked memory (HostBuffer, as the scan's ring holds it) is copied to the device
+// from where it lies, without the staging copy: same results, in one chunk and in several.
+TEST_F(CudaParity, PageLockedHostBatch) {
+  for (const std::size_t rows : {std::size_t{5000}, std::size_t{1500000}}) {
+    Case c = make(rows, 4, kFewBins);
+    HostBuffer pinned(*gpu_, c.data.size() * sizeof(float));
+    ASSERT_TRUE(pinned.pinned());
+    std::copy(c.data.begin(), c.data.end(), static_cast<float*>(pinned.data()));
+    const BatchView batch{static_cast<const float*>(pinned.data()), c.rows, c.features};
+    Outputs cpu(c, seed_), gpu(c, seed_);
+    run_op(*cpu_, Op::Fused, c, batch, cpu, {cpu.cell_flags.data(), cpu.row_ok.data()});
+    run_op(*gpu_, Op::Fused, c, batch, gpu, {gpu.cell_flags.data(), gpu.row_ok.data()});
+    expect_same(cpu, gpu);
+  }
+}
+
 TEST_F(CudaParity, DeviceBatches) {
   expect_device_parity(make(5000, 64, kManyBins));
   expect_device_parity(make(3000, 12, kFewBins));

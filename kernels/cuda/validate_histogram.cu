@@ -22,6 +22,17 @@
 #include "kernels/prepared_pass.hpp"
 
 namespace driftguard::cuda {
+
+namespace {
+bool is_page_locked(const void* pointer) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
+    cudaGetLastError();  // not sticky: treat the memory as pageable
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
+}  // namespace
 namespace {
 
 using driftguard::detail::FeatureBins;
@@ -577,6 +588,8 @@ void batch_pass(DeviceState& state, const detail::BatchPassArgs& args) {
     std::uint8_t* d_cells = cell_flags != nullptr ? at<std::uint8_t>(d_base, d_cells_at) : nullptr;
     std::uint8_t* d_row_ok = row_ok != nullptr ? at<std::uint8_t>(d_base, d_row_ok_at) : nullptr;
     const bool masks = d_cells != nullptr || d_row_ok != nullptr;
+    // A page-locked batch (HostBuffer, the scan's ring) is copied from where it lies.
+    const bool source_page_locked = is_page_locked(batch.data);
     auto chunk_size = [&](std::size_t chunk) {
       return std::min(chunk_rows, rows - chunk * chunk_rows);
     };
@@ -603,9 +616,14 @@ void batch_pass(DeviceState& state, const detail::BatchPassArgs& args) {
       if (masks && chunk >= DeviceState::kStagingSlots) {
         drain_masks(chunk - DeviceState::kStagingSlots);
       }
-      std::memcpy(h_in, batch.data + chunk * chunk_rows * features, bytes);
+      const float* h_source = batch.data + chunk * chunk_rows * features;
+      if (!source_page_locked) {
+        std::memcpy(h_in, h_source, bytes);
+        h_source = h_in;
+      }
       DG_CUDA_TRY(cudaStreamWaitEvent(state.copy_stream(), events.compute_done, 0));
-      DG_CUDA_TRY(cudaMemcpyAsync(d_in, h_in, bytes, cudaMemcpyHostToDevice, state.copy_stream()));
+      DG_CUDA_TRY(
+          cudaMemcpyAsync(d_in, h_source, bytes, cudaMemcpyHostToDevice, state.copy_stream()));
       DG_CUDA_TRY(cudaEventRecord(events.h2d_done, state.copy_stream()));
       DG_CUDA_TRY(cudaStreamWaitEvent(stream, events.h2d_done, 0));
       run_rows(d_in, n, d_cells, d_row_ok);
