@@ -55,6 +55,7 @@ struct Monitor::Impl {
 
   // The current window.
   std::uint64_t rows = 0;
+  std::uint64_t first_row = 0;  // the stream position of its first batch (labels failovers)
   ValidationCounts validation;
   HistogramCounts counts;
   std::vector<float> held;    // rows x features, when options.holds_window()
@@ -181,6 +182,7 @@ void Monitor::observe(BatchView batch, std::uint64_t first_row) {
       score(ctx, *m.model, batch, {.probability = scores.data()});
     }
   });
+  if (m.rows == 0) m.first_row = first_row;
   m.rows += batch.rows;
   m.validation += validation;
   if (m.spec) m.counts += counts;
@@ -280,7 +282,7 @@ ScanReport Monitor::Impl::report() {
     observe_columns(window, current_stats);
     window_spec = build_histogram_spec(ref.schema, opt.binning, reference_columns, reference_stats,
                                        &current_stats);
-    window_counts = with_failover("window", 0, [&](Context& ctx) {
+    window_counts = with_failover("window", first_row, [&](Context& ctx) {
       HistogramCounts counts(window_spec);
       histogram(ctx, window, window_spec, counts);
       return counts;
@@ -292,7 +294,7 @@ ScanReport Monitor::Impl::report() {
   // The distances need the window's columns sorted; KS then reuses them instead of sorting again.
   SortedColumns current_sorted;
   std::vector<KsResult> ks;
-  with_failover("window", 0, [&](Context& ctx) {
+  with_failover("window", first_row, [&](Context& ctx) {
     if (opt.distances) current_sorted = SortedColumns::from_batch(ctx, window);
     if (opt.ks) {
       ks = opt.distances ? ks_two_sample(ctx, ref.sorted, current_sorted, opt.ks_options)
@@ -309,7 +311,7 @@ ScanReport Monitor::Impl::report() {
     const std::size_t sample_rows = sample.size() / features;
     // Too few finite rows leaves the test out of this window's report.
     if (sample_rows >= 2) {
-      report.mmd = with_failover("window", 0, [&](Context& ctx) {
+      report.mmd = with_failover("window", first_row, [&](Context& ctx) {
         return mmd_test(ctx, {ref.mmd_sample.data(), ref.mmd_rows, features},
                         {sample.data(), sample_rows, features}, opt.mmd_options);
       });
@@ -318,7 +320,7 @@ ScanReport Monitor::Impl::report() {
   if (model) {
     report.score_model = *opt.model_path;
     report.scores =
-        with_failover("window", 0, [&](Context& ctx) { return score_drift(ctx, window); });
+        with_failover("window", first_row, [&](Context& ctx) { return score_drift(ctx, window); });
   }
 
   for (std::size_t f = 0; f < features; ++f) {
