@@ -251,8 +251,6 @@ ScanReport Monitor::Impl::report() {
   const ReferenceProfile& ref = profile;
   const std::size_t features = ref.features();
   ScanReport report;
-  report.backend = std::string(to_string(active().backend()));
-  report.device = active().device_name();
   report.reference_path = ref.source;
   report.reference_rows = ref.rows;
   report.reference_validation = ref.validation;
@@ -267,7 +265,6 @@ ScanReport Monitor::Impl::report() {
   report.drift_rule = opt.drift_rule;
   report.current_validation = validation;
   report.current_rows = rows;
-  report.failovers = failovers;
 
   const BatchView window{held.data(), opt.holds_window() ? rows : 0, features};
   // The window's histogram: counted per batch, or under the evidently policy, over bins pooled
@@ -364,6 +361,10 @@ ScanReport Monitor::Impl::report() {
     }
     report.features.push_back(std::move(drift));
   }
+  // After the window's stages, which may have failed over.
+  report.backend = std::string(to_string(active().backend()));
+  report.device = active().device_name();
+  report.failovers = failovers;
   return report;
 }
 

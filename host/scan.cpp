@@ -254,6 +254,9 @@ class WindowedStream {
         monitor_.observe({data + i * features_, run, features_}, row);
       }
       i += run;
+      // A window by rows is complete at its last row: close it (and checkpoint) now rather
+      // than when the next row arrives, which may be never (a bad block, a kill).
+      if (mode_ == WindowMode::Rows && (row + run) % options_.window_rows == 0) close(row + run);
     }
   }
 
