@@ -190,6 +190,36 @@ TEST_P(ValidateHistogram, ThousandsOfFeatures) {
   expect_matches_reference(ctx(), make_case(40, 3000, 5));
 }
 
+// Categorical code sets the CPU finds by table lookup (integers within a span of 2^16, negative
+// ones too) and those it searches (fractional codes, a wider span, huge magnitudes), hit by codes,
+// their float neighbours, halves, -0, +-Inf, NaN and values far outside the int range.
+TEST_P(ValidateHistogram, CategoricalCodesOfEveryKind) {
+  const std::vector<std::vector<double>> code_sets = {
+      {-3, 0, 2, 5, 7}, {0.5, 1.5, 2.25}, {0, 100000}, {-2e9, 0, 3e9}, {1e6, 1e6 + 1}, {42}};
+  const std::size_t features = code_sets.size(), rows = 4000;
+  Case c{rows, features, std::vector<float>(rows * features), ValidationRules::permissive(features),
+         HistogramSpec{}};
+  c.rules.category_codes.clear();
+  c.rules.category_offsets = {0};
+  std::vector<float> probes = {-0.0f,        0.0f,          0.5f,    1.0f, -3.5f, 1e20f, -1e20f,
+                               2147483648.f, -2147483904.f, 65536.f, kInf, -kInf, kNaN};
+  for (std::size_t f = 0; f < features; ++f) {
+    c.rules.categorical[f] = 1;
+    c.spec.add_categorical(code_sets[f]);
+    for (double code : code_sets[f]) {
+      const float x = static_cast<float>(code);
+      c.rules.category_codes.push_back(x);
+      probes.insert(probes.end(), {x, std::nextafter(x, kInf), std::nextafter(x, -kInf), x + 0.5f,
+                                   x - 1.0f, x + 1.0f});
+    }
+    c.rules.category_offsets.push_back(static_cast<std::uint32_t>(c.rules.category_codes.size()));
+  }
+  std::mt19937_64 rng(11);
+  std::uniform_int_distribution<std::size_t> pick(0, probes.size() - 1);
+  for (float& x : c.data) x = probes[pick(rng)];
+  expect_matches_reference(ctx(), c);
+}
+
 TEST_P(ValidateHistogram, ManyBinsAndMixedBinCounts) {
   // 64 bins is the CPU's widest vector path, 65 and 200 take the search path.
   expect_matches_reference(ctx(), make_case(3000, 23, 8, {3, 64, 65, 200, 10}));

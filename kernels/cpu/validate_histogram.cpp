@@ -9,8 +9,9 @@
 //    bin i = C_i - C_{i+1}, overflow = C_B. One compare-and-add per lane and value, no search,
 //    no scatter. Features go in chunks of one vector register: a chunk's lanes and counters stay
 //    in registers while a block of rows streams past.
-//  - other features (categorical, or more edges) take the scalar slot_of path.
-//  - numeric validation is branch-free per value; categorical codes are searched.
+//  - other features (categorical, or more edges) take the scalar slot_of path; categorical codes
+//    that are integers within a span of kMaxCodeSpan are found by table lookup, not by search.
+//  - numeric validation is branch-free per value; categorical codes are looked up or searched.
 #include <omp.h>
 
 #include <algorithm>
@@ -63,6 +64,41 @@ constexpr std::uint32_t lane_budget(std::uint32_t lanes) {
   return kMaxLanes;
 }
 
+// Position of each code of a categorical feature by direct lookup, for integer codes spanning at
+// most kMaxCodeSpan values (the usual label-encoded categories); other code sets keep the search.
+constexpr std::int64_t kMaxCodeSpan = 1 << 16;
+class CodeLookup {
+ public:
+  CodeLookup() = default;
+  CodeLookup(const float* codes, std::uint32_t count) {
+    if (count == 0) return;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (codes[i] != std::trunc(codes[i]) || std::fabs(codes[i]) > float(1 << 30)) return;
+    }
+    base_ = static_cast<std::int32_t>(codes[0]);
+    const std::int64_t span = std::int64_t{static_cast<std::int32_t>(codes[count - 1])} - base_ + 1;
+    if (span > kMaxCodeSpan) return;
+    low_ = codes[0];
+    high_ = codes[count - 1];
+    position_.assign(static_cast<std::size_t>(span), 0);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      position_[static_cast<std::size_t>(static_cast<std::int32_t>(codes[i]) - base_)] = i + 1;
+    }
+  }
+  bool usable() const noexcept { return !position_.empty(); }
+  // 1 + the index of the code equal to x, or 0 when x is no code (NaN, +-Inf, other values).
+  std::uint32_t find(float x) const noexcept {
+    if (!(x >= low_ && x <= high_)) return 0;
+    const std::int32_t i = static_cast<std::int32_t>(x);
+    return static_cast<float>(i) == x ? position_[static_cast<std::size_t>(i - base_)] : 0;
+  }
+
+ private:
+  float low_ = 0, high_ = -1;
+  std::int32_t base_ = 0;
+  std::vector<std::uint32_t> position_;
+};
+
 struct CpuTables {
   std::size_t features = 0;
   std::size_t width = 4;                       // vector_width(): floats per chunk
@@ -76,6 +112,8 @@ struct CpuTables {
   std::vector<float> min_up, max_down;
   std::vector<std::uint32_t> missing_bad;  // 1 when a NaN makes the row invalid
   std::vector<std::uint32_t> categorical_rules;
+  std::vector<CodeLookup> bin_codes;   // per scalar-path feature; usable when categorical
+  std::vector<CodeLookup> rule_codes;  // per categorical rule
 
   CpuTables(const detail::PreparedPass& prep, std::size_t n_features, std::size_t vector_width)
       : features(n_features), width(vector_width) {
@@ -103,7 +141,16 @@ struct CpuTables {
       min_up.push_back(rule.categorical ? -kInf : rule.min_up);
       max_down.push_back(rule.categorical ? kInf : rule.max_down);
       missing_bad.push_back((rule.row_bad_flags & kMissing) ? 1u : 0u);
-      if (rule.categorical) categorical_rules.push_back(f);
+      if (rule.categorical) {
+        categorical_rules.push_back(f);
+        rule_codes.emplace_back(prep.codes.data() + rule.code_offset, rule.code_count);
+      }
+    }
+    for (std::uint32_t f : scalar_features) {
+      const detail::FeatureBins& bins = prep.bins[f];
+      bin_codes.push_back(bins.categorical
+                              ? CodeLookup(prep.points.data() + bins.point_offset, bins.point_count)
+                              : CodeLookup());
     }
   }
 };
@@ -223,10 +270,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
   for (std::size_t row = row_begin; row < row_end; ++row) {
     const float* __restrict__ x = args.batch.data + row * n;
     if constexpr (kHistogram) {
-      for (std::uint32_t f : t.scalar_features) {
+      for (std::size_t i = 0; i < t.scalar_features.size(); ++i) {
+        const std::uint32_t f = t.scalar_features[i];
         const detail::FeatureBins& bins = prep.bins[f];
-        ++out.slots[bins.slot_offset +
-                    detail::slot_of(x[f], bins, prep.points.data() + bins.point_offset)];
+        const CodeLookup& codes = t.bin_codes[i];
+        std::uint32_t slot;
+        if (codes.usable()) {
+          const std::uint32_t code = codes.find(x[f]);
+          slot = code != 0 ? code : x[f] != x[f] ? bins.point_count + 2 : bins.point_count + 1;
+        } else {
+          slot = detail::slot_of(x[f], bins, prep.points.data() + bins.point_offset);
+        }
+        ++out.slots[bins.slot_offset + slot];
       }
     }
     if constexpr (kValidate) {
@@ -255,11 +310,16 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
               (static_cast<std::uint32_t>(v > t.max_down[f]) & finite) * kAboveMax);
         }
       }
-      for (std::uint32_t f : t.categorical_rules) {
+      for (std::size_t i = 0; i < t.categorical_rules.size(); ++i) {
+        const std::uint32_t f = t.categorical_rules[i];
         const detail::FeatureRule& rule = prep.rules[f];
-        const std::uint32_t cell =
-            detail::cell_flags(x[f], rule, prep.codes.data() + rule.code_offset);
-        if (cell == kUnknownCategory) {
+        const CodeLookup& codes = t.rule_codes[i];
+        // Unknown: finite and no code (NaN and +-Inf are flagged above).
+        const bool unknown =
+            codes.usable() ? codes.find(x[f]) == 0 && std::fabs(x[f]) != kInf && x[f] == x[f]
+                           : detail::cell_flags(x[f], rule, prep.codes.data() + rule.code_offset) ==
+                                 kUnknownCategory;
+        if (unknown) {
           ++out.flags[f * kCellFlagCount + flag_index(kUnknownCategory)];
           bad = 1;
           if (args.masks.cell_flags != nullptr)
