@@ -9,10 +9,12 @@
 #include <functional>
 #include <initializer_list>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "driftguard/errors.hpp"
+#include "driftguard/ks.hpp"
 #include "driftguard/schema.hpp"
 
 namespace driftguard {
@@ -63,6 +65,63 @@ struct QuantilePosition {
 double numpy_lerp(double a, double b, double t) {
   const double diff = b - a;
   return t >= 0.5 ? b - diff * (1 - t) : a + diff * t;
+}
+
+// np.quantile's positions of the probabilities linspace(0, 1, bins + 1) among n >= 1 sorted values.
+std::vector<QuantilePosition> quantile_positions(std::size_t n, std::size_t bins) {
+  const auto last = static_cast<double>(n - 1);
+  std::vector<QuantilePosition> positions;
+  for (double q : linspace(0.0, 1.0, bins + 1)) {
+    const double virtual_index = last * q;
+    QuantilePosition p;
+    if (virtual_index >= last) {
+      p.below = p.above = n - 1;
+    } else {
+      const double below = std::floor(virtual_index);
+      p.below = static_cast<std::size_t>(below);
+      p.above = p.below + 1;
+      p.gamma = virtual_index - below;
+    }
+    positions.push_back(p);
+  }
+  return positions;
+}
+
+// The quantile edges read from `sorted` at the positions' ranks, each rank holding the value a full
+// sort puts there (a sorted sequence, or one after select_ranks): interpolated, sorted, repeats
+// merged.
+template <class Values>
+std::vector<double> edges_at(const std::vector<QuantilePosition>& positions, const Values& sorted) {
+  std::vector<double> edges;
+  edges.reserve(positions.size());
+  for (const QuantilePosition& p : positions) {
+    edges.push_back(numpy_lerp(sorted[p.below], sorted[p.above], p.gamma));
+  }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  return edges.size() < 2 ? constant_edges(edges.front()) : edges;
+}
+
+// The finite values of an ascending NaN-free column: those between its -Inf and +Inf runs.
+std::span<const float> finite_part(std::span<const float> sorted) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const auto first = std::upper_bound(sorted.begin(), sorted.end(), -kInf);
+  const auto last = std::lower_bound(first, sorted.end(), kInf);
+  return {first, last};
+}
+
+// The end of the run of values equal to *first in ascending [first, last), first != last, by
+// galloping: O(log of the run's length).
+const float* end_of_run(const float* first, const float* last) {
+  const float v = *first;
+  std::size_t step = 1;
+  const float* known = first;  // *known == v
+  while (static_cast<std::size_t>(last - known) > step && known[step] == v) {
+    known += step;
+    step *= 2;
+  }
+  const float* bound = static_cast<std::size_t>(last - known) > step ? known + step : last;
+  return std::upper_bound(known + 1, bound, v);
 }
 
 // Places the values of the given ranks (ascending) where a full sort would, like np.partition.
@@ -185,6 +244,33 @@ void ColumnStats::merge(const ColumnStats& other) {
 
 std::size_t ColumnStats::distinct_count() const { return distinct.size(); }
 
+ColumnStats ColumnStats::of_sorted(std::span<const float> sorted) {
+  ColumnStats stats;
+  const std::span<const float> finite = finite_part(sorted);
+  if (finite.empty()) return stats;
+  stats.count = finite.size();
+  // observe() keeps the first of equal values (-0.0 and +0.0 are equal) as the min, the max and
+  // the distinct value: here the first value of each run.
+  stats.min = finite.front();
+  const float* const last = finite.data() + finite.size();
+  const float* run = finite.data();
+  while (true) {
+    const float* next = end_of_run(run, last);
+    if (stats.distinct.size() == kMaxDistinct) {
+      stats.too_many_distinct = true;
+      stats.distinct = {};
+      // The last run starts at the first value equal to the last one.
+      run = std::lower_bound(run, last, last[-1]);
+      break;
+    }
+    stats.distinct.push_back(*run);
+    if (next == last) break;
+    run = next;
+  }
+  stats.max = *run;
+  return stats;
+}
+
 void observe_columns(BatchView batch, std::vector<ColumnStats>& stats) {
   if (batch.space != MemorySpace::Host) {
     throw InvalidInput("observe_columns: the batch must be in host memory");
@@ -222,38 +308,23 @@ std::vector<double> quantile_edges(std::span<const float> values, std::size_t bi
   }
   if (sorted.empty()) throw InvalidInput("quantile_edges: no finite values");
 
-  const std::size_t n = sorted.size();
-  const auto last = static_cast<double>(n - 1);
-  const std::vector<double> probabilities = linspace(0.0, 1.0, bins + 1);
-  std::vector<QuantilePosition> positions;
+  const std::vector<QuantilePosition> positions = quantile_positions(sorted.size(), bins);
   std::vector<std::size_t> ranks;
-  for (double q : probabilities) {
-    const double virtual_index = last * q;
-    QuantilePosition p;
-    if (virtual_index >= last) {
-      p.below = p.above = n - 1;
-    } else {
-      const double below = std::floor(virtual_index);
-      p.below = static_cast<std::size_t>(below);
-      p.above = p.below + 1;
-      p.gamma = virtual_index - below;
-    }
-    positions.push_back(p);
+  for (const QuantilePosition& p : positions) {
     ranks.push_back(p.below);
     ranks.push_back(p.above);
   }
   std::sort(ranks.begin(), ranks.end());
   ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
   select_ranks(sorted, ranks);
+  return edges_at(positions, sorted);
+}
 
-  std::vector<double> edges;
-  edges.reserve(positions.size());
-  for (const QuantilePosition& p : positions) {
-    edges.push_back(numpy_lerp(sorted[p.below], sorted[p.above], p.gamma));
-  }
-  std::sort(edges.begin(), edges.end());
-  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
-  return edges.size() < 2 ? constant_edges(edges.front()) : edges;
+std::vector<double> quantile_edges_of_sorted(std::span<const float> sorted, std::size_t bins) {
+  if (bins == 0) throw InvalidInput("quantile_edges_of_sorted: bins must be at least 1");
+  const std::span<const float> finite = finite_part(sorted);
+  if (finite.empty()) throw InvalidInput("quantile_edges_of_sorted: no finite values");
+  return edges_at(quantile_positions(finite.size(), bins), finite);
 }
 
 std::vector<double> equal_width_edges(double min, double max, std::size_t bins) {
@@ -281,10 +352,15 @@ std::vector<double> sturges_edges(std::uint64_t count, double min, double max) {
   return linspace(min, max, n_bins + 1);
 }
 
-HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
-                                   const std::vector<std::vector<float>>& reference_columns,
-                                   const std::vector<ColumnStats>& reference_stats,
-                                   const std::vector<ColumnStats>* current_stats) {
+namespace {
+
+// build_histogram_spec over `reference_columns` columns, feature f's quantile edges given by
+// quantile_of(f, bins).
+template <class QuantileOf>
+HistogramSpec build_spec(const Schema& schema, const BinningOptions& options,
+                         std::size_t reference_columns, const QuantileOf& quantile_of,
+                         const std::vector<ColumnStats>& reference_stats,
+                         const std::vector<ColumnStats>* current_stats) {
   const std::size_t n = schema.features.size();
   if (reference_stats.size() != n) {
     throw InvalidInput("binning: " + std::to_string(reference_stats.size()) +
@@ -295,9 +371,9 @@ HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& o
     throw InvalidInput("binning: policy 'evidently' needs column stats of the current window for " +
                        std::to_string(n) + " features");
   }
-  if (options.policy == BinningPolicy::Quantile && reference_columns.size() != n) {
+  if (options.policy == BinningPolicy::Quantile && reference_columns != n) {
     throw InvalidInput("binning: policy 'quantile' needs " + std::to_string(n) +
-                       " reference columns, got " + std::to_string(reference_columns.size()));
+                       " reference columns, got " + std::to_string(reference_columns));
   }
   if ((options.policy == BinningPolicy::Quantile || options.policy == BinningPolicy::EqualWidth) &&
       options.bins == 0) {
@@ -331,7 +407,7 @@ HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& o
     switch (options.policy) {
       case BinningPolicy::Quantile:
         require_reference_values(feature, reference);
-        spec.add_numeric(quantile_edges(reference_columns[f], options.bins));
+        spec.add_numeric(quantile_of(f, options.bins));
         break;
       case BinningPolicy::EqualWidth:
         require_reference_values(feature, reference);
@@ -345,6 +421,30 @@ HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& o
     }
   }
   return spec;
+}
+
+}  // namespace
+
+HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
+                                   const SortedColumns& reference,
+                                   const std::vector<ColumnStats>& reference_stats,
+                                   const std::vector<ColumnStats>* current_stats) {
+  const auto quantile_of = [&](std::size_t f, std::size_t bins) {
+    return quantile_edges_of_sorted(reference.column(f), bins);
+  };
+  return build_spec(schema, options, reference.features, quantile_of, reference_stats,
+                    current_stats);
+}
+
+HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
+                                   const std::vector<std::vector<float>>& reference_columns,
+                                   const std::vector<ColumnStats>& reference_stats,
+                                   const std::vector<ColumnStats>* current_stats) {
+  const auto quantile_of = [&](std::size_t f, std::size_t bins) {
+    return quantile_edges(reference_columns[f], bins);
+  };
+  return build_spec(schema, options, reference_columns.size(), quantile_of, reference_stats,
+                    current_stats);
 }
 
 }  // namespace driftguard

@@ -44,7 +44,6 @@ struct Monitor::Impl {
   DriftOptions options;
   PsiOptions psi_options;
   ValidationRules rules;
-  std::vector<std::vector<float>> reference_columns;  // quantile binning only
   std::vector<ColumnStats> reference_stats;
   // Fixed bins and reference counts; unset under the evidently policy (bins pooled per window).
   std::optional<HistogramSpec> spec;
@@ -113,15 +112,8 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
       opt.binning.policy == BinningPolicy::Evidently ? evidently_psi_options() : opt.psi;
   m.rules = ValidationRules::from_schema(ref.schema);
   m.reference_stats = ref.column_stats();
-  if (opt.binning.policy == BinningPolicy::Quantile) {
-    for (std::size_t f = 0; f < ref.features(); ++f) {
-      const auto column = ref.sorted.column(f);
-      m.reference_columns.emplace_back(column.begin(), column.end());
-    }
-  }
   if (opt.binning.policy != BinningPolicy::Evidently) {
-    m.spec = build_histogram_spec(ref.schema, opt.binning, m.reference_columns, m.reference_stats,
-                                  nullptr);
+    m.spec = build_histogram_spec(ref.schema, opt.binning, ref.sorted, m.reference_stats, nullptr);
     m.reference_counts = ref.histogram(*m.spec);
   }
   if (opt.model_path) {
@@ -140,7 +132,7 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
     for (const FeatureSpec& feature : ref.schema.features) names.push_back(feature.name);
     m.model.emplace(model, names);
     for (std::size_t k = 0; k < model.outputs(); ++k) {
-      m.score_spec.add_numeric(quantile_edges(ref.scores.column(k), opt.binning.bins));
+      m.score_spec.add_numeric(quantile_edges_of_sorted(ref.scores.column(k), opt.binning.bins));
     }
     m.reference_score_counts = histogram_of_sorted(ref.scores, m.score_spec);
   }
@@ -277,8 +269,8 @@ ScanReport Monitor::Impl::report() {
   } else {
     std::vector<ColumnStats> current_stats(features);
     observe_columns(window, current_stats);
-    window_spec = build_histogram_spec(ref.schema, opt.binning, reference_columns, reference_stats,
-                                       &current_stats);
+    window_spec =
+        build_histogram_spec(ref.schema, opt.binning, ref.sorted, reference_stats, &current_stats);
     window_counts = with_failover("window", first_row, [&](Context& ctx) {
       HistogramCounts counts(window_spec);
       histogram(ctx, window, window_spec, counts);

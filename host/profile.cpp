@@ -100,10 +100,10 @@ ReferenceProfile ReferenceProfile::build(Context& ctx, const std::string& refere
 }
 
 std::vector<ColumnStats> ReferenceProfile::column_stats() const {
-  std::vector<ColumnStats> stats(features());
-  for (std::size_t f = 0; f < features(); ++f) {
-    for (float x : sorted.column(f)) stats[f].observe(x);
-  }
+  std::vector<ColumnStats> stats;
+  stats.reserve(features());
+  for (std::size_t f = 0; f < features(); ++f)
+    stats.push_back(ColumnStats::of_sorted(sorted.column(f)));
   return stats;
 }
 

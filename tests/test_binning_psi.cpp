@@ -3,6 +3,8 @@
 // tests/golden/make_psi_quantile_golden.py (NumPy, written from the definitions).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/histogram.hpp"
+#include "driftguard/ks.hpp"
 #include "driftguard/psi.hpp"
 #include "driftguard/schema.hpp"
 #include "golden.hpp"
@@ -337,8 +340,8 @@ TEST(BinningSpec, EvidentlyBinsByValueOrSturges) {
   for (int i = 0; i < 21; ++i) ref[2].push_back(static_cast<float>(i));
   cur[2] = {-10.0f, 30.0f};
   const std::vector<ColumnStats> cur_stats = stats_of(cur);
-  const HistogramSpec spec = build_histogram_spec(schema, {.policy = BinningPolicy::Evidently}, {},
-                                                  stats_of(ref), &cur_stats);
+  const HistogramSpec spec = build_histogram_spec(schema, {.policy = BinningPolicy::Evidently},
+                                                  SortedColumns{}, stats_of(ref), &cur_stats);
   ASSERT_EQ(spec.features(), 3u);
   // Values of either window; the schema's unseen codes 3 and 9 are left out.
   EXPECT_EQ(spec.categorical[0], 1);
@@ -351,8 +354,8 @@ TEST(BinningSpec, EvidentlyBinsByValueOrSturges) {
   EXPECT_EQ(points(spec, 2), sturges_edges(23, -10.0, 30.0));
   EXPECT_EQ(spec.bins(2), 6u);
 
-  EXPECT_THROW(build_histogram_spec(schema, {.policy = BinningPolicy::Evidently}, {}, stats_of(ref),
-                                    nullptr),
+  EXPECT_THROW(build_histogram_spec(schema, {.policy = BinningPolicy::Evidently}, SortedColumns{},
+                                    stats_of(ref), nullptr),
                InvalidInput);
 }
 
@@ -376,28 +379,224 @@ TEST(BinningSpec, RejectsWhatAPolicyCannotBin) {
   const std::vector<ColumnStats> cur = stats_of({wide});
   expect_invalid_naming(
       [&] {
-        build_histogram_spec(numeric, {.policy = BinningPolicy::Evidently}, {}, stats_of({{1.0f}}),
-                             &cur);
+        build_histogram_spec(numeric, {.policy = BinningPolicy::Evidently}, SortedColumns{},
+                             stats_of({{1.0f}}), &cur);
       },
       "amount");
   expect_invalid_naming(
       [&] {
-        build_histogram_spec(numeric, {.policy = BinningPolicy::Fixed}, {}, stats_of({{1.0f}}),
-                             nullptr);
+        build_histogram_spec(numeric, {.policy = BinningPolicy::Fixed}, SortedColumns{},
+                             stats_of({{1.0f}}), nullptr);
       },
       "amount");
   const std::vector<float> all_missing = {kNaN, kNaN};
   expect_invalid_naming(
       [&] { build_histogram_spec(numeric, {}, {all_missing}, stats_of({all_missing}), nullptr); },
       "amount");
-  EXPECT_THROW(build_histogram_spec(numeric, {.bins = 0}, {{1.0f}}, stats_of({{1.0f}}), nullptr),
+  EXPECT_THROW(build_histogram_spec(numeric, {.bins = 0}, std::vector<std::vector<float>>{{1.0f}},
+                                    stats_of({{1.0f}}), nullptr),
                InvalidInput);
-  EXPECT_THROW(build_histogram_spec(numeric, {}, {}, stats_of({{1.0f}}), nullptr), InvalidInput);
+  EXPECT_THROW(build_histogram_spec(numeric, {}, SortedColumns{}, stats_of({{1.0f}}), nullptr),
+               InvalidInput);
 
   const Schema fixed{{feature("amount", FeatureKind::Numeric, {}, {0, 10, 100})}};
-  const HistogramSpec spec = build_histogram_spec(fixed, {.policy = BinningPolicy::Fixed}, {},
-                                                  stats_of({{1.0f}}), nullptr);
+  const HistogramSpec spec = build_histogram_spec(fixed, {.policy = BinningPolicy::Fixed},
+                                                  SortedColumns{}, stats_of({{1.0f}}), nullptr);
   EXPECT_EQ(points(spec, 0), (std::vector<double>{0, 10, 100}));
+}
+
+// ---- Sorted fast paths: equal to the paths over values in any order ----
+
+std::vector<std::uint64_t> bits(std::span<const double> values) {
+  std::vector<std::uint64_t> out;
+  for (double v : values) out.push_back(std::bit_cast<std::uint64_t>(v));
+  return out;
+}
+
+// Columns in file order, with NaN, +-Inf, ties, few and many (> kMaxDistinct) distinct values, a
+// single value, nothing finite. No -0.0: where -0.0 and +0.0 tie, which one a path keeps depends
+// on the order it reads them (see ZerosOfEitherSign).
+std::vector<std::vector<float>> awkward_columns() {
+  std::mt19937 gen(2024);
+  std::normal_distribution<float> normal;
+  const auto noisy = [&](std::size_t n, const std::function<float()>& value) {
+    std::vector<float> column;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto u = gen() % 100;
+      column.push_back(u < 5 ? kNaN : u < 7 ? kInf : u < 9 ? -kInf : value());
+    }
+    return column;
+  };
+  std::vector<std::vector<float>> columns;
+  for (std::size_t n : {1, 2, 3, 7, 100, 1000, 20000}) {
+    columns.push_back(noisy(n, [&] { return normal(gen); }));
+    columns.push_back(noisy(n, [&] { return std::round(normal(gen) * 4.0f) / 4.0f + 0.0f; }));
+    columns.push_back(noisy(n, [&] { return static_cast<float>(gen() % 3); }));
+  }
+  // Exactly kMaxDistinct distinct values and one more, each twice, shuffled, between NaN and Inf.
+  for (std::size_t distinct : {ColumnStats::kMaxDistinct, ColumnStats::kMaxDistinct + 1}) {
+    std::vector<float> column = {kNaN, kInf, -kInf};
+    for (std::size_t i = 0; i < 2 * distinct; ++i) column.push_back(0.5f * (i % distinct) - 7.0f);
+    std::shuffle(column.begin(), column.end(), gen);
+    columns.push_back(column);
+  }
+  columns.push_back({2.5f});                         // a single value
+  columns.push_back(std::vector<float>(50, -3.0f));  // constant
+  columns.push_back({-kInf, 1.0f, kNaN, kInf});      // one finite value between the infinities
+  columns.push_back({kNaN, kNaN, kNaN});             // all NaN
+  columns.push_back({kInf, -kInf, kNaN, kInf});      // nothing finite
+  columns.push_back({});                             // empty
+  return columns;
+}
+
+SortedColumns sorted_of(Context& ctx, const std::vector<float>& column) {
+  return SortedColumns::from_batch(ctx, BatchView{column.data(), column.size(), 1});
+}
+
+void expect_same_stats(const ColumnStats& actual, const ColumnStats& expected) {
+  EXPECT_EQ(actual.count, expected.count);
+  if (expected.count > 0) {
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(actual.min), std::bit_cast<std::uint64_t>(expected.min));
+    EXPECT_EQ(std::bit_cast<std::uint64_t>(actual.max), std::bit_cast<std::uint64_t>(expected.max));
+  }
+  EXPECT_EQ(actual.too_many_distinct, expected.too_many_distinct);
+  EXPECT_EQ(bits(actual.distinct), bits(expected.distinct));
+}
+
+TEST(BinningSorted, QuantileEdgesOfSortedEqualSelection) {
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  std::size_t refused = 0;
+  for (const std::vector<float>& column : awkward_columns()) {
+    SCOPED_TRACE(column.size());
+    const SortedColumns sorted = sorted_of(ctx, column);
+    for (std::size_t bins : {1, 2, 3, 10, 64}) {
+      SCOPED_TRACE(bins);
+      std::vector<double> expected;
+      try {
+        expected = quantile_edges(column, bins);
+      } catch (const InvalidInput&) {
+        ++refused;
+        EXPECT_THROW(quantile_edges_of_sorted(sorted.column(0), bins), InvalidInput);
+        continue;
+      }
+      EXPECT_EQ(bits(quantile_edges_of_sorted(sorted.column(0), bins)), bits(expected));
+    }
+    EXPECT_THROW(quantile_edges(column, 0), InvalidInput);
+    EXPECT_THROW(quantile_edges_of_sorted(sorted.column(0), 0), InvalidInput);
+  }
+  EXPECT_EQ(refused, 3u * 5u);  // all NaN, nothing finite, empty
+}
+
+TEST(BinningSorted, ColumnStatsOfSortedEqualObserve) {
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  std::size_t too_many = 0, empty = 0;
+  for (const std::vector<float>& column : awkward_columns()) {
+    SCOPED_TRACE(column.size());
+    ColumnStats observed;
+    for (float v : column) observed.observe(v);
+    const SortedColumns sorted = sorted_of(ctx, column);
+    expect_same_stats(ColumnStats::of_sorted(sorted.column(0)), observed);
+    too_many += observed.too_many_distinct;
+    empty += observed.count == 0;
+  }
+  EXPECT_EQ(too_many, 2u);  // 20000 mostly distinct values, kMaxDistinct + 1
+  EXPECT_EQ(empty, 3u);
+  // Long runs, found by galloping: runs of every length 1..300 and 2^k +- 1.
+  std::vector<float> runs;
+  for (int length = 1; length <= 300; ++length) runs.insert(runs.end(), length, 0.25f * length);
+  for (int k = 1; k <= 14; ++k) {
+    for (int delta : {-1, 0, 1})
+      runs.insert(runs.end(), (1 << k) + delta, 100.0f + k + delta / 3.0f);
+  }
+  ColumnStats observed;
+  for (float v : runs) observed.observe(v);
+  expect_same_stats(ColumnStats::of_sorted(runs), observed);
+  EXPECT_EQ(observed.distinct_count(), 300u + 14u * 3u);
+}
+
+TEST(BinningSorted, ZerosOfEitherSign) {
+  // -0.0 and +0.0 are one value: of_sorted keeps what observe() keeps reading the same order
+  // (the first of the run), and the quantile edges equal selection's as values.
+  const std::vector<float> zeros = {-1.0f, -0.0f, 0.0f, -0.0f, 0.0f, 2.0f};
+  ColumnStats observed;
+  for (float v : zeros) observed.observe(v);
+  expect_same_stats(ColumnStats::of_sorted(zeros), observed);
+  const std::vector<float> top = {-1.0f, -0.0f, 0.0f};  // max: the first zero, as std::max keeps
+  ColumnStats top_observed;
+  for (float v : top) top_observed.observe(v);
+  expect_same_stats(ColumnStats::of_sorted(top), top_observed);
+  EXPECT_TRUE(std::signbit(ColumnStats::of_sorted(top).max));
+  for (std::size_t bins : {1, 2, 5, 10}) {
+    EXPECT_EQ(quantile_edges_of_sorted(zeros, bins), quantile_edges(zeros, bins)) << bins;
+  }
+}
+
+TEST(BinningSorted, SpecFromSortedColumnsEqualsSpecFromColumns) {
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  // bin_edges serve the fixed policy only.
+  const Schema schema{{feature("amount", FeatureKind::Numeric, {}, {-1, 0, 1}),
+                       feature("grade", FeatureKind::Categorical, {1, 7}),
+                       feature("ties", FeatureKind::Numeric, {}, {-1, 0, 2.5}),
+                       feature("wide", FeatureKind::Numeric, {}, {-1000, 1000})}};
+  constexpr std::size_t rows = 9000, features = 4;
+  std::mt19937 gen(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> data;
+  std::vector<std::vector<float>> columns(features);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto u = gen() % 100;
+    const float row[features] = {u < 4   ? kNaN
+                                 : u < 6 ? kInf
+                                         : normal(gen),
+                                 static_cast<float>(gen() % 5),
+                                 u < 10 ? -kInf : std::round(normal(gen) * 2.0f) / 2.0f + 0.0f,
+                                 normal(gen) * 1000.0f};
+    for (std::size_t f = 0; f < features; ++f) {
+      data.push_back(row[f]);
+      columns[f].push_back(row[f]);
+    }
+  }
+  const SortedColumns sorted =
+      SortedColumns::from_batch(ctx, BatchView{data.data(), rows, features});
+  std::vector<ColumnStats> sorted_stats;
+  for (std::size_t f = 0; f < features; ++f) {
+    sorted_stats.push_back(ColumnStats::of_sorted(sorted.column(f)));
+  }
+  const std::vector<ColumnStats> stats = stats_of(columns);
+  EXPECT_TRUE(stats[3].too_many_distinct);
+  const std::vector<ColumnStats> current = stats_of({{2, 3}, {1, 9}, {0.5f}, {1e4f}});
+  for (BinningPolicy policy : {BinningPolicy::Quantile, BinningPolicy::EqualWidth,
+                               BinningPolicy::Fixed, BinningPolicy::Evidently}) {
+    for (std::size_t bins : {1, 10, 37}) {
+      SCOPED_TRACE(std::string(to_string(policy)) + " " + std::to_string(bins));
+      const BinningOptions options{.policy = policy, .bins = bins};
+      const HistogramSpec expected =
+          build_histogram_spec(schema, options, columns, stats, &current);
+      const HistogramSpec actual =
+          build_histogram_spec(schema, options, sorted, sorted_stats, &current);
+      EXPECT_EQ(actual.categorical, expected.categorical);
+      EXPECT_EQ(actual.offsets, expected.offsets);
+      EXPECT_EQ(bits(actual.points), bits(expected.points));
+    }
+  }
+  // The same refusals: nothing finite to place quantile bins on, bins = 0, missing columns.
+  const Schema numeric{{feature("amount")}};
+  const std::vector<float> all_missing = {kNaN, kInf, kNaN};
+  const std::vector<ColumnStats> missing_stats = {
+      ColumnStats::of_sorted(sorted_of(ctx, all_missing).column(0))};
+  EXPECT_EQ(missing_stats[0].count, 0u);
+  for (BinningPolicy policy : {BinningPolicy::Quantile, BinningPolicy::EqualWidth}) {
+    expect_invalid_naming(
+        [&] {
+          build_histogram_spec(numeric, {.policy = policy}, sorted_of(ctx, all_missing),
+                               missing_stats, nullptr);
+        },
+        "amount");
+  }
+  EXPECT_THROW(build_histogram_spec(schema, {.bins = 0}, sorted, sorted_stats, nullptr),
+               InvalidInput);
+  EXPECT_THROW(build_histogram_spec(schema, {}, SortedColumns{}, sorted_stats, nullptr),
+               InvalidInput);
 }
 
 // ---- Golden files ----
@@ -448,7 +647,7 @@ TEST(PsiGolden, MatchesEvidentlyPsi) {
         name, c["kind"] == "categorical" ? FeatureKind::Categorical : FeatureKind::Numeric)}};
     const std::vector<ColumnStats> cur_stats = observed(cur);
     const HistogramSpec spec = build_histogram_spec(schema, {.policy = BinningPolicy::Evidently},
-                                                    {}, observed(ref), &cur_stats);
+                                                    SortedColumns{}, observed(ref), &cur_stats);
     EXPECT_EQ(spec.categorical[0] == 1, c["evidently_binning"] == "values");
     EXPECT_EQ(spec.bins(0), c["evidently_bins"].get<std::size_t>());
     const double value = psi(count(ctx, spec, ref).slots(0), count(ctx, spec, cur).slots(0),

@@ -94,6 +94,26 @@ TEST_F(Profile, HistogramFromSortedColumnsEqualsTheKernel) {
   EXPECT_EQ(profile.histogram(spec), expected);
 }
 
+TEST_F(Profile, ColumnStatsEqualObservingTheRows) {
+  const ReferenceProfile profile = ReferenceProfile::build(ctx_, (dir_ / "reference.h5").string());
+  std::vector<ColumnStats> expected(3);
+  observe_columns({values_.data(), kRows, 3}, expected);
+  const std::vector<ColumnStats> stats = profile.column_stats();
+  ASSERT_EQ(stats.size(), 3u);
+  for (std::size_t f = 0; f < 3; ++f) {
+    SCOPED_TRACE(f);
+    // As values: the "ties" column holds -0.0 and +0.0, and which of the two equal zeros is kept
+    // depends on the reading order (rows here, sorted there).
+    EXPECT_EQ(stats[f].count, expected[f].count);
+    EXPECT_EQ(stats[f].min, expected[f].min);
+    EXPECT_EQ(stats[f].max, expected[f].max);
+    EXPECT_EQ(stats[f].too_many_distinct, expected[f].too_many_distinct);
+    EXPECT_EQ(stats[f].distinct, expected[f].distinct);
+  }
+  EXPECT_EQ(stats[1].distinct_count(), 5u);
+  EXPECT_GT(stats[0].distinct_count(), 2000u);
+}
+
 TEST_F(Profile, CorruptOrForeignFilesAreRefused) {
   const ReferenceProfile profile = ReferenceProfile::build(ctx_, (dir_ / "reference.h5").string());
   const std::string path = (dir_ / "bad.profile.h5").string();

@@ -30,6 +30,7 @@
 namespace driftguard {
 
 struct Schema;
+struct SortedColumns;
 
 enum class BinningPolicy { Quantile, EqualWidth, Fixed, Evidently };
 BinningPolicy parse_binning_policy(std::string_view name);  // InvalidInput on unknown names
@@ -51,6 +52,11 @@ struct ColumnStats {
   void observe(float value);  // NaN and +-Inf are ignored
   void merge(const ColumnStats& other);
   std::size_t distinct_count() const;  // valid when !too_many_distinct
+
+  // The stats of an ascending column without NaN (a SortedColumns column; +-Inf allowed and
+  // ignored): equal to observe() over its values in that order. O(distinct values x log(run
+  // length)), stopping after kMaxDistinct + 1 distinct values.
+  static ColumnStats of_sorted(std::span<const float> sorted);
 };
 // Per-feature ColumnStats of a host batch, accumulated into `stats` (size = batch.features;
 // InvalidInput otherwise or for a device batch). Multi-threaded (OpenMP) on large batches.
@@ -59,6 +65,11 @@ void observe_columns(BatchView batch, std::vector<ColumnStats>& stats);
 // Edges for one numeric column from its reference values (NaN and +-Inf ignored; order free).
 // Bit-identical to NumPy's float64 results. InvalidInput when bins == 0 or no value is finite.
 std::vector<double> quantile_edges(std::span<const float> values, std::size_t bins);
+// The same for values in ascending order without NaN (a SortedColumns column; +-Inf allowed and
+// ignored), read in place at the quantiles' ranks: O(bins log bins + log n), no copy. Equals
+// quantile_edges() of the same values bit for bit (but for the sign of a zero edge where -0.0 and
+// +0.0 tie: selection keeps either). Same errors.
+std::vector<double> quantile_edges_of_sorted(std::span<const float> sorted, std::size_t bins);
 // InvalidInput when bins == 0, the range is not finite or min > max, or the range is too narrow to
 // give distinct edges.
 std::vector<double> equal_width_edges(double min, double max, std::size_t bins);
@@ -66,12 +77,20 @@ std::vector<double> equal_width_edges(double min, double max, std::size_t bins);
 // [0, 1] when count == 0, as NumPy gives for an empty array.
 std::vector<double> sturges_edges(std::uint64_t count, double min, double max);
 
-// The histogram layout for every feature of `schema`. `reference_columns[f]` holds feature f's
-// reference values (column-major copy; read by the quantile policy only, may be empty otherwise);
+// The histogram layout for every feature of `schema`. `reference` holds the reference's sorted
+// columns (a profile's, laid out as SortedColumns::check() requires; read by the quantile policy
+// only, may be SortedColumns{} otherwise);
 // `reference_stats` and, for the evidently policy, `current_stats` summarise the windows.
 // InvalidInput naming the feature when a policy cannot be applied (fixed without valid
 // bin_edges, quantile / equal_width without finite reference values, evidently without current
 // stats, value bins with too many distinct values or with nothing to bin).
+HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
+                                   const SortedColumns& reference,
+                                   const std::vector<ColumnStats>& reference_stats,
+                                   const std::vector<ColumnStats>* current_stats);
+// The same for callers without sorted columns: `reference_columns[f]` holds feature f's reference
+// values in any order (NaN and +-Inf allowed; quantile edges by selection, quantile_edges()).
+// Equals the overload above on the same values.
 HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
                                    const std::vector<std::vector<float>>& reference_columns,
                                    const std::vector<ColumnStats>& reference_stats,

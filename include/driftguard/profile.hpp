@@ -62,7 +62,8 @@ struct ReferenceProfile {
   static bool is_profile(const std::string& path);
 
   std::size_t features() const noexcept { return schema.features.size(); }
-  // Per-feature statistics of the finite reference values (binning policies).
+  // Per-feature statistics of the finite reference values (binning policies), read off the sorted
+  // columns (ColumnStats::of_sorted).
   std::vector<ColumnStats> column_stats() const;
   // Reference histogram for `spec`, counted from the sorted columns; equals histogram() over the
   // reference rows.
