@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Device check on a lent GPU machine (H100 / H200), run from the repository root after
 # bench/pack_for_device.sh:  source .gpu/env.sh; bash bench/device_check.sh
-# Runs the CUDA cases of every suite (batch pass parity, KS, MMD, scoring) and the CUDA benchmarks.
+# Runs the CUDA cases of every suite (batch pass parity, KS, MMD, scoring, the scan's failover)
+# and the CUDA benchmarks.
 # Writes under $OUT (4 files): nvidia_smi.json, tests.json (every gtest result, by binary),
 # bench_<gpu>.json (every benchmark, by binary), device_check.log; prints a short table last.
 # Budget: tests <= 3 min, benchmarks <= 3 min (bench_pipeline included: it writes a 1 GiB table,
@@ -36,6 +37,16 @@ for t in test_validate_histogram test_ks test_mmd test_score; do
   timeout 60 "$bin/$t" --gtest_filter='*cuda*:*Cuda*:*CUDA*' --gtest_output="json:$parts/$t.json" ||
     status=1
 done
+
+# The scan's GPU -> CPU failover on a real device (the CLI and the generator come from .gpu/bin).
+if [ -x "$bin/test_pipeline" ]; then
+  DRIFTGUARD_CLI=$bin/driftguard DRIFTGUARD_DATA=$bin/driftguard-data timeout 120 \
+    "$bin/test_pipeline" --gtest_filter='*Failover*' --gtest_output="json:$parts/test_pipeline.json" ||
+    status=1
+else
+  echo "missing $bin/test_pipeline"
+  status=1
+fi
 
 echo "== benchmarks"
 timeout 150 "$bin/bench_validate_histogram" --benchmark_filter='/cuda/' --benchmark_min_time=0.3 \

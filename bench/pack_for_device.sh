@@ -8,8 +8,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDRIFTGUARD_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90
-wanted=(test_parity_cuda test_validate_histogram test_ks test_mmd test_score
-        bench_validate_histogram bench_ks bench_mmd bench_score bench_pipeline)
+wanted=(test_parity_cuda test_validate_histogram test_ks test_mmd test_score test_pipeline
+        bench_validate_histogram bench_ks bench_mmd bench_score bench_pipeline
+        driftguard_cli driftguard-data)
 available=$(cmake --build build-gpu --target help)
 targets=()
 for t in "${wanted[@]}"; do
@@ -17,6 +18,11 @@ for t in "${wanted[@]}"; do
 done
 cmake --build build-gpu -j"${JOBS:-2}" --target "${targets[@]}"
 binaries=()
-for t in "${targets[@]}"; do binaries+=("$(find build-gpu -type f -name "$t" -perm -u+x | head -1)"); done
+for t in "${targets[@]}"; do
+  case "$t" in
+    driftguard_cli) binaries+=(build-gpu/host/driftguard) ;;  # the CLI's file name
+    *) binaries+=("$(find build-gpu -type f -name "$t" -perm -u+x | head -1)") ;;
+  esac
+done
 rm -rf .gpu
 ../shared/device/pack.sh .gpu "${binaries[@]}"

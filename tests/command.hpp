@@ -26,6 +26,13 @@ inline std::string read_text(const std::filesystem::path& path) {
   return text.str();
 }
 
+// A built tool: the path CMake compiled in, unless the environment variable `variable` names
+// another (the device check runs the test binaries away from their build tree).
+inline std::string tool_path(const char* variable, const char* built) {
+  const char* moved = std::getenv(variable);
+  return moved != nullptr && *moved != '\0' ? moved : built;
+}
+
 // Runs `command` through the shell; `scratch` is a folder for the captured streams.
 inline CommandResult run_command(const std::string& command, const std::filesystem::path& scratch) {
   const std::filesystem::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";

@@ -45,6 +45,12 @@ using nlohmann::json;
 
 constexpr std::size_t kFeatures = 8;
 
+// The tools under test; DRIFTGUARD_CLI / DRIFTGUARD_DATA move them (bench/device_check.sh).
+std::string cli() { return driftguard::testing::tool_path("DRIFTGUARD_CLI", DRIFTGUARD_BIN); }
+std::string data_tool() {
+  return driftguard::testing::tool_path("DRIFTGUARD_DATA", DRIFTGUARD_DATA_BIN);
+}
+
 json read_json(const fs::path& path) {
   std::ifstream in(path);
   EXPECT_TRUE(in.good()) << path;
@@ -214,8 +220,8 @@ class Pipeline : public ::testing::Test {
     dir_ = driftguard::testing::process_temp_dir("driftguard_pipeline");
     synth("reference.h5", 20000, "none", 1);
     const CommandResult built =
-        run(std::string(DRIFTGUARD_BIN) + " profile --backend cpu -q --mmd-rows 400 --seed 5 " +
-            "--reference " + quote(dir_ / "reference.h5") + " -o " + quote(profile()));
+        run(cli() + " profile --backend cpu -q --mmd-rows 400 --seed 5 " + "--reference " +
+            quote(dir_ / "reference.h5") + " -o " + quote(profile()));
     ASSERT_EQ(built.exit_code, 0) << built.err;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
@@ -224,10 +230,9 @@ class Pipeline : public ::testing::Test {
 
   static void synth(const std::string& name, std::size_t rows, const std::string& scenario,
                     int seed) {
-    std::string command = std::string(DRIFTGUARD_DATA_BIN) + " synth --rows " +
-                          std::to_string(rows) + " --features " + std::to_string(kFeatures) +
-                          " --seed " + std::to_string(seed) + " --scenario " + scenario +
-                          " --output " + quote(dir_ / name);
+    std::string command = data_tool() + " synth --rows " + std::to_string(rows) + " --features " +
+                          std::to_string(kFeatures) + " --seed " + std::to_string(seed) +
+                          " --scenario " + scenario + " --output " + quote(dir_ / name);
     if (scenario == "mean_shift") command += " --drift-features income";
     const CommandResult r = run(command);
     ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.err;
@@ -240,7 +245,7 @@ class Pipeline : public ::testing::Test {
   // `driftguard scan --backend cpu` of `current` against `reference` (the raw table by default).
   static CommandResult scan(const fs::path& current, const fs::path& report,
                             const std::string& extra, const fs::path& reference = {}) {
-    return run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu -q --progress off --reference " +
+    return run(cli() + " scan --backend cpu -q --progress off --reference " +
                quote(reference.empty() ? dir_ / "reference.h5" : reference) + " --current " +
                quote(current) + " --report " + quote(report) + " " + extra);
   }
@@ -559,7 +564,7 @@ TEST_F(Pipeline, KilledRunsResumeToTheUninterruptedResult) {
   const fs::path current = dir_ / "crash_current.h5";
   const auto command = [&](const fs::path& report, const fs::path& jsonl,
                            const fs::path& checkpoint, bool resume) {
-    std::vector<std::string> args = {DRIFTGUARD_BIN,
+    std::vector<std::string> args = {cli(),
                                      "scan",
                                      "--backend",
                                      "cpu",
@@ -688,9 +693,9 @@ class PipelineFailover : public Pipeline {
   }
   static std::string command(const std::string& backend, const std::string& fault,
                              const fs::path& report, const fs::path& jsonl) {
-    return (fault.empty() ? "" : "DRIFTGUARD_INJECT_CUDA_FAULT=" + fault + " ") +
-           std::string(DRIFTGUARD_BIN) + " scan -q --progress off --backend " + backend +
-           " --reference " + quote(profile()) + " --current " + quote(dir_ / "failover.h5") +
+    return (fault.empty() ? "" : "DRIFTGUARD_INJECT_CUDA_FAULT=" + fault + " ") + cli() +
+           " scan -q --progress off --backend " + backend + " --reference " + quote(profile()) +
+           " --current " + quote(dir_ / "failover.h5") +
            " --window-rows 10000 --batch-rows 5000 --mmd --mmd-rows 300 --mmd-permutations 40 " +
            "--seed 9 --report " + quote(report) + " --windows-jsonl " + quote(jsonl);
   }
