@@ -912,3 +912,28 @@ TEST_F(Pipeline, MonitorFedFromThreadsEqualsSequential) {
 }
 
 }  // namespace
+
+// ---- 8. The progress line ----
+namespace {
+
+TEST_F(Pipeline, ProgressLineOnRequestSilentOtherwise) {
+  synth("progress.h5", 30000, "none", 17);
+  const auto command = [](const std::string& progress) {
+    return cli() + " scan --backend cpu -q --no-ks --no-distances --window-rows 10000 " +
+           "--batch-rows 5000 --reference " + quote(dir_ / "reference.h5") + " --current " +
+           quote(dir_ / "progress.h5") + " " + progress;
+  };
+  const CommandResult on = run(command("--progress on"));
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  EXPECT_NE(on.err.find("30000 / 30000 rows (100%)"), std::string::npos) << on.err;
+  EXPECT_NE(on.err.find("3 windows"), std::string::npos) << on.err;
+  EXPECT_NE(on.err.find("rows/s"), std::string::npos) << on.err;
+  EXPECT_NE(on.err.find("ETA"), std::string::npos) << on.err;
+  EXPECT_EQ(on.err.back(), '\n');
+  // stderr is a file here, not a terminal: auto stays silent.
+  const CommandResult automatic = run(command("--progress auto"));
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.err;
+  EXPECT_EQ(automatic.err, "");
+}
+
+}  // namespace
