@@ -377,6 +377,9 @@ ScanReport aggregate_report(Monitor& monitor, const CheckpointState& state) {
     d.windows_drifted = state.windows_drifted.empty() ? 0 : state.windows_drifted[f];
     bool psi_drift = false;
     if (fixed_bins && !state.current_slots.empty()) {
+      if (state.current_slots.size() < slot + d.current_slots.size()) {
+        throw InvalidInput("the checkpoint's histograms do not fit the bins (edited or damaged)");
+      }
       std::copy_n(state.current_slots.begin() + slot, d.current_slots.size(),
                   d.current_slots.begin());
       slot += d.current_slots.size();
@@ -506,6 +509,16 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
         throw InvalidInput(options.checkpoint_path +
                            ": the checkpoint belongs to another run (other inputs or options); "
                            "delete it or run without --resume");
+      }
+      const bool consistent =
+          saved->next_row <= current.rows() && saved->validation.features == features &&
+          (saved->windows_drifted.empty() || saved->windows_drifted.size() == features) &&
+          saved->validation.rows <= saved->next_row &&
+          saved->windows.size() == saved->windows_closed;
+      if (!consistent) {
+        throw InvalidInput(options.checkpoint_path +
+                           ": the checkpoint's counts do not fit the current table (edited or "
+                           "damaged); delete it or run without --resume");
       }
       state = std::move(*saved);
     }

@@ -9,7 +9,7 @@ configs=(cpu-only sanitize)
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   configs=(cuda cpu-only sanitize)
 fi
-untrusted_input_tests=(test_score test_hdf5_io test_schema test_profile)
+untrusted_input_tests=(test_score test_hdf5_io test_schema test_profile test_pipeline)
 for config in "${configs[@]}"; do
   build="$root/build-test-$config"
   echo "=== $config: build"

@@ -937,3 +937,37 @@ TEST_F(Pipeline, ProgressLineOnRequestSilentOtherwise) {
 }
 
 }  // namespace
+
+// ---- 9. Damaged checkpoints ----
+namespace {
+
+TEST_F(Pipeline, DamagedCheckpointIsOneLineError) {
+  synth("damaged.h5", 30000, "none", 19);
+  const fs::path checkpoint = dir_ / "damaged.ck", report = dir_ / "damaged.json";
+  const std::string flags =
+      "--no-ks --no-distances --window-rows 10000 --checkpoint " + quote(checkpoint);
+  ASSERT_EQ(scan(dir_ / "damaged.h5", report, flags).exit_code, 0);
+  const std::string saved = driftguard::testing::read_text(checkpoint);
+  const auto resume_with = [&](const std::string& text) {
+    std::ofstream(checkpoint, std::ios::trunc) << text;
+    return scan(dir_ / "damaged.h5", report, flags + " --resume");
+  };
+  json edited = json::parse(saved);
+  edited["next_row"] = 30005;
+  json shrunk = json::parse(saved);
+  shrunk["current_slots"].erase(shrunk["current_slots"].begin() + 3, shrunk["current_slots"].end());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {saved.substr(0, saved.size() / 2), "not a valid driftguard checkpoint"},
+      {"{\"format\": \"driftguard-checkpoint\", \"version\": 99}", "not a driftguard checkpoint"},
+      {edited.dump(), "do not fit the current table"},
+      {shrunk.dump(), "do not fit the bins"}};
+  for (const auto& [text, message] : cases) {
+    SCOPED_TRACE(message);
+    const CommandResult r = resume_with(text);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+}  // namespace
