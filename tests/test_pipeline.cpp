@@ -319,6 +319,7 @@ class Pipeline : public ::testing::Test {
         EXPECT_EQ(p, l);
       }
       EXPECT_EQ(plain.value("mmd", json()), line.value("mmd", json()));
+      EXPECT_EQ(plain.value("score", json()), line.value("score", json()));
       EXPECT_EQ(plain["drift"], line["drift"]);
     }
   }
@@ -333,7 +334,14 @@ TEST_F(Pipeline, RowWindowsEqualPlainScansOfTheirRows) {
   const fs::path current = dir_ / "rows_current.h5";
   const Table table = read_table(current);
   ASSERT_EQ(table.rows(), 50000u);
-  const std::string stats = "--mmd --mmd-rows 300 --mmd-permutations 40 --seed 5";
+  // A scorecard on income and utilization: score drift per window, scored batch by batch.
+  const fs::path model = dir_ / "scorecard.json";
+  std::ofstream(model) << R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["income", "utilization"], "link": "logistic",
+      "coefficients": [-1.2, 2.0], "intercepts": [-1.0],
+      "standardize": {"mean": [50000, 0.3], "scale": [25000, 0.2]}, "impute": [50000, 0.3]})";
+  const std::string stats =
+      "--mmd --mmd-rows 300 --mmd-permutations 40 --seed 5 --model " + quote(model);
   const fs::path jsonl = dir_ / "rows.jsonl", report_path = dir_ / "rows.json";
   // 12000 does not divide 50000 (a short last window) nor the batches of 7000 rows.
   const CommandResult r =
@@ -350,6 +358,8 @@ TEST_F(Pipeline, RowWindowsEqualPlainScansOfTheirRows) {
     EXPECT_EQ(u64(lines[i]["window"]["end_row"]), std::min<std::uint64_t>(12000 * (i + 1), 50000));
     EXPECT_FALSE(lines[i]["window"].contains("time"));
     EXPECT_TRUE(lines[i].contains("mmd"));
+    ASSERT_TRUE(lines[i].contains("score"));
+    EXPECT_TRUE(lines[i]["score"]["outputs"][0]["drifted"].get<bool>());  // income shifted
     EXPECT_FALSE(lines[i].contains("windows"));
   }
   // The injected shift is seen in every window.
