@@ -214,7 +214,12 @@ double wasserstein1_normed(std::span<const float> sorted_reference,
                            std::span<const float> sorted_current) {
   const double distance = wasserstein1(sorted_reference, sorted_current);
   if (sorted_reference.empty()) return distance;  // NaN; np.std would divide 0 by 0
-  return distance / std::max(numpy_std(sorted_reference), 0.001);
+  return distance / wasserstein1_normed_scale(sorted_reference);
+}
+
+double wasserstein1_normed_scale(std::span<const float> sorted_reference) {
+  if (sorted_reference.empty()) return nan;
+  return std::max(numpy_std(sorted_reference), 0.001);
 }
 
 double jensen_shannon(std::span<const std::uint64_t> reference_counts,

@@ -8,6 +8,7 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/histogram.hpp"
 #include "kernels/context_impl.hpp"
+#include "kernels/parallel.hpp"
 
 namespace driftguard {
 
@@ -48,6 +49,7 @@ struct Monitor::Impl {
   // Fixed bins and reference counts; unset under the evidently policy (bins pooled per window).
   std::optional<HistogramSpec> spec;
   HistogramCounts reference_counts;
+  std::vector<double> normed_scale;  // per feature, wasserstein1_normed_scale of the reference
   std::optional<BoundModel> model;
   HistogramSpec score_spec;
   HistogramCounts reference_score_counts;
@@ -115,6 +117,11 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
   if (opt.binning.policy != BinningPolicy::Evidently) {
     m.spec = build_histogram_spec(ref.schema, opt.binning, ref.sorted, m.reference_stats, nullptr);
     m.reference_counts = ref.histogram(*m.spec);
+  }
+  if (opt.distances) {
+    for (std::size_t f = 0; f < ref.features(); ++f) {
+      m.normed_scale.push_back(wasserstein1_normed_scale(ref.sorted.column(f)));
+    }
   }
   if (opt.model_path) {
     if (ref.score_model.empty()) {
@@ -312,6 +319,20 @@ ScanReport Monitor::Impl::report() {
         with_failover("window", first_row, [&](Context& ctx) { return score_drift(ctx, window); });
   }
 
+  // The distances over the sorted samples, the costly part of a window's report: one feature
+  // per worker.
+  std::vector<double> wasserstein(features);
+  std::vector<CvmResult> cramer_von_mises_results(features);
+  if (opt.distances) {
+    detail::parallel_for(active().cpu_threads(), features, [&](std::size_t f) {
+      const auto ref_column = ref.sorted.column(f), cur_column = current_sorted.column(f);
+      wasserstein[f] = wasserstein1(ref_column, cur_column);
+      if (ref.schema.features[f].kind != FeatureKind::Categorical) {
+        cramer_von_mises_results[f] = cramer_von_mises(ref_column, cur_column);
+      }
+    });
+  }
+
   for (std::size_t f = 0; f < features; ++f) {
     FeatureDrift drift;
     drift.name = ref.schema.features[f].name;
@@ -333,15 +354,14 @@ ScanReport Monitor::Impl::report() {
       ks_drift = ks_adjusted[f] < opt.alpha;  // false for NaN
     }
     if (opt.distances) {
-      const auto ref_column = ref.sorted.column(f), cur_column = current_sorted.column(f);
-      drift.wasserstein = wasserstein1(ref_column, cur_column);
-      drift.wasserstein_normed = wasserstein1_normed(ref_column, cur_column);
+      drift.wasserstein = wasserstein[f];
+      drift.wasserstein_normed = wasserstein[f] / normed_scale[f];
       drift.jensen_shannon =
           jensen_shannon(without_missing(ref_slots), without_missing(cur_slots), 2.0);
       if (drift.kind == FeatureKind::Categorical) {
         drift.chi_squared = chi_squared(without_missing(ref_slots), without_missing(cur_slots));
       } else {
-        drift.cramer_von_mises = cramer_von_mises(ref_column, cur_column);
+        drift.cramer_von_mises = cramer_von_mises_results[f];
       }
     }
     drift.drifted = opt.drift_rule == DriftRule::Psi  ? psi_drift

@@ -56,7 +56,12 @@ TEST(Distances, WassersteinMatchesScipy) {
     EXPECT_TRUE(close(wasserstein1(ref, cur), c["wasserstein"].get<double>(), 1e-12, 1e-300));
     EXPECT_TRUE(
         close(wasserstein1_normed(ref, cur), c["wasserstein_normed"].get<double>(), 1e-12, 1e-300));
+    // The scale a monitor caches per reference gives the same bits.
+    const double normed = wasserstein1_normed(ref, cur),
+                 cached = wasserstein1(ref, cur) / wasserstein1_normed_scale(ref);
+    EXPECT_TRUE(normed == cached || (std::isnan(normed) && std::isnan(cached)));
   }
+  EXPECT_TRUE(std::isnan(wasserstein1_normed_scale({})));
 }
 
 TEST(Distances, CramerVonMisesMatchesScipy) {

@@ -30,6 +30,9 @@ double wasserstein1(std::span<const float> sorted_reference, std::span<const flo
 // the NaN standard deviation, and so does this).
 double wasserstein1_normed(std::span<const float> sorted_reference,
                            std::span<const float> sorted_current);
+// Its divisor, max(np.std(reference), 0.001): depends on the reference only, so a monitor
+// scanning many windows computes it once. wasserstein1_normed == wasserstein1 / this, bit for bit.
+double wasserstein1_normed_scale(std::span<const float> sorted_reference);
 
 // Jensen-Shannon DISTANCE (the square root of the divergence) between the normalised count
 // vectors: scipy.spatial.distance.jensenshannon(reference, current, base), with NumPy's pairwise
