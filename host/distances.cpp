@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <numbers>
 #include <numeric>
@@ -21,11 +22,19 @@ namespace {
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
 void check_sorted(std::span<const float> values, const char* what) {
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (std::isnan(values[i]) || (i > 0 && values[i] < values[i - 1])) {
-      throw InvalidInput(std::string(what) + " must be ascending and free of NaN");
-    }
+  // !(b >= a) holds for a descent and for a NaN on either side, so one pass of branch-free
+  // comparisons (vectorisable) finds both; a lone NaN at the front needs its own test.
+  const float* v = values.data();
+  const std::size_t n = values.size();
+  bool bad = n > 0 && std::isnan(v[0]);
+  constexpr std::size_t block = 1024;
+  for (std::size_t start = 1; start < n && !bad; start += block) {
+    const std::size_t end = std::min(n, start + block);
+    int descents = 0;
+    for (std::size_t i = start; i < end; ++i) descents |= !(v[i] >= v[i - 1]);
+    bad = descents != 0;
   }
+  if (bad) throw InvalidInput(std::string(what) + " must be ascending and free of NaN");
 }
 
 // NumPy's pairwise summation (np.sum on a contiguous float64 array), reproduced so that sums of
@@ -179,34 +188,78 @@ double wasserstein1(std::span<const float> sorted_reference,
   if (n_u == 0 || n_v == 0) return nan;
   // Walk the pooled sorted sample; at each pooled value the ECDFs count every value <= it
   // (searchsorted 'right'), then the step to the next pooled value weights |U - V|.
-  std::size_t iu = 0, iv = 0;  // next unmerged value of each sample
-  std::size_t cu = 0, cv = 0;  // values <= the current pooled value
+  //
+  // The walk goes one run of equal values at a time: after the first value of a run, the others
+  // step by value - previous == +-0.0, a +-0.0 term. The sum starts at +0.0 and its terms are
+  // never negative, so neither the sum nor the compensation is ever -0.0, and adding that term
+  // (compensation += (sum - t) + term == +0.0) leaves both bit for bit as they were: the walk
+  // skips it. Not for a run of infinities, where Inf - Inf puts a NaN into the sum.
+  const float* u = sorted_reference.data();
+  const float* v = sorted_current.data();
+  const double du = static_cast<double>(n_u), dv = static_cast<double>(n_v);
+  std::size_t iu = 0, iv = 0;  // next unmerged value of each sample == values < the next run
   double sum = 0.0, compensation = 0.0;
-  const std::size_t total = n_u + n_v;
   double previous = 0.0;
-  for (std::size_t i = 0; i < total; ++i) {
-    double value;
-    if (iv == n_v || (iu < n_u && sorted_reference[iu] <= sorted_current[iv])) {
-      value = sorted_reference[iu++];
-    } else {
-      value = sorted_current[iv++];
+  const auto add = [&](double term) {
+    // Neumaier's compensated sum: the pooled sample can hold 10^6 terms. An infinite step
+    // leaves the plain sum as SciPy's (Inf or NaN) and nothing to compensate.
+    const double t = sum + term;
+    if (std::isfinite(t)) {
+      compensation += std::abs(sum) >= std::abs(term) ? (sum - t) + term : (term - t) + sum;
     }
-    if (i > 0) {
-      const double term = std::abs(static_cast<double>(cu) / static_cast<double>(n_u) -
-                                   static_cast<double>(cv) / static_cast<double>(n_v)) *
-                          (value - previous);
-      // Neumaier's compensated sum: the pooled sample can hold 10^6 terms. An infinite step
-      // leaves the plain sum as SciPy's (Inf or NaN) and nothing to compensate.
-      const double t = sum + term;
-      if (std::isfinite(t)) {
-        compensation += std::abs(sum) >= std::abs(term) ? (sum - t) + term : (term - t) + sum;
-      }
-      sum = t;
+    sum = t;
+  };
+  // |U - V| where U and V count the values <= the previous pooled value.
+  const auto gap = [&](std::size_t cu, std::size_t cv) {
+    return std::abs(static_cast<double>(cu) / du - static_cast<double>(cv) / dv);
+  };
+  // One whole run of equal values, any case (ties, infinities, an exhausted sample).
+  const auto run = [&](bool first) {
+    const float value = (iv == n_v || (iu < n_u && u[iu] <= v[iv])) ? u[iu] : v[iv];
+    if (!first) add(gap(iu, iv) * (static_cast<double>(value) - previous));
+    const std::size_t su = iu, sv = iv;
+    while (iu < n_u && u[iu] == value) ++iu;
+    while (iv < n_v && v[iv] == value) ++iv;
+    if (!std::isfinite(value)) {
+      const double step = static_cast<double>(value) - static_cast<double>(value);
+      for (std::size_t k = 1; k < iu - su + iv - sv; ++k) add(gap(iu, iv) * step);
     }
-    while (cu < n_u && sorted_reference[cu] <= value) ++cu;
-    while (cv < n_v && sorted_current[cv] <= value) ++cv;
     previous = value;
+  };
+  run(true);
+  // The common case, a value held by one sample only and once: one term, one new ECDF value
+  // (the quotient is cached per sample: the same division of the same count). Both samples keep
+  // a value beyond the current one, so the next values are read without bound checks.
+  if (iu + 1 < n_u && iv + 1 < n_v) {
+    float a = u[iu], b = v[iv];
+    double qu = static_cast<double>(iu) / du, qv = static_cast<double>(iv) / dv;
+    while (iu + 1 < n_u && iv + 1 < n_v) {
+      if (a < b && u[iu + 1] != a) {
+        add(std::abs(qu - qv) * (static_cast<double>(a) - previous));
+        previous = a;
+        ++iu;
+        qu = static_cast<double>(iu) / du;
+        a = u[iu];
+      } else if (b < a && v[iv + 1] != b) {
+        add(std::abs(qu - qv) * (static_cast<double>(b) - previous));
+        previous = b;
+        ++iv;
+        qv = static_cast<double>(iv) / dv;
+        b = v[iv];
+      } else {
+        run(false);
+        if (iu < n_u) {
+          a = u[iu];
+          qu = static_cast<double>(iu) / du;
+        }
+        if (iv < n_v) {
+          b = v[iv];
+          qv = static_cast<double>(iv) / dv;
+        }
+      }
+    }
   }
+  while (iu < n_u || iv < n_v) run(false);
   return std::isfinite(sum) ? sum + compensation : sum;
 }
 
@@ -311,29 +364,64 @@ CvmResult cramer_von_mises(std::span<const float> sorted_reference,
 
   // Average ranks of the pooled sample: a run of equal values occupying ranks L+1 .. L+E gets
   // (2L + E + 1) / 2, a multiple of 1/2, so every square below is exact in double.
+  const float* x = sorted_reference.data();
+  const float* y = sorted_current.data();
   double sum_x = 0.0, sum_y = 0.0;
   std::size_t ix = 0, iy = 0;
-  while (ix < nx || iy < ny) {
-    const float value = (iy == ny || (ix < nx && sorted_reference[ix] <= sorted_current[iy]))
-                            ? sorted_reference[ix]
-                            : sorted_current[iy];
+  // One whole run of equal values, any case.
+  const auto run = [&] {
+    const float value = (iy == ny || (ix < nx && x[ix] <= y[iy])) ? x[ix] : y[iy];
     std::size_t ex = ix, ey = iy;
-    while (ex < nx && sorted_reference[ex] == value) ++ex;
-    while (ey < ny && sorted_current[ey] == value) ++ey;
+    while (ex < nx && x[ex] == value) ++ex;
+    while (ey < ny && y[ey] == value) ++ey;
     const auto below = static_cast<double>(ix + iy);
     const auto equal = static_cast<double>(ex - ix + ey - iy);
     const double rank = (2.0 * below + equal + 1.0) / 2.0;
-    for (std::size_t i = ix; i < ex; ++i) {
+    // Each sum in its own order; the two chains of additions interleave.
+    const std::size_t both = std::min(ex - ix, ey - iy);
+    for (std::size_t k = 0; k < both; ++k) {
+      const double dx = rank - static_cast<double>(ix + k + 1);
+      sum_x += dx * dx;
+      const double dy = rank - static_cast<double>(iy + k + 1);
+      sum_y += dy * dy;
+    }
+    for (std::size_t i = ix + both; i < ex; ++i) {
       const double d = rank - static_cast<double>(i + 1);
       sum_x += d * d;
     }
-    for (std::size_t i = iy; i < ey; ++i) {
+    for (std::size_t i = iy + both; i < ey; ++i) {
       const double d = rank - static_cast<double>(i + 1);
       sum_y += d * d;
     }
     ix = ex;
     iy = ey;
+  };
+  // The common case, a value held by one sample only and once: rank ix + iy + 1 for that one
+  // value, the same operations as a run of E = 1. Both samples keep a value beyond the current
+  // one, so the next values are read without bound checks.
+  if (ix + 1 < nx && iy + 1 < ny) {
+    float a = x[ix], b = y[iy];
+    while (ix + 1 < nx && iy + 1 < ny) {
+      if (a < b && x[ix + 1] != a) {
+        const double rank = (2.0 * static_cast<double>(ix + iy) + 1.0 + 1.0) / 2.0;
+        const double d = rank - static_cast<double>(ix + 1);
+        sum_x += d * d;
+        ++ix;
+        a = x[ix];
+      } else if (b < a && y[iy + 1] != b) {
+        const double rank = (2.0 * static_cast<double>(ix + iy) + 1.0 + 1.0) / 2.0;
+        const double d = rank - static_cast<double>(iy + 1);
+        sum_y += d * d;
+        ++iy;
+        b = y[iy];
+      } else {
+        run();
+        if (ix < nx) a = x[ix];
+        if (iy < ny) b = y[iy];
+      }
+    }
   }
+  while (ix < nx || iy < ny) run();
   const double u = static_cast<double>(nx) * sum_x + static_cast<double>(ny) * sum_y;
   const std::uint64_t k = nx * ny, big_n = nx + ny;
   const double t = u / static_cast<double>(k * big_n) -
