@@ -8,6 +8,7 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -385,6 +386,66 @@ TEST_P(Ks, FromBatchSortsEachColumnAndCountsNaN) {
     ASSERT_EQ(column.size(), expected.size());
     EXPECT_TRUE(std::equal(column.begin(), column.end(), expected.begin()));
     EXPECT_EQ(sorted.nan_counts[f], rows - expected.size());
+  }
+}
+
+// Columns the random samples rarely make, on both sides of the radix-sort size (512 values):
+// bit patterns compared, so -0.0 must sort before +0.0 and NaN of any payload is left out.
+TEST_P(Ks, FromBatchSortsSpecialColumnsBitExactly) {
+  std::mt19937_64 rng(test_seed());
+  SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(test_seed()));
+  const float inf = std::numeric_limits<float>::infinity();
+  const float denorm = std::numeric_limits<float>::denorm_min();
+  const float specials[] = {-0.0f,
+                            0.0f,
+                            inf,
+                            -inf,
+                            denorm,
+                            -denorm,
+                            1.0f,
+                            -1.0f,
+                            std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::lowest(),
+                            std::numeric_limits<float>::min(),
+                            kNaN,
+                            -kNaN,
+                            std::bit_cast<float>(0x7fc01234u),
+                            std::bit_cast<float>(0xffbfffffu)};
+  for (const std::size_t rows : {std::size_t{1}, std::size_t{100}, std::size_t{3000}}) {
+    // 0: all equal; 1: all NaN; 2: specials; 3: specials and one NaN-free constant run;
+    // 4: equal values and NaN; 5: denormals and zeros only; 6: wide random bit patterns.
+    const std::size_t features = 7;
+    std::vector<float> data(rows * features);
+    std::uniform_int_distribution<std::size_t> pick(0, std::size(specials) - 1);
+    for (std::size_t r = 0; r < rows; ++r) {
+      float* x = data.data() + r * features;
+      x[0] = 2.5f;
+      x[1] = r % 2 ? kNaN : -kNaN;
+      x[2] = specials[pick(rng)];
+      x[3] = r % 3 ? -0.0f : specials[pick(rng)];
+      x[4] = r % 5 ? 7.0f : kNaN;
+      x[5] = std::bit_cast<float>(static_cast<std::uint32_t>(rng() % 4) << 30 >> 30 |
+                                  (rng() % 2 ? 0x80000000u : 0u));
+      x[6] = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
+    }
+    const SortedColumns sorted = SortedColumns::from_batch(ctx(), {data.data(), rows, features});
+    EXPECT_NO_THROW(sorted.check());
+    for (std::size_t f = 0; f < features; ++f) {
+      std::vector<std::uint32_t> expected;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float v = data[r * features + f];
+        if (!std::isnan(v)) expected.push_back(detail::ks_sort_key(v));
+      }
+      std::sort(expected.begin(), expected.end());
+      const auto column = sorted.column(f);
+      ASSERT_EQ(column.size(), expected.size()) << "rows " << rows << " feature " << f;
+      for (std::size_t i = 0; i < expected.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(column[i]),
+                  std::bit_cast<std::uint32_t>(detail::ks_key_value(expected[i])))
+            << "rows " << rows << " feature " << f << " at " << i;
+      }
+      EXPECT_EQ(sorted.nan_counts[f], rows - expected.size());
+    }
   }
 }
 
