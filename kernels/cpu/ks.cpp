@@ -1,7 +1,7 @@
 // CPU backend of KS: columns are gathered out of the row-major batch into one column-major array
-// of sort keys (NaN kept: their key sorts last, and they are cut off after the sort), each column
-// is radix-sorted on its own (OpenMP over features), and the statistic of a feature is one linear
-// merge of its sorted current column with the sorted reference column.
+// of sort keys (NaN dropped), each column is radix-sorted on its own (OpenMP over features), and
+// the statistic of a feature is one linear merge of its sorted current column with the sorted
+// reference column.
 #include <omp.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -25,23 +25,13 @@ namespace {
 
 using detail::parallel_for;
 
-// Bytes of the batch per gather block: a block's rows stay in L1 while each feature's keys are
-// written out of them.
-constexpr std::size_t kGatherBlockBytes = 32 * 1024;
-// Below this many values a comparison sort beats the counting passes.
+// Rows per gather block: a block's per-feature counters stay in L1 and its rows in L2.
+constexpr std::size_t kBlockRows = 2048;
+// Below this many values a comparison sort beats the four counting passes.
 constexpr std::size_t kRadixMinValues = 512;
-// 8-bit digits (four passes at most). 11-bit digits (three passes) measured slower: their 2048
-// destinations of a pass do not stay in L1.
 constexpr int kDigitBits = 8;
 constexpr int kDigits = 32 / kDigitBits;
 constexpr std::size_t kBuckets = std::size_t{1} << kDigitBits;
-using Histogram = std::array<std::array<std::uint32_t, kBuckets>, kDigits>;
-// ks_sort_key of every NaN, above the key of every other value (+Inf is 0xff800000).
-constexpr std::uint32_t kNaNKey = 0xffffffffu;
-
-inline std::uint32_t digit(std::uint32_t key, int d) {
-  return (key >> (d * kDigitBits)) & (kBuckets - 1);
-}
 
 // Uninitialised storage: every element is written before it is read, and value-initialising a
 // batch-sized vector would cost a full extra pass.
@@ -52,122 +42,103 @@ Buffer<T> make_buffer(std::size_t n) {
   return Buffer<T>(new T[n]);
 }
 
-// Every column of the batch as sort keys, NaN included (kNaNKey: they sort last), column f at
-// keys[f * stride]; and where the column's non-NaN values go in the compact output.
+// The non-NaN values of every column as sort keys, column after column.
 struct ColumnKeys {
-  std::size_t rows = 0;
-  std::size_t stride = 0;  // keys from one column to the next
   Buffer<std::uint32_t> keys;
-  std::vector<std::uint64_t> offsets;     // features + 1, of the non-NaN values
+  std::vector<std::uint64_t> offsets;     // features + 1
   std::vector<std::uint64_t> nan_counts;  // features
-  std::uint64_t max_column = 0;           // most non-NaN values of a column
+  std::uint64_t max_column = 0;
 };
 
-// One pass over the batch in row blocks (a transpose): each feature's keys of the block are
-// written contiguously, and its NaN counted.
+// Two passes over the batch in row blocks: count each block's non-NaN values per feature, then
+// write each value's key at its column's running position, so every column is contiguous.
 ColumnKeys gather_keys(int threads, const BatchView& batch) {
   const std::size_t rows = batch.rows;
   const std::size_t features = batch.features;
-  const std::size_t block_rows = std::max<std::size_t>(
-      16, kGatherBlockBytes / (sizeof(float) * std::max<std::size_t>(features, 1)));
-  const std::size_t blocks = (rows + block_rows - 1) / block_rows;
-  ColumnKeys out;
-  out.rows = rows;
-  // Columns 64 bytes more than a multiple of 64 bytes apart: the gather's column streams fall
-  // in different cache sets (a power-of-two stride would put them all in the same ones).
-  out.stride = (rows + 15) / 16 * 16 + 16;
-  out.keys = make_buffer<std::uint32_t>(out.stride * features);
-  std::uint32_t* keys = out.keys.get();
-  std::vector<std::uint32_t> block_nan(blocks * features);
+  const std::size_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  std::vector<std::uint32_t> block_counts(blocks * features, 0);
   parallel_for(threads, blocks, [&](std::size_t b) {
-    const std::size_t begin = b * block_rows;
-    const std::size_t end = std::min(rows, begin + block_rows);
-    const float* x = batch.data;
-    for (std::size_t f = 0; f < features; ++f) {
-      std::uint32_t* column = keys + f * out.stride;
-      std::uint32_t nan = 0;
-      for (std::size_t r = begin; r < end; ++r) {
-        const std::uint32_t key = detail::ks_sort_key(x[r * features + f]);
-        column[r] = key;
-        nan += key == kNaNKey ? 1u : 0u;
-      }
-      block_nan[b * features + f] = nan;
+    std::uint32_t* count = block_counts.data() + b * features;
+    const std::size_t end = std::min(rows, (b + 1) * kBlockRows);
+    for (std::size_t r = b * kBlockRows; r < end; ++r) {
+      const float* x = batch.data + r * features;
+      for (std::size_t f = 0; f < features; ++f) count[f] += x[f] == x[f] ? 1u : 0u;
     }
   });
+
+  ColumnKeys out;
   out.offsets.assign(features + 1, 0);
   out.nan_counts.assign(features, 0);
+  // Where each block writes its first value of each feature.
+  std::vector<std::uint64_t> position(blocks * features);
   for (std::size_t f = 0; f < features; ++f) {
-    std::uint64_t nan = 0;
-    for (std::size_t b = 0; b < blocks; ++b) nan += block_nan[b * features + f];
-    out.nan_counts[f] = nan;
-    out.offsets[f + 1] = out.offsets[f] + (rows - nan);
-    out.max_column = std::max<std::uint64_t>(out.max_column, rows - nan);
+    std::uint64_t at = out.offsets[f];
+    for (std::size_t b = 0; b < blocks; ++b) {
+      position[b * features + f] = at;
+      at += block_counts[b * features + f];
+    }
+    out.offsets[f + 1] = at;
+    out.nan_counts[f] = rows - (at - out.offsets[f]);
+    out.max_column = std::max(out.max_column, at - out.offsets[f]);
   }
+  out.keys = make_buffer<std::uint32_t>(out.offsets[features]);
+  std::uint32_t* keys = out.keys.get();
+  parallel_for(threads, blocks, [&](std::size_t b) {
+    std::uint64_t* at = position.data() + b * features;
+    const std::size_t end = std::min(rows, (b + 1) * kBlockRows);
+    for (std::size_t r = b * kBlockRows; r < end; ++r) {
+      const float* x = batch.data + r * features;
+      for (std::size_t f = 0; f < features; ++f) {
+        if (x[f] == x[f]) keys[at[f]++] = detail::ks_sort_key(x[f]);
+      }
+    }
+  });
   return out;
 }
 
-void keys_to_values(const std::uint32_t* keys, std::size_t n, float* out) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = detail::ks_key_value(keys[i]);
-}
-
-// Sorts the n keys at `keys` (LSD radix; digits shared by every key are skipped) and writes the
-// first `valid` of them (the non-NaN ones) as values to out. The keys and `scratch` (n keys) are
-// clobbered.
-void sort_column(std::uint32_t* keys, std::uint32_t* scratch, std::size_t n, std::size_t valid,
-                 float* out) {
-  if (n < kRadixMinValues || n > std::numeric_limits<std::uint32_t>::max()) {
+// Sorts n keys in place (LSD radix, 8-bit digits; digits shared by every key are skipped).
+// `scratch` holds at least n keys.
+void sort_keys(std::uint32_t* keys, std::uint32_t* scratch, std::size_t n) {
+  if (n < kRadixMinValues) {
     std::sort(keys, keys + n);
-    keys_to_values(keys, valid, out);
     return;
   }
-  Histogram counts{};
+  std::array<std::array<std::size_t, kBuckets>, kDigits> counts{};
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t k = keys[i];
-    for (int d = 0; d < kDigits; ++d) ++counts[d][digit(k, d)];
-  }
-  std::array<int, kDigits> passes{};
-  int active = 0;
-  for (int d = 0; d < kDigits; ++d) {
-    if (counts[d][digit(keys[0], d)] != n) passes[active++] = d;
-  }
-  if (active == 0) {  // all keys equal
-    keys_to_values(keys, valid, out);
-    return;
+    for (int d = 0; d < kDigits; ++d) ++counts[d][(k >> (d * kDigitBits)) & (kBuckets - 1)];
   }
   std::uint32_t* src = keys;
   std::uint32_t* dst = scratch;
-  for (int p = 0; p < active; ++p) {
-    const int d = passes[p];
-    std::array<std::uint32_t, kBuckets>& count = counts[d];
-    std::uint32_t at = 0;
-    for (std::uint32_t& c : count) {
-      const std::uint32_t next = at + c;
+  for (int d = 0; d < kDigits; ++d) {
+    std::array<std::size_t, kBuckets>& count = counts[d];
+    const int shift = d * kDigitBits;
+    if (count[(src[0] >> shift) & (kBuckets - 1)] == n) continue;
+    std::size_t at = 0;
+    for (std::size_t& c : count) {
+      const std::size_t next = at + c;
       c = at;
       at = next;
     }
-    const int shift = d * kDigitBits;
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint32_t k = src[i];
       dst[count[(k >> shift) & (kBuckets - 1)]++] = k;
     }
     std::swap(src, dst);
   }
-  // Warm in cache: written to `out` in order (a scatter into `out` would miss on every line).
-  // The NaN keys, last, are left out.
-  keys_to_values(src, valid, out);
+  if (src != keys) std::copy(src, src + n, keys);
 }
 
-// Sorts every column (threads share the columns; each owns a scratch buffer) into values: out(f)
-// is where column f's non-NaN values go; then calls done(feature) while they are still in cache.
-template <class Out, class Done>
-void sort_columns_of(int threads, ColumnKeys& columns, std::size_t features, Out&& out,
-                     Done&& done) {
+// Sorts every column (threads share the columns; each owns a scratch buffer), then calls
+// done(feature) for the column while it is still in cache.
+template <class Done>
+void sort_columns_of(int threads, ColumnKeys& columns, std::size_t features, Done&& done) {
   std::vector<Buffer<std::uint32_t>> scratch(static_cast<std::size_t>(threads));
   parallel_for(threads, features, [&](std::size_t f) {
     Buffer<std::uint32_t>& own = scratch[static_cast<std::size_t>(omp_get_thread_num())];
-    if (!own) own = make_buffer<std::uint32_t>(std::max<std::size_t>(columns.rows, 1));
-    const std::uint64_t valid = columns.offsets[f + 1] - columns.offsets[f];
-    sort_column(columns.keys.get() + f * columns.stride, own.get(), columns.rows, valid, out(f));
+    if (!own) own = make_buffer<std::uint32_t>(std::max<std::uint64_t>(columns.max_column, 1));
+    const std::uint64_t begin = columns.offsets[f];
+    sort_keys(columns.keys.get() + begin, own.get(), columns.offsets[f + 1] - begin);
     done(f);
   });
 }
@@ -352,10 +323,11 @@ SortedColumns sort_columns(int threads, BatchView batch) {
   SortedColumns out;
   out.features = batch.features;
   out.values.resize(columns.offsets.back());
-  float* values = out.values.data();
-  sort_columns_of(
-      threads, columns, batch.features, [&](std::size_t f) { return values + columns.offsets[f]; },
-      [](std::size_t) {});
+  sort_columns_of(threads, columns, batch.features, [&](std::size_t f) {
+    for (std::uint64_t i = columns.offsets[f]; i < columns.offsets[f + 1]; ++i) {
+      out.values[i] = detail::ks_key_value(columns.keys[i]);
+    }
+  });
   out.offsets = std::move(columns.offsets);
   out.nan_counts = std::move(columns.nan_counts);
   return out;
@@ -365,22 +337,17 @@ void ks_statistics(int threads, const SortedColumns& reference, BatchView curren
                    std::span<detail::KsExtremes> out) {
   ColumnKeys columns = gather_keys(threads, current);
   // Per thread: the sorted column as floats (the merge compares floats: -0.0 == +0.0).
-  std::vector<Buffer<float>> values(static_cast<std::size_t>(threads));
-  auto own = [&]() -> Buffer<float>& {
-    return values[static_cast<std::size_t>(omp_get_thread_num())];
-  };
-  sort_columns_of(
-      threads, columns, current.features,
-      [&](std::size_t) {
-        Buffer<float>& v = own();
-        if (!v) v = make_buffer<float>(std::max<std::uint64_t>(columns.max_column, 1));
-        return v.get();
-      },
-      [&](std::size_t f) {
-        const std::uint64_t n = columns.offsets[f + 1] - columns.offsets[f];
-        out[f] = extremes_of(reference.column(f), own().get(), n);
-        out[f].nan_current = columns.nan_counts[f];
-      });
+  std::vector<std::vector<float>> values(static_cast<std::size_t>(threads));
+  sort_columns_of(threads, columns, current.features, [&](std::size_t f) {
+    const std::uint64_t begin = columns.offsets[f];
+    const std::uint64_t n = columns.offsets[f + 1] - begin;
+    std::vector<float>& own = values[static_cast<std::size_t>(omp_get_thread_num())];
+    own.resize(columns.max_column);
+    const std::uint32_t* keys = columns.keys.get() + begin;
+    for (std::uint64_t i = 0; i < n; ++i) own[i] = detail::ks_key_value(keys[i]);
+    out[f] = extremes_of(reference.column(f), own.data(), n);
+    out[f].nan_current = columns.nan_counts[f];
+  });
 }
 
 void ks_statistics(int threads, const SortedColumns& reference, const SortedColumns& current,
