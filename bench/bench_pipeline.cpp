@@ -53,6 +53,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_random.hpp"
 #include "driftguard/batch.hpp"
 #include "driftguard/binning.hpp"
 #include "driftguard/context.hpp"
@@ -166,18 +167,8 @@ std::size_t scan_batch_rows(const Hdf5BatchReader& reader) {
 // 5 of them categorical, then numeric x_NNN), reference under `none`, current under
 // `mean_shift`. Numeric: every feature numeric and bell-shaped (sum of three uniforms) with its
 // own centre and scale and 0.5% NaN, the current's centres shifted by a tenth of the scale; this
-// is the validate_histogram kernel's vector path only (categorical features take a scalar search).
-// splitmix64
-struct Random {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
+// is the validate_histogram kernel's vector path only (categorical features take a table lookup).
+using driftguard::bench::Random;
 
 void write_numeric(const std::string& path, std::size_t rows, bool current) {
   std::vector<std::string> names;
@@ -285,12 +276,7 @@ Reference make_reference(const Config& config, DataKind kind) {
   }
   // The monitor's rules and bins (monitor.cpp: quantile binning, 10 bins).
   ref.rules = ValidationRules::from_schema(profile->schema);
-  std::vector<std::vector<float>> columns;
-  for (std::size_t f = 0; f < profile->features(); ++f) {
-    const auto column = profile->sorted.column(f);
-    columns.emplace_back(column.begin(), column.end());
-  }
-  ref.spec = build_histogram_spec(profile->schema, BinningOptions{}, columns,
+  ref.spec = build_histogram_spec(profile->schema, BinningOptions{}, profile->sorted,
                                   profile->column_stats(), nullptr);
   return ref;
 }

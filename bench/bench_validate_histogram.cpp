@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_random.hpp"
 #include "driftguard/batch.hpp"
 #include "driftguard/context.hpp"
 #include "driftguard/histogram.hpp"
@@ -44,17 +45,7 @@ const char* op_name(Op op) {
   return op == Op::Validate ? "validate" : op == Op::Histogram ? "histogram" : "validate_histogram";
 }
 
-// splitmix64: fast enough to fill a 1 GiB batch in well under a second per feature pass.
-struct Random {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-};
+using driftguard::bench::Random;
 
 struct Dataset {
   std::uint64_t id = 0;  // distinct for every dataset built
