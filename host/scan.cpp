@@ -55,15 +55,35 @@ ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, boo
   return ReferenceProfile::load(options.reference_path);
 }
 
+// FNV-1a over the reference's sorted values and NaN counts: a reference rewritten between a kill
+// and --resume changes it.
+std::uint64_t reference_digest(const ReferenceProfile& reference) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  const auto mix = [&hash](std::uint64_t word) { hash = (hash ^ word) * 0x100000001b3ull; };
+  const std::vector<float>& values = reference.sorted.values;
+  for (std::size_t i = 0; i < values.size(); i += 2) {
+    std::uint32_t low = 0, high = 0;
+    std::memcpy(&low, &values[i], sizeof low);
+    if (i + 1 < values.size()) std::memcpy(&high, &values[i + 1], sizeof high);
+    mix(std::uint64_t{high} << 32 | low);
+  }
+  for (std::uint64_t nan_count : reference.sorted.nan_counts) mix(nan_count);
+  return hash;
+}
+
 // The inputs and every option that changes a result: a checkpoint resumes only the run that
 // wrote it. Batch size, buffers and the bad-block policy change no result (a run stopped by a bad
 // block resumes with `--on-bad-block skip`).
-std::string fingerprint(const ScanOptions& o, const Hdf5BatchReader& current) {
+std::string fingerprint(const ScanOptions& o, const Hdf5BatchReader& current,
+                        const ReferenceProfile& reference) {
   const auto optional = [](const auto& value) {
     return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
   };
   const nlohmann::json doc = {
-      {"reference", o.reference_path},
+      {"reference",
+       {{"path", o.reference_path},
+        {"rows", reference.rows},
+        {"digest", reference_digest(reference)}}},
       {"current",
        {{"path", o.current_path}, {"rows", current.rows()}, {"names", current.feature_names()}}},
       {"schema", o.schema ? o.schema->to_json() : ""},
@@ -501,7 +521,9 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   Monitor monitor(ctx, std::move(ref), options, expected_window_rows);
 
   CheckpointState state;
-  state.fingerprint = fingerprint(options, current);
+  if (!options.checkpoint_path.empty()) {
+    state.fingerprint = fingerprint(options, current, monitor.profile());
+  }
   state.validation = ValidationCounts(features);
   if (options.resume) {
     if (std::optional<CheckpointState> saved = detail::load_checkpoint(options.checkpoint_path)) {

@@ -847,6 +847,16 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_FALSE(fs::exists(dir_ / "guard_bad.json"));
   }
+
+  // The reference rewritten in place (same path, same size, other values): refused.
+  fs::copy_file(dir_ / "reference.h5", dir_ / "guard_reference.h5",
+                fs::copy_options::overwrite_existing);
+  r = scan(current, dir_ / "guard_ref.json", windows, dir_ / "guard_reference.h5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  synth("guard_reference.h5", 20000, "none", 23);
+  r = scan(current, dir_ / "guard_ref.json", windows + " --resume", dir_ / "guard_reference.h5");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("belongs to another run"), std::string::npos) << r.err;
 }
 
 // ---- 7. The Monitor API ----
