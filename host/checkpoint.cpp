@@ -75,19 +75,25 @@ WindowSummary window_from_json(const json& j) {
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, std::string_view text) {
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(temporary, "cannot create");
+void write_all(int fd, std::string_view text, const std::string& path) {
   std::size_t written = 0;
   while (written < text.size()) {
     const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      fail(temporary, "cannot write");
-    }
+    if (n <= 0) fail(path, "cannot write");
     written += static_cast<std::size_t>(n);
+  }
+}
+
+void write_file_atomically(const std::string& path, std::string_view text) {
+  const std::string temporary = path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(temporary, "cannot create");
+  try {
+    write_all(fd, text, temporary);
+  } catch (const IoError&) {
+    ::close(fd);
+    throw;
   }
   if (::fsync(fd) != 0) {
     ::close(fd);

@@ -27,6 +27,9 @@ struct CheckpointState {
   std::vector<FailoverEvent> failovers;
 };
 
+// Writes all of `text` to `fd` (retrying short and interrupted writes); IoError naming `path`.
+void write_all(int fd, std::string_view text, const std::string& path);
+
 // Temporary file, fsync, rename, fsync of the directory: after a crash the file is either the
 // old one or the new one, whole. IoError on failure.
 void write_file_atomically(const std::string& path, std::string_view text);

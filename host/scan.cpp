@@ -148,13 +148,7 @@ class JsonLines {
   // Appends one line and syncs it; returns the bytes written.
   std::uint64_t append(const std::string& line) {
     if (fd_ < 0) return 0;
-    std::size_t written = 0;
-    while (written < line.size()) {
-      const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw IoError(path_ + ": cannot write: " + std::strerror(errno));
-      written += static_cast<std::size_t>(n);
-    }
+    detail::write_all(fd_, line, path_);
     if (::fdatasync(fd_) != 0) throw IoError(path_ + ": fsync failed: " + std::strerror(errno));
     return line.size();
   }
