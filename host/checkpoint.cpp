@@ -12,12 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "driftguard/errors.hpp"
+#include "host/report_json.hpp"
 
 namespace driftguard::detail {
 namespace {
 
 using nlohmann::json;
-constexpr int kCheckpointVersion = 1;
+// 2: window summaries in the report's shape (host/report_json.hpp), "time": {"begin", "end"}.
+constexpr int kCheckpointVersion = 2;
 constexpr const char* kFormat = "driftguard-checkpoint";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -39,38 +41,6 @@ json optional_json(const std::optional<std::int64_t>& value) {
 std::optional<std::int64_t> optional_int(const json& value) {
   if (value.is_null()) return std::nullopt;
   return value.get<std::int64_t>();
-}
-
-json to_json(const WindowSummary& w) {
-  return {{"index", w.window.index},
-          {"first_row", w.window.first_row},
-          {"end_row", w.window.end_row},
-          {"quarantined_rows", w.window.quarantined_rows},
-          {"time_begin", optional_json(w.window.time_begin)},
-          {"time_end", optional_json(w.window.time_end)},
-          {"rows", w.rows},
-          {"rows_ok", w.rows_ok},
-          {"drifted_features", w.drifted_features},
-          {"drifted_scores", w.drifted_scores},
-          {"mmd_pvalue", w.mmd_pvalue ? json(*w.mmd_pvalue) : json(nullptr)},
-          {"dataset_drift", w.dataset_drift}};
-}
-
-WindowSummary window_from_json(const json& j) {
-  WindowSummary w;
-  w.window.index = j.at("index");
-  w.window.first_row = j.at("first_row");
-  w.window.end_row = j.at("end_row");
-  w.window.quarantined_rows = j.at("quarantined_rows");
-  w.window.time_begin = optional_int(j.at("time_begin"));
-  w.window.time_end = optional_int(j.at("time_end"));
-  w.rows = j.at("rows");
-  w.rows_ok = j.at("rows_ok");
-  w.drifted_features = j.at("drifted_features").get<std::vector<std::string>>();
-  w.drifted_scores = j.at("drifted_scores").get<std::vector<std::string>>();
-  if (!j.at("mmd_pvalue").is_null()) w.mmd_pvalue = j.at("mmd_pvalue").get<double>();
-  w.dataset_drift = j.at("dataset_drift");
-  return w;
 }
 
 }  // namespace
@@ -107,7 +77,7 @@ void write_file_atomically(const std::string& path, std::string_view text) {
 
 void save_checkpoint(const std::string& path, const CheckpointState& state) {
   json windows = json::array(), quarantined = json::array(), failovers = json::array();
-  for (const WindowSummary& w : state.windows) windows.push_back(to_json(w));
+  for (const WindowSummary& w : state.windows) windows.push_back(window_summary_json(w));
   for (const QuarantinedBlock& q : state.quarantined) {
     quarantined.push_back({{"first_row", q.first_row}, {"rows", q.rows}, {"reason", q.reason}});
   }
@@ -163,7 +133,7 @@ std::optional<CheckpointState> load_checkpoint(const std::string& path) {
     }
     state.current_slots = doc.at("current_slots").get<std::vector<std::uint64_t>>();
     state.windows_drifted = doc.at("windows_drifted").get<std::vector<std::uint64_t>>();
-    for (const json& w : doc.at("windows")) state.windows.push_back(window_from_json(w));
+    for (const json& w : doc.at("windows")) state.windows.push_back(window_summary_from_json(w));
     for (const json& q : doc.at("quarantined")) {
       state.quarantined.push_back({q.at("first_row"), q.at("rows"), q.at("reason")});
     }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "driftguard/report.hpp"
+#include "host/report_json.hpp"
 
 namespace driftguard {
 namespace {
@@ -51,6 +52,19 @@ json window_json(const WindowInfo& w) {
   return out;
 }
 
+WindowInfo window_from_json(const json& j) {
+  WindowInfo w;
+  w.index = j.at("index");
+  w.first_row = j.at("first_row");
+  w.end_row = j.at("end_row");
+  w.quarantined_rows = j.at("quarantined_rows");
+  if (const auto time = j.find("time"); time != j.end()) {
+    w.time_begin = time->at("begin").get<std::int64_t>();
+    w.time_end = time->at("end").get<std::int64_t>();
+  }
+  return w;
+}
+
 json quarantine_json(std::uint64_t rows, const std::vector<QuarantinedBlock>& blocks) {
   json list = json::array();
   for (const QuarantinedBlock& q : blocks) {
@@ -72,6 +86,34 @@ json failovers_json(const std::vector<FailoverEvent>& events) {
 }
 
 }  // namespace
+
+json detail::window_summary_json(const WindowSummary& w) {
+  json item = window_json(w.window);
+  item["rows"] = w.rows;
+  item["rows_ok"] = w.rows_ok;
+  item["drifted_features"] = w.drifted_features;
+  if (!w.drifted_scores.empty()) item["drifted_scores"] = w.drifted_scores;
+  if (w.mmd_pvalue) item["mmd_pvalue"] = *w.mmd_pvalue;
+  item["dataset_drift"] = w.dataset_drift;
+  return item;
+}
+
+WindowSummary detail::window_summary_from_json(const json& j) {
+  WindowSummary w;
+  w.window = window_from_json(j);
+  w.rows = j.at("rows");
+  w.rows_ok = j.at("rows_ok");
+  w.drifted_features = j.at("drifted_features").get<std::vector<std::string>>();
+  if (const auto scores = j.find("drifted_scores"); scores != j.end()) {
+    w.drifted_scores = scores->get<std::vector<std::string>>();
+  }
+  // A NaN p-value is written as null.
+  if (const auto p = j.find("mmd_pvalue"); p != j.end() && !p->is_null()) {
+    w.mmd_pvalue = p->get<double>();
+  }
+  w.dataset_drift = j.at("dataset_drift");
+  return w;
+}
 
 std::string ScanReport::to_json(int indent) const {
   json features_json = json::array();
@@ -161,16 +203,7 @@ std::string ScanReport::to_json(int indent) const {
   if (window) doc["window"] = window_json(*window);
   if (!windows.empty()) {
     json list = json::array();
-    for (const WindowSummary& w : windows) {
-      json item = window_json(w.window);
-      item["rows"] = w.rows;
-      item["rows_ok"] = w.rows_ok;
-      item["drifted_features"] = w.drifted_features;
-      if (!w.drifted_scores.empty()) item["drifted_scores"] = w.drifted_scores;
-      if (w.mmd_pvalue) item["mmd_pvalue"] = *w.mmd_pvalue;
-      item["dataset_drift"] = w.dataset_drift;
-      list.push_back(std::move(item));
-    }
+    for (const WindowSummary& w : windows) list.push_back(detail::window_summary_json(w));
     doc["windows"] = std::move(list);
   }
   if (!scores.empty()) {

@@ -436,13 +436,20 @@ TEST_F(Pipeline, TimeWindowsFollowTimestamps) {
   }
   ASSERT_GE(gaps, 2u);  // some empty windows must be skipped
 
-  const fs::path jsonl = dir_ / "time.jsonl", report_path = dir_ / "time.json";
+  const fs::path jsonl = dir_ / "time.jsonl", report_path = dir_ / "time.json",
+                 checkpoint = dir_ / "time.ckpt";
   const std::string stats = "--mmd --mmd-rows 200 --mmd-permutations 30";
-  const CommandResult r = scan(current, report_path,
-                               stats + " --window-time " + std::to_string(width) +
-                                   " --batch-rows 700 --windows-jsonl " + quote(jsonl));
+  const std::string flags = stats + " --window-time " + std::to_string(width) +
+                            " --batch-rows 700 --windows-jsonl " + quote(jsonl) + " --checkpoint " +
+                            quote(checkpoint);
+  const CommandResult r = scan(current, report_path, flags);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json report = read_json(report_path);
+  // The checkpoint keeps the window summaries as the report writes them, and reads them back.
+  EXPECT_EQ(read_json(checkpoint)["windows"], report["windows"]);
+  const CommandResult resumed = scan(current, dir_ / "time_resumed.json", flags + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(untimed(read_json(dir_ / "time_resumed.json")), untimed(report));
   const std::vector<json> lines = read_jsonl(jsonl);
   ASSERT_EQ(lines.size(), expected.size());
   expect_windows_tile(lines, report, table.rows());
@@ -974,11 +981,14 @@ TEST_F(Pipeline, DamagedCheckpointIsOneLineError) {
   };
   json edited = json::parse(saved);
   edited["next_row"] = 30005;
+  json old_version = json::parse(saved);  // version 1 wrote "time_begin"/"time_end" flat
+  old_version["version"] = 1;
   json shrunk = json::parse(saved);
   shrunk["current_slots"].erase(shrunk["current_slots"].begin() + 3, shrunk["current_slots"].end());
   const std::vector<std::pair<std::string, std::string>> cases = {
       {saved.substr(0, saved.size() / 2), "not a valid driftguard checkpoint"},
       {"{\"format\": \"driftguard-checkpoint\", \"version\": 99}", "not a driftguard checkpoint"},
+      {old_version.dump(), "not a driftguard checkpoint of version 2"},
       {edited.dump(), "do not fit the current table"},
       {shrunk.dump(), "do not fit the bins"}};
   for (const auto& [text, message] : cases) {
