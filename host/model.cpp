@@ -1,14 +1,20 @@
-// Model files: XGBoost JSON (Booster.save_model) and driftguard's linear JSON, parsed into
+// Model files: XGBoost JSON (Booster.save_model), LightGBM text (Booster.save_model) and
+// driftguard's linear JSON, parsed into
 // detail::ModelData with every index, size and value checked before it is used.
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
+#include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -137,6 +143,21 @@ class Checker {
  private:
   std::string name_;
 };
+
+// A categorical split's set, bit c of `bits` set for category c (bits above 2^24 refused by the
+// callers), appended to the ensemble; returns its index. Trailing zero words are dropped.
+std::uint32_t append_category_split(const Checker& check, detail::TreeEnsemble& out,
+                                    std::span<const std::uint32_t> bits, float lowest) {
+  std::size_t words = bits.size();
+  while (words > 0 && bits[words - 1] == 0) --words;
+  if (out.category_bits.size() + words > kMaxCategoryWords) {
+    check.fail("categorical splits need too much memory (categories too large)");
+  }
+  const auto offset = static_cast<std::uint32_t>(out.category_bits.size());
+  out.category_bits.insert(out.category_bits.end(), bits.begin(), bits.begin() + words);
+  out.category_splits.push_back({offset, static_cast<std::uint32_t>(words), lowest});
+  return static_cast<std::uint32_t>(out.category_splits.size() - 1);
+}
 
 // ---- XGBoost ----
 
@@ -354,15 +375,9 @@ struct TreeParser {
 
   std::uint32_t add_category_split(const std::vector<std::uint32_t>& cats) {
     const std::uint32_t max = cats.empty() ? 0 : *std::max_element(cats.begin(), cats.end());
-    const std::uint32_t words = cats.empty() ? 0 : max / 32 + 1;
-    if (out.category_bits.size() + words > kMaxCategoryWords) {
-      check.fail("categorical splits need too much memory (categories too large)");
-    }
-    const auto offset = static_cast<std::uint32_t>(out.category_bits.size());
-    out.category_bits.resize(out.category_bits.size() + words, 0u);
-    for (std::uint32_t c : cats) out.category_bits[offset + c / 32] |= 1u << (c % 32);
-    out.category_splits.push_back({offset, words});
-    return static_cast<std::uint32_t>(out.category_splits.size() - 1);
+    std::vector<std::uint32_t> bits(cats.empty() ? 0 : max / 32 + 1, 0u);
+    for (std::uint32_t c : cats) bits[c / 32] |= 1u << (c % 32);
+    return append_category_split(check, out, bits, detail::kXGBoostLowestCategory);
   }
 };
 
@@ -511,6 +526,456 @@ ModelData parse_xgboost(const Checker& check, const json& root, const ModelOptio
   return model;
 }
 
+// ---- LightGBM (Booster.save_model text) ----
+
+// LightGBM's kZeroThreshold (meta.h: the float literal 1e-35f, widened to double). Dense input
+// values with |x| <= it reach the trees as 0.0 (c_api.cpp keeps only larger values and NaN).
+constexpr float kLightGBMZero = 1e-35f;
+
+// key=value lines of the header or of one "Tree=i" block, in file order.
+struct TextBlock {
+  std::string where;
+  std::vector<std::pair<std::string_view, std::string_view>> entries;
+
+  const std::string_view* find(std::string_view key) const {
+    for (const auto& [k, v] : entries) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
+};
+
+struct LightGBMText {
+  TextBlock header;
+  std::vector<std::string_view> flags;  // header lines without '=' ("tree", "average_output")
+  std::vector<TextBlock> trees;
+};
+
+LightGBMText split_lightgbm_text(const Checker& check, std::string_view text) {
+  LightGBMText out;
+  out.header.where = "the header";
+  TextBlock* block = &out.header;
+  std::size_t line_number = 0;
+  bool ended = false;
+  while (!text.empty() && !ended) {
+    const std::size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    if (line == "end of trees") {
+      ended = true;
+      continue;
+    }
+    const std::size_t eq = line.find('=');
+    if (eq == std::string_view::npos) {
+      if (block != &out.header) {
+        check.fail("line " + std::to_string(line_number) + " in " + block->where +
+                   " is not key=value");
+      }
+      out.flags.push_back(line);
+      continue;
+    }
+    const std::string_view key = line.substr(0, eq), value = line.substr(eq + 1);
+    if (key == "Tree") {
+      const std::string expected = std::to_string(out.trees.size());
+      if (value != expected) {
+        check.fail("line " + std::to_string(line_number) + ": \"Tree=" + std::string(value) +
+                   "\" where Tree=" + expected + " was expected");
+      }
+      out.trees.push_back({"tree " + expected, {}});
+      block = &out.trees.back();
+      continue;
+    }
+    block->entries.emplace_back(key, value);
+  }
+  if (!ended) check.fail("no \"end of trees\" line (the model text is truncated)");
+  return out;
+}
+
+std::string_view text_value(const Checker& check, const TextBlock& block, std::string_view key) {
+  const std::string_view* value = block.find(key);
+  if (value == nullptr) check.fail(block.where + " has no \"" + std::string(key) + "\"");
+  return *value;
+}
+
+template <typename T>
+T parse_text_number(const Checker& check, std::string_view token, const std::string& where) {
+  T value{};
+  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+  if (error != std::errc{} || end != token.data() + token.size()) {
+    check.fail(where + " = \"" + std::string(token.substr(0, 40)) + "\" is not " +
+               (std::is_integral_v<T> ? "an integer" : "a number"));
+  }
+  return value;
+}
+
+std::int64_t text_int(const Checker& check, const TextBlock& block, std::string_view key) {
+  return parse_text_number<std::int64_t>(check, text_value(check, block, key),
+                                         block.where + " " + std::string(key));
+}
+
+// A space-separated array of exactly `count` numbers (counted before anything is allocated).
+template <typename T>
+std::vector<T> text_array(const Checker& check, const TextBlock& block, std::string_view key,
+                          std::size_t count) {
+  const std::string_view text = text_value(check, block, key);
+  const std::string where = block.where + " " + std::string(key);
+  std::size_t tokens = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    tokens += text[i] != ' ' && (i == 0 || text[i - 1] == ' ');
+  }
+  if (tokens != count) {
+    check.fail(where + " has " + std::to_string(tokens) + " entries, expected " +
+               std::to_string(count));
+  }
+  std::vector<T> out;
+  out.reserve(count);
+  std::size_t at = 0;
+  while (out.size() < count) {
+    while (text[at] == ' ') ++at;
+    const std::size_t end = std::min(text.find(' ', at), text.size());
+    out.push_back(parse_text_number<T>(check, text.substr(at, end - at),
+                                       where + "[" + std::to_string(out.size()) + "]"));
+    at = end;
+  }
+  return out;
+}
+
+// The smallest float greater than v (v < +inf).
+float smallest_float_above(double v) {
+  if (v >= static_cast<double>(std::numeric_limits<float>::max())) return INFINITY;
+  if (v < -static_cast<double>(std::numeric_limits<float>::max())) {
+    return -std::numeric_limits<float>::max();
+  }
+  const auto f = static_cast<float>(v);
+  return static_cast<double>(f) > v ? f : std::nextafter(f, INFINITY);
+}
+
+// LightGBM sends x left when x' <= t in double, x' = 0 for |x| <= kLightGBMZero. That map is
+// monotone, so over floats the left side is x < T for the smallest float T that goes right.
+float lightgbm_threshold(double t) {
+  const float above = smallest_float_above(t);
+  if (!(std::abs(above) <= kLightGBMZero)) return above;
+  // `above` reads as 0, and so does the whole band [-kLightGBMZero, kLightGBMZero]: it goes right
+  // when 0 > t, left when 0 <= t.
+  return t < 0.0 ? -kLightGBMZero : std::nextafter(kLightGBMZero, INFINITY);
+}
+
+struct LightGBMObjective {
+  std::string name;
+  Link link = Link::Identity;
+  std::size_t outputs = 1;
+};
+
+LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text,
+                                     std::int64_t num_class, std::int64_t trees_per_iteration) {
+  std::vector<std::string_view> tokens;
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = std::min(text.find(' ', at), text.size());
+    if (end > at) tokens.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  if (tokens.empty()) check.fail("the objective is empty");
+  LightGBMObjective objective{std::string(tokens[0])};
+  const std::string& name = objective.name;
+  const auto param = [&](std::string_view key) -> std::optional<std::string_view> {
+    for (std::size_t i = 1; i < tokens.size(); ++i) {
+      if (tokens[i].starts_with(key) && tokens[i].size() > key.size() &&
+          tokens[i][key.size()] == ':') {
+        return tokens[i].substr(key.size() + 1);
+      }
+    }
+    return std::nullopt;
+  };
+  const auto require_unit_sigmoid = [&] {
+    if (const auto sigmoid = param("sigmoid");
+        sigmoid && parse_text_number<double>(check, *sigmoid, "objective sigmoid") != 1.0) {
+      check.fail("objective \"" + std::string(text) + "\": sigmoid other than 1 is not supported");
+    }
+  };
+  constexpr const char* kIdentity[] = {"regression", "regression_l1", "huber",
+                                       "fair",       "quantile",      "mape"};
+  if (name == "binary" || name == "cross_entropy") {
+    objective.link = Link::Logistic;
+    require_unit_sigmoid();
+  } else if (name == "multiclass" || name == "multiclassova") {
+    objective.link = name == "multiclass" ? Link::Softmax : Link::Logistic;
+    if (name == "multiclassova") require_unit_sigmoid();
+    if (num_class < 2 || num_class > 1 << 20) {
+      check.fail(name + " needs num_class >= 2, the model has " + std::to_string(num_class));
+    }
+    objective.outputs = static_cast<std::size_t>(num_class);
+  } else if (std::find(std::begin(kIdentity), std::end(kIdentity), name) != std::end(kIdentity)) {
+    for (std::size_t i = 1; i < tokens.size(); ++i) {
+      if (tokens[i] == "sqrt") {
+        check.fail("objective \"" + std::string(text) + "\" (reg_sqrt) is not supported");
+      }
+    }
+  } else {
+    check.fail("objective \"" + name +
+               "\" is not supported (supported: binary, cross_entropy, multiclass, "
+               "multiclassova, regression, regression_l1, huber, fair, quantile, mape)");
+  }
+  if (objective.outputs == 1 && num_class != 1) {
+    check.fail("num_class = " + std::to_string(num_class) + " does not fit objective " + name);
+  }
+  if (trees_per_iteration != static_cast<std::int64_t>(objective.outputs)) {
+    check.fail("num_tree_per_iteration = " + std::to_string(trees_per_iteration) +
+               " does not fit objective " + name + " with " + std::to_string(objective.outputs) +
+               " outputs");
+  }
+  return objective;
+}
+
+// One LightGBM tree, re-laid out breadth-first from the root into `out`. LightGBM's node ids are
+// 0.. for splits and ~leaf for leaves.
+void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t num_features,
+                       detail::TreeEnsemble& out) {
+  const std::string& where = tree.where;
+  if (const std::string_view* linear = tree.find("is_linear");
+      linear != nullptr && *linear != "0") {
+    check.fail(where + ": linear trees (linear_tree) are not supported");
+  }
+  const std::int64_t num_leaves = text_int(check, tree, "num_leaves");
+  if (num_leaves < 1 || num_leaves > kMaxNodesPerTree / 2) {
+    check.fail(where + ": num_leaves = " + std::to_string(num_leaves) + " is out of range [1, " +
+               std::to_string(kMaxNodesPerTree / 2) + "]");
+  }
+  const auto leaves = static_cast<std::size_t>(num_leaves), splits = leaves - 1;
+  if (out.nodes.size() + 2 * leaves > kMaxTotalNodes) check.fail("the model has too many nodes");
+  const std::vector<double> leaf_value = text_array<double>(check, tree, "leaf_value", leaves);
+  const auto leaf_node = [&](std::size_t leaf, std::uint32_t self) {
+    const double v = leaf_value[leaf];
+    if (!(std::abs(v) <= std::numeric_limits<float>::max())) {
+      check.fail(where + ": leaf " + std::to_string(leaf) + " value is not finite in float32");
+    }
+    // A leaf is its own left child (see the XGBoost parser).
+    return TreeNode{static_cast<float>(v), detail::kLeafBit, self, 0};
+  };
+  const std::size_t base = out.nodes.size();
+  if (leaves == 1) {
+    out.nodes.push_back(leaf_node(0, 0));
+    out.tree_offset.push_back(static_cast<std::uint32_t>(base + 1));
+    out.tree_depth.push_back(0);
+    return;
+  }
+  const auto feature = text_array<std::int64_t>(check, tree, "split_feature", splits);
+  const auto threshold = text_array<double>(check, tree, "threshold", splits);
+  const auto decision = text_array<std::int64_t>(check, tree, "decision_type", splits);
+  const auto left = text_array<std::int64_t>(check, tree, "left_child", splits);
+  const auto right = text_array<std::int64_t>(check, tree, "right_child", splits);
+  const std::int64_t num_cat = text_int(check, tree, "num_cat");
+  if (num_cat < 0 || num_cat > num_leaves) {
+    check.fail(where + ": num_cat = " + std::to_string(num_cat) + " is out of range");
+  }
+  std::vector<std::int64_t> cat_boundaries;
+  std::vector<std::uint32_t> cat_threshold;
+  if (num_cat > 0) {
+    cat_boundaries = text_array<std::int64_t>(check, tree, "cat_boundaries",
+                                              static_cast<std::size_t>(num_cat) + 1);
+    for (std::size_t i = 0; i < cat_boundaries.size(); ++i) {
+      if ((i == 0 && cat_boundaries[0] != 0) ||
+          (i > 0 && (cat_boundaries[i] < cat_boundaries[i - 1] ||
+                     cat_boundaries[i] > static_cast<std::int64_t>(kMaxCategoryWords)))) {
+        check.fail(where + ": cat_boundaries is not an increasing list from 0");
+      }
+    }
+    cat_threshold = text_array<std::uint32_t>(check, tree, "cat_threshold",
+                                              static_cast<std::size_t>(cat_boundaries.back()));
+  }
+
+  // Breadth-first over LightGBM ids; `order` holds them in the new layout's order.
+  std::vector<std::uint8_t> seen_split(splits, 0), seen_leaf(leaves, 0);
+  std::vector<std::int64_t> order{0};
+  std::vector<std::uint32_t> depth{0};
+  seen_split[0] = 1;
+  std::uint32_t max_depth = 0;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const std::int64_t id = order[i];
+    max_depth = std::max(max_depth, depth[i]);
+    if (id < 0) {
+      out.nodes.push_back(leaf_node(static_cast<std::size_t>(~id), static_cast<std::uint32_t>(i)));
+      continue;
+    }
+    const auto s = static_cast<std::size_t>(id);
+    const std::string at = where + " split " + std::to_string(s);
+    const std::int64_t type = decision[s];
+    if (type < 0 || type > 15 || (type >> 2) == 3) {
+      check.fail(at + ": decision_type " + std::to_string(type) + " is not valid");
+    }
+    const bool categorical = (type & 1) != 0;
+    const bool default_left = (type & 2) != 0;
+    const std::int64_t missing = type >> 2;  // 0 None, 1 Zero, 2 NaN
+    if (feature[s] < 0 || static_cast<std::size_t>(feature[s]) >= num_features) {
+      check.fail(at + ": split feature " + std::to_string(feature[s]) + " is out of range [0, " +
+                 std::to_string(num_features) + ")");
+    }
+    if (std::isnan(threshold[s])) check.fail(at + ": threshold is NaN");
+    TreeNode node{};
+    node.feature = static_cast<std::uint32_t>(feature[s]);
+    node.left = static_cast<std::uint32_t>(order.size());
+    // LightGBM's categories go left; here a listed category goes right, so children swap.
+    std::int64_t first = left[s], second = right[s];
+    if (categorical) {
+      const double index = threshold[s];
+      if (!(index >= 0.0 && index < static_cast<double>(num_cat)) || index != std::floor(index)) {
+        check.fail(at + ": categorical threshold " + std::to_string(index) +
+                   " is not a category set of this tree (num_cat = " + std::to_string(num_cat) +
+                   ")");
+      }
+      const auto k = static_cast<std::size_t>(index);
+      const std::span<const std::uint32_t> bits(
+          cat_threshold.data() + cat_boundaries[k],
+          static_cast<std::size_t>(cat_boundaries[k + 1] - cat_boundaries[k]));
+      std::size_t used = bits.size();
+      while (used > 0 && bits[used - 1] == 0) --used;
+      if (used * 32 > static_cast<std::size_t>(detail::kMaxCategory)) {
+        check.fail(at + ": a category >= 2^24 is listed");
+      }
+      // NaN, negative and out-of-range values go to LightGBM's right child.
+      node.feature |= detail::kCategoricalBit | detail::kDefaultLeftBit;
+      node.category =
+          append_category_split(check, out, bits.first(used), detail::kLightGBMLowestCategory);
+      std::swap(first, second);
+    } else {
+      const bool zero_goes_left = 0.0 <= threshold[s];
+      if (missing == 1 && default_left != zero_goes_left) {
+        check.fail(at + ": missing_type Zero (zero_as_missing) with missing values sent " +
+                   (default_left ? "left" : "right") + " and zero " +
+                   (zero_goes_left ? "left" : "right") + " is not supported");
+      }
+      // None: NaN reads as 0.0; Zero: NaN goes where zero goes; NaN: default_left.
+      bool nan_left = missing == 2 ? default_left : zero_goes_left;
+      if (threshold[s] == INFINITY) {
+        // Every number, +inf too, goes left: no "x < T" says that, so the children swap and
+        // every number goes right of -inf.
+        node.value = -INFINITY;
+        nan_left = !nan_left;
+        std::swap(first, second);
+      } else {
+        node.value = lightgbm_threshold(threshold[s]);
+      }
+      node.feature |= nan_left ? detail::kDefaultLeftBit : 0u;
+    }
+    for (const std::int64_t child : {first, second}) {
+      if (child >= 0) {
+        if (static_cast<std::size_t>(child) >= splits) {
+          check.fail(at + ": child " + std::to_string(child) + " is out of range [0, " +
+                     std::to_string(splits) + ")");
+        }
+        if (seen_split[child]) {
+          check.fail(at + ": split " + std::to_string(child) +
+                     " is reached twice (a cycle or a shared child)");
+        }
+        seen_split[child] = 1;
+      } else {
+        const std::int64_t leaf = ~child;
+        if (leaf >= num_leaves) {
+          check.fail(at + ": leaf " + std::to_string(leaf) + " is out of range [0, " +
+                     std::to_string(num_leaves) + ")");
+        }
+        if (seen_leaf[leaf])
+          check.fail(at + ": leaf " + std::to_string(leaf) + " is reached twice");
+        seen_leaf[leaf] = 1;
+      }
+      order.push_back(child);
+      depth.push_back(depth[i] + 1);
+    }
+    out.nodes.push_back(node);
+  }
+  out.tree_offset.push_back(static_cast<std::uint32_t>(base + order.size()));
+  out.tree_depth.push_back(max_depth);
+}
+
+ModelData parse_lightgbm(const Checker& check, std::string_view text, const ModelOptions& options) {
+  const LightGBMText file = split_lightgbm_text(check, text);
+  const TextBlock& header = file.header;
+  const std::string version(text_value(check, header, "version"));
+  if (version != "v2" && version != "v3" && version != "v4") {
+    check.fail("model version \"" + version + "\" is not supported (v2 to v4 are)");
+  }
+  if (header.find("linear_tree") != nullptr && *header.find("linear_tree") != "0") {
+    check.fail("linear trees (linear_tree) are not supported");
+  }
+  const std::int64_t num_class = text_int(check, header, "num_class");
+  const std::int64_t per_iteration = text_int(check, header, "num_tree_per_iteration");
+  const LightGBMObjective objective =
+      lightgbm_objective(check, text_value(check, header, "objective"), num_class, per_iteration);
+
+  ModelData model;
+  model.kind = ModelKind::TreeEnsemble;
+  model.objective = objective.name;
+  model.link = objective.link;
+  model.outputs = objective.outputs;
+  const std::int64_t max_feature = text_int(check, header, "max_feature_idx");
+  if (max_feature < 0 || max_feature >= static_cast<std::int64_t>(detail::kFeatureMask)) {
+    check.fail("max_feature_idx = " + std::to_string(max_feature) + " is out of range");
+  }
+  const auto num_features = static_cast<std::size_t>(max_feature) + 1;
+  json names = json::array();
+  for (const std::string_view name : [&] {
+         std::vector<std::string_view> out;
+         const std::string_view list = text_value(check, header, "feature_names");
+         for (std::size_t at = 0; at < list.size();) {
+           const std::size_t end = std::min(list.find(' ', at), list.size());
+           if (end > at) out.push_back(list.substr(at, end - at));
+           at = end + 1;
+         }
+         return out;
+       }()) {
+    names.push_back(std::string(name));
+  }
+  model.feature_names = check.names(names, "feature_names");
+  if (model.feature_names.size() != num_features) {
+    check.fail("feature_names has " + std::to_string(model.feature_names.size()) +
+               " names, max_feature_idx + 1 is " + std::to_string(num_features));
+  }
+
+  const std::size_t trees = file.trees.size();
+  if (trees % model.outputs != 0) {
+    check.fail(std::to_string(trees) + " trees are not whole iterations of " +
+               std::to_string(model.outputs) + " trees");
+  }
+  const std::size_t rounds = trees / model.outputs;
+  // LightGBM's text keeps no best iteration (save_model writes the trees up to it), so
+  // use_best_iteration has nothing to select.
+  const std::size_t begin = options.iteration_begin;
+  const std::size_t end = options.iteration_end == 0 ? rounds : options.iteration_end;
+  if (begin > end || end > rounds) {
+    check.fail("iteration range [" + std::to_string(begin) + ", " + std::to_string(end) +
+               ") is outside the model's " + std::to_string(rounds) + " rounds");
+  }
+  const bool average =
+      std::find(file.flags.begin(), file.flags.end(), "average_output") != file.flags.end();
+
+  detail::TreeEnsemble& ensemble = model.trees;
+  ensemble.sum_in_double = true;
+  // Random forests (average_output) divide each output's sum by the iterations used before the
+  // link; LightGBM's raw score is the undivided sum.
+  if (average && end > begin) ensemble.average_divisor = static_cast<double>(end - begin);
+  ensemble.base_margin.assign(model.outputs, 0.0f);
+  ensemble.tree_offset.push_back(0);
+  for (std::size_t t = 0; t < trees; ++t) {
+    const std::size_t nodes_before = ensemble.nodes.size();
+    const std::size_t splits_before = ensemble.category_splits.size();
+    const std::size_t bits_before = ensemble.category_bits.size();
+    add_lightgbm_tree(check, file.trees[t], num_features, ensemble);
+    const std::size_t round = t / model.outputs;
+    if (round < begin || round >= end) {
+      ensemble.nodes.resize(nodes_before);
+      ensemble.category_splits.resize(splits_before);
+      ensemble.category_bits.resize(bits_before);
+      ensemble.tree_offset.pop_back();
+      ensemble.tree_depth.pop_back();
+      continue;
+    }
+    ensemble.tree_group.push_back(static_cast<std::uint32_t>(t % model.outputs));
+  }
+  return model;
+}
+
 // ---- driftguard's linear model (docs/linear_model.md) ----
 
 ModelData parse_linear(const Checker& check, const json& root) {
@@ -594,12 +1059,14 @@ ModelData parse_linear(const Checker& check, const json& root) {
 
 Model::Model(std::shared_ptr<const detail::ModelData> data) : data_(std::move(data)) {}
 
-Model Model::parse(std::string_view json_text, const ModelOptions& options,
-                   const std::string& name) {
+Model Model::parse(std::string_view text, const ModelOptions& options, const std::string& name) {
   const Checker check(name);
+  if (text.starts_with("tree\n") || text.starts_with("tree\r\n")) {
+    return Model(std::make_shared<const ModelData>(parse_lightgbm(check, text, options)));
+  }
   json root;
   try {
-    root = json::parse(json_text);
+    root = json::parse(text);
   } catch (const json::exception& e) {
     check.fail(std::string("not valid JSON: ") + e.what());
   }
@@ -611,7 +1078,9 @@ Model Model::parse(std::string_view json_text, const ModelOptions& options,
   if (format != nullptr && format->is_string() && *format == "driftguard-linear") {
     return Model(std::make_shared<const ModelData>(parse_linear(check, root)));
   }
-  check.fail("unknown model format (neither an XGBoost JSON model nor driftguard-linear)");
+  check.fail(
+      "unknown model format (neither an XGBoost JSON model, a LightGBM text model nor "
+      "driftguard-linear)");
 }
 
 Model Model::load(const std::string& path, const ModelOptions& options) {

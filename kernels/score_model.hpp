@@ -34,11 +34,17 @@ constexpr std::uint32_t kFeatureMask = kCategoricalBit - 1;
 // Batches wider than this are refused at binding: a block of CPU rows is indexed in int32.
 constexpr std::size_t kMaxBatchFeatures = std::size_t{1} << 24;
 
-// A categorical split's set: bit c of words [offset, offset + words) of category_bits.
+// A categorical split's set: bit c of words [offset, offset + words) of category_bits. Values in
+// [lowest, kMaxCategory) are categories, truncated toward zero: lowest is 0 for XGBoost (a
+// negative value is no category) and the float just above -1 for LightGBM, whose int cast takes
+// -0.5 to category 0.
 struct CategorySplit {
   std::uint32_t offset;
   std::uint32_t words;
+  float lowest;
 };
+constexpr float kXGBoostLowestCategory = 0.0f;
+constexpr float kLightGBMLowestCategory = -0.99999994f;  // nextafterf(-1, 0)
 
 // XGBoost's largest category (categorical.h, OutOfRangeCat): codes outside [0, 2^24) go left.
 constexpr float kMaxCategory = 16777216.0f;
@@ -57,9 +63,10 @@ DG_HOST_DEVICE inline bool goes_right(std::uint32_t flags, float threshold, std:
   }
   if (x != x) return (flags & kDefaultLeftBit) == 0;
   if ((flags & kCategoricalBit) == 0) return !(x < threshold);
-  if (!(x >= 0.0f && x < kMaxCategory)) return false;
   const CategorySplit split = splits[category];
-  const auto c = static_cast<std::uint32_t>(x);
+  if (!(x >= split.lowest && x < kMaxCategory)) return false;
+  // Through int32: x in (-1, 0) truncates to 0 without a negative-to-unsigned conversion.
+  const auto c = static_cast<std::uint32_t>(static_cast<std::int32_t>(x));
   return c / 32 < split.words && ((category_bits[split.offset + c / 32] >> (c % 32)) & 1u) != 0;
 }
 
@@ -71,6 +78,13 @@ struct TreeEnsemble {
   std::vector<CategorySplit> category_splits;
   std::vector<std::uint32_t> category_bits;
   std::vector<float> base_margin;  // one per output
+  // Margins summed in double (LightGBM's predictor) instead of float (XGBoost's); the link then
+  // runs in double too and the outputs are rounded to float once.
+  bool sum_in_double = false;
+  // LightGBM random forests (average_output): the link reads margin / average_divisor (the
+  // iterations used) while the margin stays the sum, as LightGBM's raw score does. Double sums
+  // only.
+  double average_divisor = 1.0;
 };
 
 struct LinearModel {

@@ -1,6 +1,7 @@
 #pragma once
 // Batch scoring with a production model: logistic/linear scorecards (driftguard's own JSON,
-// docs/linear_model.md) and XGBoost tree ensembles (Booster.save_model("m.json")).
+// docs/linear_model.md), XGBoost tree ensembles (Booster.save_model("m.json")) and LightGBM tree
+// ensembles (Booster.save_model("m.txt")).
 //
 // XGBoost models score exactly as Booster.predict does on the CPU:
 //   - numerical split: left when x < threshold, compared in float32; NaN takes default_left;
@@ -21,6 +22,27 @@
 // Observed agreement with xgboost 3.2 (tests/golden/score_xgboost.json): see tests/test_score.cpp.
 // The CUDA backend computes the same float sums in the same order, so margins are bit-identical
 // to the CPU; probabilities may differ by the last bits of expf (tested to 1e-6 absolute).
+//
+// LightGBM models score as Booster.predict does on a dense float32 array:
+//   - numerical split: left when x' <= threshold in double, where x' = 0 for |x| <= 1e-35
+//     (LightGBM's kZeroThreshold: its dense input path drops such values) and NaN reads as 0.0
+//     unless the node's missing_type is NaN, which sends NaN the default_left way. Each threshold is
+//     turned into the float32 T with "x < T" on exactly the same floats. missing_type Zero
+//     (zero_as_missing) is accepted where the default side is the side 0 takes, and refused
+//     otherwise (naming the node): that split is not a single threshold over floats;
+//   - categorical split: left (LightGBM's side) when x truncated toward zero, x in (-1, 2^24), is
+//     in the node's bitset; NaN, other negatives and larger values go right;
+//   - margin[k] = sum in double of the leaves of the trees of class k (tree t is class t mod
+//     num_tree_per_iteration), leaf values rounded to float32 (relative 6e-8 each); random forests
+//     (average_output) keep that sum as the margin, as LightGBM's raw score does, and divide it by
+//     the iterations used before the link;
+//   - objectives: binary and cross_entropy (sigmoid; sigmoid:1 only), multiclass (softmax),
+//     multiclassova (sigmoid per class), and the identity outputs regression, regression_l1,
+//     huber, fair, quantile, mape. Others (poisson, gamma, tweedie, ranking, reg_sqrt), linear
+//     trees and model versions other than v2-v4 are refused. The link runs in double and the
+//     outputs are rounded to float once. ModelOptions' iteration range counts iterations; the text
+//     keeps no best iteration, so use_best_iteration has no effect.
+// Observed agreement with lightgbm 4.7 (tests/golden/score_lightgbm.json): see tests/test_score.cpp.
 //
 // Linear models compute, per class k, in float64 with fused multiply-adds in feature order,
 //   margin_k = intercept_k + sum_f coef_kf * (v_f - mean_f) / scale_f,  v_f = x_f, or the
@@ -62,16 +84,17 @@ struct ModelOptions {
 
 class Model {
  public:
-  // Reads a model file and detects its format (an object with "learner": XGBoost; an object with
-  // "format": "driftguard-linear": linear). ModelError for anything invalid or unsupported; the
-  // message starts with `path`.
+  // Reads a model file and detects its format (text starting with a "tree" line: LightGBM; an
+  // object with "learner": XGBoost; an object with "format": "driftguard-linear": linear).
+  // ModelError for anything invalid or unsupported; the message starts with `path`.
   static Model load(const std::string& path, const ModelOptions& options = {});
-  // The same for JSON text already in memory; `name` prefixes error messages.
-  static Model parse(std::string_view json_text, const ModelOptions& options = {},
+  // The same for model text already in memory; `name` prefixes error messages.
+  static Model parse(std::string_view text, const ModelOptions& options = {},
                      const std::string& name = "model");
 
   ModelKind kind() const noexcept;
-  // "binary:logistic" etc. for XGBoost; "linear:identity" | "linear:logistic" | "linear:softmax".
+  // "binary:logistic" etc. for XGBoost; LightGBM's name ("binary", "multiclass", ...);
+  // "linear:identity" | "linear:logistic" | "linear:softmax".
   const std::string& objective() const noexcept;
   // The features the model reads, by name (XGBoost models without names get f0, f1, ...).
   const std::vector<std::string>& feature_names() const noexcept;

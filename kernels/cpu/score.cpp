@@ -1,8 +1,8 @@
 // CPU backend of batch scoring. Row blocks are spread over OpenMP threads. Within a block, all
 // kBlockRows rows walk one tree together, level by level: the rows' node loads are independent,
 // so their latencies overlap, and the block's rows stay in L1 while every tree passes over them.
-// Margins are summed in float in model tree order after the base margin, as XGBoost's CPU
-// predictor does, so the sums match it bit for bit.
+// Margins are summed in model tree order after the base margin, in float as XGBoost's CPU
+// predictor does (so the sums match it bit for bit), or in double as LightGBM's does.
 #include <omp.h>
 
 #include <algorithm>
@@ -39,7 +39,7 @@ void step_level(const TreeNode* __restrict__ nodes, const float* __restrict__ ro
   }
 }
 
-template <bool kCategorical>
+template <bool kCategorical, typename Sum>
 void score_trees(int threads, const BoundTables& tables, BatchView batch, const ScoreOutputs& out) {
   const detail::ModelData& model = *tables.model;
   const detail::TreeEnsemble& ensemble = model.trees;
@@ -52,7 +52,7 @@ void score_trees(int threads, const BoundTables& tables, BatchView batch, const 
 
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> margin(kBlockRows * k);
+    std::vector<Sum> margin(kBlockRows * k);
     std::int32_t pos[kBlockRows];
 #pragma omp for schedule(static)
     for (std::size_t b = 0; b < blocks; ++b) {
@@ -73,12 +73,17 @@ void score_trees(int threads, const BoundTables& tables, BatchView batch, const 
         for (std::size_t r = 0; r < n; ++r) margin[r * k + group] += nodes[pos[r]].value;
       }
       for (std::size_t r = 0; r < n; ++r) {
-        float* m = margin.data() + r * k;
+        Sum* m = margin.data() + r * k;
         const std::size_t at = (first + r) * k;
-        if (out.margin != nullptr) std::copy(m, m + k, out.margin + at);
+        const auto to_float = [](Sum v) { return static_cast<float>(v); };
+        if (out.margin != nullptr) std::transform(m, m + k, out.margin + at, to_float);
         if (out.probability != nullptr) {
+          if (ensemble.average_divisor != 1.0) {
+            for (std::size_t c = 0; c < k; ++c)
+              m[c] = static_cast<Sum>(m[c] / ensemble.average_divisor);
+          }
           detail::apply_link(model.link, m, k);
-          std::copy(m, m + k, out.probability + at);
+          std::transform(m, m + k, out.probability + at, to_float);
         }
       }
     }
@@ -131,10 +136,16 @@ void score(int threads, const BoundTables& tables, BatchView batch, const ScoreO
   if (batch.rows == 0) return;
   if (tables.model->kind == ModelKind::Linear) {
     score_linear(threads, tables, batch, out);
-  } else if (tables.model->trees.category_splits.empty()) {
-    score_trees<false>(threads, tables, batch, out);
+    return;
+  }
+  const detail::TreeEnsemble& ensemble = tables.model->trees;
+  const bool categorical = !ensemble.category_splits.empty();
+  if (ensemble.sum_in_double) {
+    categorical ? score_trees<true, double>(threads, tables, batch, out)
+                : score_trees<false, double>(threads, tables, batch, out);
   } else {
-    score_trees<true>(threads, tables, batch, out);
+    categorical ? score_trees<true, float>(threads, tables, batch, out)
+                : score_trees<false, float>(threads, tables, batch, out);
   }
 }
 

@@ -5,12 +5,14 @@
 // layout), else the CPU's 16-byte nodes; they sit in shared memory when they fit beside the rows.
 //
 // Same results as cpu::score: the per-node decision is detail::goes_right, and each output's
-// margin is its base margin plus the leaves of its trees in model order, summed in float. XGBoost
+// margin is its base margin plus the leaves of its trees in model order, summed in float (double
+// for LightGBM models, whose link then runs in double on d_scratch). XGBoost
 // adds the trees of all outputs in one pass, but each output's sum only ever sees its own trees,
 // so summing output by output gives the same floats. Linear models run detail::linear_margin.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/backend.hpp"
@@ -80,7 +82,8 @@ struct TreeTables {
   const std::uint32_t* d_category_bits;
   std::uint32_t trees;
   std::uint32_t node_count;
-  bool shared_nodes;  // copy the nodes into shared memory first
+  bool shared_nodes;       // copy the nodes into shared memory first
+  double average_divisor;  // double sums: the link reads margin / average_divisor
 };
 
 struct LinearTables {
@@ -104,7 +107,7 @@ struct RowsArgs {
   float* d_margin;       // rows x outputs; always written (scratch when the caller wants none)
   float* d_probability;  // null: not written
   float* d_points;       // null: not written
-  double* d_scratch;     // linear models: rows x outputs
+  double* d_scratch;     // linear models and double sums: rows x outputs
 };
 
 // Odd, so that the threads of a warp reading one feature of their rows hit different banks.
@@ -130,7 +133,7 @@ __device__ const float* row_of(const float* s_rows, const RowsArgs& a, std::size
 
 // Launch: grid ceil(rows / kThreads) x kThreads threads, one row per thread; dynamic shared
 // memory holds the staged rows (when staged) then the nodes (when shared_nodes), 16-byte aligned.
-template <class View, bool kCategorical>
+template <class View, bool kCategorical, typename Sum>
 __global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, RowsArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
   auto* s_rows = reinterpret_cast<float*>(smem);
@@ -154,7 +157,7 @@ __global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, Row
   float* margin = a.d_margin + row * a.outputs;
   std::uint32_t tree = 0;
   for (std::uint32_t g = 0; g < a.outputs; ++g) {
-    float acc = t.d_base_margin[g];
+    Sum acc = t.d_base_margin[g];
     for (const std::uint32_t end = t.d_group_end[g]; tree < end; ++tree) {
       const typename View::Node* root = nodes + t.d_tree_begin[tree];
       std::uint32_t i = 0;
@@ -168,10 +171,17 @@ __global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, Row
       }
       acc += node.value;
     }
-    margin[g] = acc;
+    margin[g] = static_cast<float>(acc);
+    if constexpr (std::is_same_v<Sum, double>) a.d_scratch[row * a.outputs + g] = acc;
   }
-  if (a.d_probability != nullptr) {
-    float* p = a.d_probability + row * a.outputs;
+  if (a.d_probability == nullptr) return;
+  float* p = a.d_probability + row * a.outputs;
+  if constexpr (std::is_same_v<Sum, double>) {
+    double* z = a.d_scratch + row * a.outputs;
+    for (std::uint32_t g = 0; g < a.outputs; ++g) z[g] /= t.average_divisor;
+    driftguard::detail::apply_link(a.link, z, a.outputs);
+    for (std::uint32_t g = 0; g < a.outputs; ++g) p[g] = static_cast<float>(z[g]);
+  } else {
     for (std::uint32_t g = 0; g < a.outputs; ++g) p[g] = margin[g];
     driftguard::detail::apply_link(a.link, p, a.outputs);
   }
@@ -356,25 +366,36 @@ class Scorer {
                        at<std::uint32_t>(d_model, image_.category_bits),
                        static_cast<std::uint32_t>(e.tree_group.size()),
                        static_cast<std::uint32_t>(tables_.nodes.size()),
-                       shared_nodes_};
-    const bool categorical = !e.category_splits.empty();
-    if (image_.compact) {
-      if (categorical) {
-        run(score_trees_kernel<CompactView, true>, grid, "score_trees_kernel", t, args);
-      } else {
-        run(score_trees_kernel<CompactView, false>, grid, "score_trees_kernel", t, args);
-      }
-    } else if (categorical) {
-      run(score_trees_kernel<WideView, true>, grid, "score_trees_kernel", t, args);
+                       shared_nodes_,
+                       e.average_divisor};
+    if (e.sum_in_double) {
+      launch_trees<double>(grid, t, args);
     } else {
-      run(score_trees_kernel<WideView, false>, grid, "score_trees_kernel", t, args);
+      launch_trees<float>(grid, t, args);
     }
   }
 
   const ModelImage& image() const noexcept { return image_; }
-  bool linear() const noexcept { return linear_; }
+  // Rows x outputs doubles of d_scratch per launch: linear models and double-sum ensembles.
+  bool needs_scratch() const noexcept { return linear_ || tables_.model->trees.sum_in_double; }
 
  private:
+  template <typename Sum>
+  void launch_trees(unsigned grid, const TreeTables& t, const RowsArgs& args) {
+    const bool categorical = !tables_.model->trees.category_splits.empty();
+    if (image_.compact) {
+      if (categorical) {
+        run(score_trees_kernel<CompactView, true, Sum>, grid, "score_trees_kernel", t, args);
+      } else {
+        run(score_trees_kernel<CompactView, false, Sum>, grid, "score_trees_kernel", t, args);
+      }
+    } else if (categorical) {
+      run(score_trees_kernel<WideView, true, Sum>, grid, "score_trees_kernel", t, args);
+    } else {
+      run(score_trees_kernel<WideView, false, Sum>, grid, "score_trees_kernel", t, args);
+    }
+  }
+
   template <class Tables>
   void run(void (*kernel)(Tables, RowsArgs), unsigned grid, const char* name, const Tables& t,
            const RowsArgs& args) {
@@ -412,7 +433,7 @@ void score(DeviceState& state, const BoundTables& tables, BatchView batch,
   const std::size_t margin_at = layout.add<float>(device && out.margin != nullptr ? 0 : chunk * k);
   const std::size_t prob_at = layout.add<float>(device ? 0 : chunk * k);
   const std::size_t points_at = layout.add<float>(device ? 0 : chunk);
-  const std::size_t scratch_at = layout.add<double>(scorer.linear() ? chunk * k : 0);
+  const std::size_t scratch_at = layout.add<double>(scorer.needs_scratch() ? chunk * k : 0);
   std::byte* d_work = state.device_workspace(layout.bytes());
   // Pinned staging mirrors the workspace layout: the model and each chunk's inputs and outputs.
   std::byte* h_stage = state.host_staging(device ? scorer.image().bytes.size() : layout.bytes());
