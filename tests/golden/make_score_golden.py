@@ -11,22 +11,14 @@ they are missing.
 """
 import json
 import os
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join(ROOT, "tests", "models")
 GOLDEN = os.path.join(ROOT, "tests", "golden", "score_xgboost.json")
 ROWS = 300
-
-
-def ensure(package, module=None):
-    try:
-        return __import__(module or package)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
-        return __import__(module or package)
-
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from peer_common import ensure  # noqa: E402
 
 np = ensure("numpy")
 pd = ensure("pandas")

@@ -10,18 +10,11 @@ by this script) and tests/models/linear_uci_scorecard.json.
 import copy
 import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def ensure(package, module=None):
-    try:
-        return __import__(module or package)
-    except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", package])
-        return __import__(module or package)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "bench"))
+from peer_common import ensure  # noqa: E402
 
 
 def base_xgb():
