@@ -528,10 +528,6 @@ ModelData parse_xgboost(const Checker& check, const json& root, const ModelOptio
 
 // ---- LightGBM (Booster.save_model text) ----
 
-// LightGBM's kZeroThreshold (meta.h: the float literal 1e-35f, widened to double). Dense input
-// values with |x| <= it reach the trees as 0.0 (c_api.cpp keeps only larger values and NaN).
-constexpr float kLightGBMZero = 1e-35f;
-
 // key=value lines of the header or of one "Tree=i" block, in file order.
 struct TextBlock {
   std::string where;
@@ -552,6 +548,10 @@ struct LightGBMText {
 };
 
 LightGBMText split_lightgbm_text(const Checker& check, std::string_view text) {
+  // Checked first, so that a file cut short is named as such rather than by its broken last line.
+  if (text.find("\nend of trees") == std::string_view::npos) {
+    check.fail("no \"end of trees\" line (the model text is truncated)");
+  }
   LightGBMText out;
   out.header.where = "the header";
   TextBlock* block = &out.header;
@@ -653,14 +653,14 @@ float smallest_float_above(double v) {
   return static_cast<double>(f) > v ? f : std::nextafter(f, INFINITY);
 }
 
-// LightGBM sends x left when x' <= t in double, x' = 0 for |x| <= kLightGBMZero. That map is
-// monotone, so over floats the left side is x < T for the smallest float T that goes right.
+// LightGBM sends x left when x' <= t in double, x' = 0 for |x| <= kZeroBand. That map is monotone,
+// so over floats the left side is x < T for the smallest float T that goes right.
 float lightgbm_threshold(double t) {
   const float above = smallest_float_above(t);
-  if (!(std::abs(above) <= kLightGBMZero)) return above;
-  // `above` reads as 0, and so does the whole band [-kLightGBMZero, kLightGBMZero]: it goes right
-  // when 0 > t, left when 0 <= t.
-  return t < 0.0 ? -kLightGBMZero : std::nextafter(kLightGBMZero, INFINITY);
+  if (!(std::abs(above) <= detail::kZeroBand)) return above;
+  // `above` reads as 0, and so does the whole band [-detail::kZeroBand, detail::kZeroBand]: it goes
+  // right when 0 > t, left when 0 <= t.
+  return t < 0.0 ? -detail::kZeroBand : std::nextafter(detail::kZeroBand, INFINITY);
 }
 
 struct LightGBMObjective {
@@ -840,14 +840,13 @@ void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t 
           append_category_split(check, out, bits.first(used), detail::kLightGBMLowestCategory);
       std::swap(first, second);
     } else {
-      const bool zero_goes_left = 0.0 <= threshold[s];
-      if (missing == 1 && default_left != zero_goes_left) {
-        check.fail(at + ": missing_type Zero (zero_as_missing) with missing values sent " +
-                   (default_left ? "left" : "right") + " and zero " +
-                   (zero_goes_left ? "left" : "right") + " is not supported");
+      // None: NaN reads as 0.0 and goes where 0 goes. NaN: NaN goes the default way. Zero: NaN
+      // and the zero band go the default way (kZeroBandBit); other values compare as they are.
+      bool nan_left = missing == 0 ? 0.0 <= threshold[s] : default_left;
+      if (missing == 1) {
+        node.feature |= detail::kZeroBandBit;
+        out.zero_band_splits = true;
       }
-      // None: NaN reads as 0.0; Zero: NaN goes where zero goes; NaN: default_left.
-      bool nan_left = missing == 2 ? default_left : zero_goes_left;
       if (threshold[s] == INFINITY) {
         // Every number, +inf too, goes left: no "x < T" says that, so the children swap and
         // every number goes right of -inf.
@@ -855,7 +854,8 @@ void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t 
         nan_left = !nan_left;
         std::swap(first, second);
       } else {
-        node.value = lightgbm_threshold(threshold[s]);
+        node.value =
+            missing == 1 ? smallest_float_above(threshold[s]) : lightgbm_threshold(threshold[s]);
       }
       node.feature |= nan_left ? detail::kDefaultLeftBit : 0u;
     }

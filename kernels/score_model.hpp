@@ -30,7 +30,13 @@ static_assert(sizeof(TreeNode) == 16);
 constexpr std::uint32_t kLeafBit = 1u << 31;
 constexpr std::uint32_t kDefaultLeftBit = 1u << 30;
 constexpr std::uint32_t kCategoricalBit = 1u << 29;
-constexpr std::uint32_t kFeatureMask = kCategoricalBit - 1;
+// LightGBM's missing_type Zero (zero_as_missing): values in [-kZeroBand, kZeroBand] go the
+// default way, as NaN does.
+constexpr std::uint32_t kZeroBandBit = 1u << 28;
+constexpr std::uint32_t kFeatureMask = kZeroBandBit - 1;
+// LightGBM's kZeroThreshold (meta.h: the float literal 1e-35f, compared in double). Its dense
+// input path reads values with |x| <= it as 0.0 before any split sees them.
+constexpr float kZeroBand = 1e-35f;
 // Batches wider than this are refused at binding: a block of CPU rows is indexed in int32.
 constexpr std::size_t kMaxBatchFeatures = std::size_t{1} << 24;
 
@@ -51,17 +57,21 @@ constexpr float kMaxCategory = 16777216.0f;
 
 // True when a row with value `x` goes right at an internal node with these flag bits (the flags
 // sit at the same bits in every node layout), threshold and category split index.
-// kCategorical = false is for models without categorical splits (no table lookups compiled in).
-template <bool kCategorical>
+// kSpecialSplits = false is for models with neither categorical nor zero-band splits (no table
+// lookups compiled in).
+template <bool kSpecialSplits>
 DG_HOST_DEVICE inline bool goes_right(std::uint32_t flags, float threshold, std::uint32_t category,
                                       float x, const CategorySplit* splits,
                                       const std::uint32_t* category_bits) {
-  if (!kCategorical) {
+  if (!kSpecialSplits) {
     // Branch-free: !(x < threshold) also holds for NaN, which then goes right unless default-left.
     const bool not_less = !(x < threshold);
     return not_less & ((x == x) | ((flags & kDefaultLeftBit) == 0));
   }
   if (x != x) return (flags & kDefaultLeftBit) == 0;
+  if ((flags & kZeroBandBit) != 0 && x >= -kZeroBand && x <= kZeroBand) {
+    return (flags & kDefaultLeftBit) == 0;
+  }
   if ((flags & kCategoricalBit) == 0) return !(x < threshold);
   const CategorySplit split = splits[category];
   if (!(x >= split.lowest && x < kMaxCategory)) return false;
@@ -81,10 +91,14 @@ struct TreeEnsemble {
   // Margins summed in double (LightGBM's predictor) instead of float (XGBoost's); the link then
   // runs in double too and the outputs are rounded to float once.
   bool sum_in_double = false;
+  bool zero_band_splits = false;  // some node has kZeroBandBit
   // LightGBM random forests (average_output): the link reads margin / average_divisor (the
   // iterations used) while the margin stays the sum, as LightGBM's raw score does. Double sums
   // only.
   double average_divisor = 1.0;
+
+  // Trees need the general per-node decision (goes_right<true>).
+  bool special_splits() const noexcept { return !category_splits.empty() || zero_band_splits; }
 };
 
 struct LinearModel {

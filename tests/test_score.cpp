@@ -1,6 +1,7 @@
 // Batch scoring against the peers' own outputs (tests/golden/score_xgboost.json, made by
-// tests/golden/make_score_golden.py with xgboost and scikit-learn), CPU = CUDA on every case, and
-// the malformed-model corpus (tests/models/malformed).
+// tests/golden/make_score_golden.py with xgboost and scikit-learn;
+// tests/golden/score_lightgbm.json, made by tests/golden/make_lightgbm_golden.py with lightgbm),
+// CPU = CUDA on every case, and the malformed-model corpus (tests/models/malformed).
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -40,20 +41,35 @@ fs::path source_dir() {
   return dir != nullptr ? fs::path(dir) : fs::path(".");
 }
 
+// The cases of both golden files, {"cases": [...]}.
 const json& golden() {
   static const json data = [] {
-    std::ifstream in(source_dir() / "tests/golden/score_xgboost.json");
-    return json::parse(in);
+    json all = {{"cases", json::array()}};
+    for (const char* file : {"score_xgboost.json", "score_lightgbm.json"}) {
+      std::ifstream in(source_dir() / "tests/golden" / file);
+      json one = json::parse(in);
+      for (json& c : one["cases"]) all["cases"].push_back(std::move(c));
+    }
+    return all;
   }();
   return data;
+}
+
+float golden_value(const json& v) {
+  if (v.is_null()) return std::numeric_limits<float>::quiet_NaN();
+  if (v.is_string()) {
+    const float inf = std::numeric_limits<float>::infinity();
+    if (v == "inf") return inf;
+    if (v == "-inf") return -inf;
+    throw std::runtime_error("golden value " + v.dump() + " is not a number");
+  }
+  return v.get<float>();
 }
 
 std::vector<float> flat(const json& rows) {
   std::vector<float> out;
   for (const json& row : rows) {
-    for (const json& v : row) {
-      out.push_back(v.is_null() ? std::numeric_limits<float>::quiet_NaN() : v.get<float>());
-    }
+    for (const json& v : row) out.push_back(golden_value(v));
   }
   return out;
 }
@@ -122,11 +138,29 @@ double max_error(const std::vector<float>& ours, const std::vector<float>& their
   return worst;
 }
 
+// Many rows (several blocks and threads, a partial last block) give the same scores as the same
+// rows one at a time.
+void large_batch_equals_row_by_row(Context& ctx, const Case& input) {
+  const std::size_t f = input.names.size(), k = input.model.outputs(), rows = 5000 + 37;
+  std::vector<float> big(rows * f);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::copy_n(input.features.begin() + (r * 7919 % input.rows) * f, f, big.begin() + r * f);
+  }
+  const BoundModel bound(input.model, input.names);
+  std::vector<float> margin(rows * k, -1.0f), one(k);
+  score(ctx, bound, {big.data(), rows, f}, {.margin = margin.data()});
+  Context cpu(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 1, .quiet = true});
+  for (std::size_t r = 0; r < rows; r += 97) {
+    score(cpu, bound, {big.data() + r * f, 1, f}, {.margin = one.data()});
+    for (std::size_t c = 0; c < k; ++c) ASSERT_EQ(margin[r * k + c], one[c]) << "row " << r;
+  }
+}
+
 class ScoreGolden : public testing::BackendTest {};
 
 TEST_P(ScoreGolden, MatchesPeerOnEveryRow) {
   const json& cases = golden()["cases"];
-  ASSERT_GE(cases.size(), 14u);
+  ASSERT_GE(cases.size(), 24u);
   for (const json& c : cases) {
     const Case input = load_case(c);
     SCOPED_TRACE(input.name);
@@ -135,7 +169,7 @@ TEST_P(ScoreGolden, MatchesPeerOnEveryRow) {
     const double margin_error = max_error(s.margin, flat(c["margin"]));
     EXPECT_LE(margin_error, kMarginTolerance);
     double prediction_error = 0.0;
-    if (c["objective"] == "multi:softmax") {
+    if (c.value("objective", "") == "multi:softmax") {
       // Booster.predict gives the class: the first largest margin.
       const std::vector<float> expected = flat(c["prediction"]);
       for (std::size_t r = 0; r < input.rows; ++r) {
@@ -167,22 +201,11 @@ TEST_P(ScoreGolden, CudaMatchesCpu) {
   }
 }
 
-// Many rows (several blocks and threads, a partial last block) give the same scores as the same
-// rows one at a time.
 TEST_P(ScoreGolden, LargeBatchEqualsRowByRow) {
-  const Case input = load_case(find_case("syn_multi_softprob"));
-  const std::size_t f = input.names.size(), k = input.model.outputs(), rows = 5000 + 37;
-  std::vector<float> big(rows * f);
-  for (std::size_t r = 0; r < rows; ++r) {
-    std::copy_n(input.features.begin() + (r * 7919 % input.rows) * f, f, big.begin() + r * f);
-  }
-  const BoundModel bound(input.model, input.names);
-  std::vector<float> margin(rows * k, -1.0f), one(k);
-  score(ctx(), bound, {big.data(), rows, f}, {.margin = margin.data()});
-  Context cpu(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 1, .quiet = true});
-  for (std::size_t r = 0; r < rows; r += 97) {
-    score(cpu, bound, {big.data() + r * f, 1, f}, {.margin = one.data()});
-    for (std::size_t c = 0; c < k; ++c) ASSERT_EQ(margin[r * k + c], one[c]) << "row " << r;
+  // Float sums (XGBoost) and double sums (LightGBM).
+  for (const char* name : {"syn_multi_softprob", "syn_multiclass"}) {
+    SCOPED_TRACE(name);
+    large_batch_equals_row_by_row(ctx(), load_case(find_case(name)));
   }
 }
 
@@ -242,7 +265,9 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   std::size_t files = 0;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (entry.path().extension() != ".json" || name == "expected.json" || name == "base_xgb.json") {
+    const std::string extension = entry.path().extension().string();
+    if ((extension != ".json" && extension != ".txt") || name == "expected.json" ||
+        name == "base_xgb.json" || name == "base_lgb.txt") {
       continue;
     }
     ++files;
@@ -258,8 +283,9 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
     }
   }
   EXPECT_EQ(files, expected.size());
-  // The corpus's base model itself is valid: the defects are what is refused.
+  // The corpus's base models themselves are valid: the defects are what is refused.
   EXPECT_NO_THROW((void)Model::load((dir / "base_xgb.json").string()));
+  EXPECT_NO_THROW((void)Model::load((dir / "base_lgb.txt").string()));
 }
 
 template <class T>

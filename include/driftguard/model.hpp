@@ -25,24 +25,25 @@
 //
 // LightGBM models score as Booster.predict does on a dense float32 array:
 //   - numerical split: left when x' <= threshold in double, where x' = 0 for |x| <= 1e-35
-//     (LightGBM's kZeroThreshold: its dense input path drops such values) and NaN reads as 0.0
-//     unless the node's missing_type is NaN, which sends NaN the default_left way. Each threshold is
-//     turned into the float32 T with "x < T" on exactly the same floats. missing_type Zero
-//     (zero_as_missing) is accepted where the default side is the side 0 takes, and refused
-//     otherwise (naming the node): that split is not a single threshold over floats;
+//     (LightGBM's kZeroThreshold: its dense input path drops such values). NaN reads as 0.0 when
+//     the node's missing_type is None; missing_type NaN sends NaN the default_left way;
+//     missing_type Zero (zero_as_missing) sends NaN and every |x| <= 1e-35 the default_left way.
+//     Each threshold becomes the float32 T with "x < T" on exactly the same floats; a threshold of
+//     +inf (which LightGBM writes) sends every number left;
 //   - categorical split: left (LightGBM's side) when x truncated toward zero, x in (-1, 2^24), is
 //     in the node's bitset; NaN, other negatives and larger values go right;
 //   - margin[k] = sum in double of the leaves of the trees of class k (tree t is class t mod
 //     num_tree_per_iteration), leaf values rounded to float32 (relative 6e-8 each); random forests
 //     (average_output) keep that sum as the margin, as LightGBM's raw score does, and divide it by
-//     the iterations used before the link;
+//     the iterations used before the link. The link runs in double; outputs are rounded to float32
+//     once;
 //   - objectives: binary and cross_entropy (sigmoid; sigmoid:1 only), multiclass (softmax),
 //     multiclassova (sigmoid per class), and the identity outputs regression, regression_l1,
 //     huber, fair, quantile, mape. Others (poisson, gamma, tweedie, ranking, reg_sqrt), linear
-//     trees and model versions other than v2-v4 are refused. The link runs in double and the
-//     outputs are rounded to float once. ModelOptions' iteration range counts iterations; the text
-//     keeps no best iteration, so use_best_iteration has no effect.
-// Observed agreement with lightgbm 4.7 (tests/golden/score_lightgbm.json): see tests/test_score.cpp.
+//     trees and model versions other than v2-v4 are refused. ModelOptions' iteration range counts
+//     iterations; the text keeps no best iteration, so use_best_iteration has no effect.
+// Observed agreement with lightgbm 4.7 (tests/golden/score_lightgbm.json): see
+// tests/test_score.cpp.
 //
 // Linear models compute, per class k, in float64 with fused multiply-adds in feature order,
 //   margin_k = intercept_k + sum_f coef_kf * (v_f - mean_f) / scale_f,  v_f = x_f, or the

@@ -23,7 +23,7 @@ constexpr std::size_t kBlockRows = 64;
 // One level of one tree for a block's rows: pos[r] moves to the child row r takes. No branch per
 // row (a leaf steps to itself: its left is its own index), so the rows' steps are independent and
 // overlap. Built for the baseline ISA on purpose: AVX2 / AVX-512 gathers measured slower here.
-template <bool kCategorical>
+template <bool kSpecialSplits>
 void step_level(const TreeNode* __restrict__ nodes, const float* __restrict__ rows,
                 std::int32_t features, std::int32_t* __restrict__ pos, std::int32_t n,
                 const detail::CategorySplit* splits, const std::uint32_t* bits) {
@@ -34,12 +34,12 @@ void step_level(const TreeNode* __restrict__ nodes, const float* __restrict__ ro
         rows[r * features + static_cast<std::int32_t>(node.feature & detail::kFeatureMask)];
     const bool internal = (node.feature & detail::kLeafBit) == 0;
     pos[r] = static_cast<std::int32_t>(node.left) +
-             (internal & detail::goes_right<kCategorical>(node.feature, node.value, node.category,
-                                                          x, splits, bits));
+             (internal & detail::goes_right<kSpecialSplits>(node.feature, node.value, node.category,
+                                                            x, splits, bits));
   }
 }
 
-template <bool kCategorical, typename Sum>
+template <bool kSpecialSplits, typename Sum>
 void score_trees(int threads, const BoundTables& tables, BatchView batch, const ScoreOutputs& out) {
   const detail::ModelData& model = *tables.model;
   const detail::TreeEnsemble& ensemble = model.trees;
@@ -66,8 +66,8 @@ void score_trees(int threads, const BoundTables& tables, BatchView batch, const 
         const TreeNode* nodes = all_nodes + ensemble.tree_offset[t];
         std::fill(pos, pos + n, 0);
         for (std::uint32_t level = 0; level < ensemble.tree_depth[t]; ++level) {
-          step_level<kCategorical>(nodes, rows, static_cast<std::int32_t>(batch.features), pos,
-                                   static_cast<std::int32_t>(n), splits, bits);
+          step_level<kSpecialSplits>(nodes, rows, static_cast<std::int32_t>(batch.features), pos,
+                                     static_cast<std::int32_t>(n), splits, bits);
         }
         const std::uint32_t group = ensemble.tree_group[t];
         for (std::size_t r = 0; r < n; ++r) margin[r * k + group] += nodes[pos[r]].value;
@@ -139,13 +139,13 @@ void score(int threads, const BoundTables& tables, BatchView batch, const ScoreO
     return;
   }
   const detail::TreeEnsemble& ensemble = tables.model->trees;
-  const bool categorical = !ensemble.category_splits.empty();
+  const bool special = ensemble.special_splits();
   if (ensemble.sum_in_double) {
-    categorical ? score_trees<true, double>(threads, tables, batch, out)
-                : score_trees<false, double>(threads, tables, batch, out);
+    special ? score_trees<true, double>(threads, tables, batch, out)
+            : score_trees<false, double>(threads, tables, batch, out);
   } else {
-    categorical ? score_trees<true, float>(threads, tables, batch, out)
-                : score_trees<false, float>(threads, tables, batch, out);
+    special ? score_trees<true, float>(threads, tables, batch, out)
+            : score_trees<false, float>(threads, tables, batch, out);
   }
 }
 

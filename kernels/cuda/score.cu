@@ -38,12 +38,12 @@ constexpr std::size_t kSharedBudget = 96 * 1024;
 constexpr std::size_t kChunkBytes = std::size_t{16} << 20;
 
 // 8 bytes: threshold (or leaf value, or category split index as bits) and
-// flags[31:29] | feature[28:16] | offset of the left child from this node[15:0].
+// flags[31:28] | feature[27:16] | offset of the left child from this node[15:0].
 struct CompactNode {
   float value;
   std::uint32_t bits;
 };
-constexpr std::uint32_t kCompactFeatures = 1u << 13;
+constexpr std::uint32_t kCompactFeatures = 1u << 12;
 constexpr std::uint32_t kCompactOffsets = 1u << 16;
 
 struct WideView {
@@ -133,7 +133,7 @@ __device__ const float* row_of(const float* s_rows, const RowsArgs& a, std::size
 
 // Launch: grid ceil(rows / kThreads) x kThreads threads, one row per thread; dynamic shared
 // memory holds the staged rows (when staged) then the nodes (when shared_nodes), 16-byte aligned.
-template <class View, bool kCategorical, typename Sum>
+template <class View, bool kSpecialSplits, typename Sum>
 __global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, RowsArgs a) {
   extern __shared__ __align__(16) unsigned char smem[];
   auto* s_rows = reinterpret_cast<float*>(smem);
@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, Row
       typename View::Node node = root[0];
       while ((View::flags(node) & driftguard::detail::kLeafBit) == 0) {
         const float v = x[View::feature(node)];
-        i = View::left(node, i) + driftguard::detail::goes_right<kCategorical>(
+        i = View::left(node, i) + driftguard::detail::goes_right<kSpecialSplits>(
                                       View::flags(node), node.value, View::category(node), v,
                                       t.d_splits, t.d_category_bits);
         node = root[i];
@@ -382,14 +382,14 @@ class Scorer {
  private:
   template <typename Sum>
   void launch_trees(unsigned grid, const TreeTables& t, const RowsArgs& args) {
-    const bool categorical = !tables_.model->trees.category_splits.empty();
+    const bool special = tables_.model->trees.special_splits();
     if (image_.compact) {
-      if (categorical) {
+      if (special) {
         run(score_trees_kernel<CompactView, true, Sum>, grid, "score_trees_kernel", t, args);
       } else {
         run(score_trees_kernel<CompactView, false, Sum>, grid, "score_trees_kernel", t, args);
       }
-    } else if (categorical) {
+    } else if (special) {
       run(score_trees_kernel<WideView, true, Sum>, grid, "score_trees_kernel", t, args);
     } else {
       run(score_trees_kernel<WideView, false, Sum>, grid, "score_trees_kernel", t, args);

@@ -395,6 +395,12 @@ def main():
     lgb_case("syn_zero_as_missing", {"objective": "binary", "zero_as_missing": True, **cat},
              frame.iloc[ROWS:], label[ROWS:], frame.iloc[:ROWS], 30, extra=zero_missing_conflicts)
 
+    # dart rescales the dropped trees while training; the saved leaves already hold the result.
+    frame, score = synthetic(rng, 6000, None)
+    lgb_case("syn_dart", {"objective": "binary", "boosting": "dart", "drop_rate": 0.3,
+                          "skip_drop": 0.0, **cat},
+             frame.iloc[ROWS:], (score[ROWS:] > 0.8).astype(int), frame.iloc[:ROWS], 25)
+
     with open(GOLDEN, "w") as f:
         json.dump({"peer": {"lightgbm": lgb.__version__, "numpy": np.__version__,
                             "pandas": pd.__version__,

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""The malformed-model corpus: each *.json here is a small valid model with one defect, and
-expected.json maps each file to a fragment its ModelError message must contain.
+"""The malformed-model corpus: each *.json / *.txt here is a small valid model with one defect,
+and expected.json maps each file to a fragment its ModelError message must contain.
 
-    python3 tests/models/malformed/make_malformed.py    # pip-installs xgboost-cpu when missing
+    python3 tests/models/malformed/make_malformed.py    # pip-installs xgboost-cpu, lightgbm
 
 The valid bases are a 3-tree XGBoost model with a categorical feature (base_xgb.json here, made
-by this script) and tests/models/linear_uci_scorecard.json.
+by this script), a 3-tree LightGBM model with a categorical feature (base_lgb.txt, likewise) and
+tests/models/linear_uci_scorecard.json.
 """
 import copy
 import json
@@ -28,6 +29,48 @@ def base_xgb():
                          "nthread": 1, "seed": 1},
                         xgb.DMatrix(frame, label, enable_categorical=True), 3)
     return json.loads(booster.save_raw("json"))
+
+
+def base_lgb():
+    np, lgb = ensure("numpy"), ensure("lightgbm")
+    rng = np.random.default_rng(6)
+    n = 2000
+    x = np.column_stack([rng.standard_normal(n), rng.standard_normal(n),
+                         rng.integers(0, 6, n).astype(float)])
+    x[rng.random(n) < 0.1, 0] = np.nan
+    label = (np.nan_to_num(x[:, 0]) + np.isin(x[:, 2], [1, 3]) > 0.5).astype(int)
+    booster = lgb.train({"objective": "binary", "num_leaves": 4, "min_data_per_group": 5,
+                         "cat_smooth": 1, "max_cat_to_onehot": 1, "num_threads": 1, "seed": 1,
+                         "verbose": -1},
+                        lgb.Dataset(x, label, feature_name=["a", "b", "c"],
+                                    categorical_feature=[2]), 3)
+    return booster.model_to_string()
+
+
+def tree_block(text, tree):
+    """(start, end) of the lines of `Tree=tree` in LightGBM model text."""
+    start = text.index(f"Tree={tree}\n")
+    end = text.find("\n\n", start)
+    return start, end
+
+
+def edit_line(text, key, edit, tree=None):
+    """`key=value` replaced by `key=edit(value)` in the header (tree None) or in one tree."""
+    start, end = (0, text.index("Tree=0\n")) if tree is None else tree_block(text, tree)
+    at = text.index(f"\n{key}=", start - 1 if start else 0) + 1
+    assert at < end, key
+    eol = text.index("\n", at)
+    value = text[at + len(key) + 1:eol]
+    return text[:at] + f"{key}={edit(value)}" + text[eol:]
+
+
+def edit_entry(index, value):
+    """An edit for edit_line: entry `index` of a space-separated array set to `value`."""
+    def edit(text):
+        entries = text.split(" ")
+        entries[index] = value
+        return " ".join(entries)
+    return edit
 
 
 def main():
@@ -159,6 +202,91 @@ def main():
     linear_case("linear_version", "version 2 is unknown", lambda m: m.__setitem__("version", 2))
     linear_case("linear_softmax_one_class", "softmax needs",
                 lambda m: m.__setitem__("link", "softmax"))
+
+    lgb_base = base_lgb()
+    with open(os.path.join(HERE, "base_lgb.txt"), "w") as f:
+        f.write(lgb_base)
+    cat_lgb = next(t for t in range(3)
+                   if "num_cat=0" not in lgb_base[slice(*tree_block(lgb_base, t))])
+
+    def lgb_case(name, expect, edit):
+        body = edit(lgb_base)
+        assert body != lgb_base, name
+        with open(os.path.join(HERE, name + ".txt"), "w") as f:
+            f.write(body)
+        cases[name + ".txt"] = expect
+
+    def tree_edit(key, edit, tree=0):
+        return lambda text: edit_line(text, key, edit, tree)
+
+    lgb_case("lgb_truncated", "no \"end of trees\"", lambda t: t[:t.index("Tree=1\n") + 40])
+    lgb_case("lgb_child_out_of_range", "child 99 is out of range",
+             tree_edit("left_child", edit_entry(0, "99")))
+    lgb_case("lgb_cycle", "is reached twice", tree_edit("right_child", edit_entry(1, "0")))
+    lgb_case("lgb_leaf_out_of_range", "leaf 98 is out of range",
+             tree_edit("right_child", edit_entry(0, "-99")))
+    lgb_case("lgb_leaf_twice", "leaf 0 is reached twice",
+             lambda t: edit_line(edit_line(t, "left_child", edit_entry(0, "-1"), 0),
+                                 "right_child", edit_entry(0, "-1"), 0))
+    lgb_case("lgb_feature_out_of_range", "split feature 7 is out of range",
+             tree_edit("split_feature", edit_entry(0, "7")))
+    lgb_case("lgb_feature_negative", "split feature -1 is out of range",
+             tree_edit("split_feature", edit_entry(0, "-1")))
+    lgb_case("lgb_threshold_nan", "threshold is NaN", tree_edit("threshold", edit_entry(0, "nan")))
+    lgb_case("lgb_threshold_text", "is not a number",
+             tree_edit("threshold", edit_entry(0, "1.5x")))
+    lgb_case("lgb_threshold_long", "threshold has 4 entries, expected 3",
+             tree_edit("threshold", lambda v: v + " 0.5"))
+    lgb_case("lgb_leaf_value_short", "leaf_value has 3 entries, expected 4",
+             tree_edit("leaf_value", lambda v: v.rsplit(" ", 1)[0]))
+    lgb_case("lgb_leaf_value_missing", "has no \"leaf_value\"",
+             lambda t: t.replace(t[t.index("leaf_value="):t.index("\n", t.index("leaf_value=")) + 1],
+                                 "", 1))
+    lgb_case("lgb_leaf_value_huge", "value is not finite in float32",
+             tree_edit("leaf_value", edit_entry(0, "1e300")))
+    lgb_case("lgb_num_leaves_text", "num_leaves = \"four\" is not an integer",
+             tree_edit("num_leaves", lambda v: "four"))
+    lgb_case("lgb_num_leaves_huge", "num_leaves = 999999999999 is out of range",
+             tree_edit("num_leaves", lambda v: "999999999999"))
+    lgb_case("lgb_num_leaves_declared_large", "leaf_value has 4 entries, expected 1000000",
+             tree_edit("num_leaves", lambda v: "1000000"))
+    lgb_case("lgb_decision_type", "decision_type 12 is not valid",
+             tree_edit("decision_type", edit_entry(0, "12")))
+    numeric_tree = next(t for t in range(3) if t != cat_lgb)
+    lgb_case("lgb_categorical_index", "is not a category set of this tree",
+             tree_edit("decision_type", edit_entry(0, "1"), numeric_tree))
+    lgb_case("lgb_cat_boundaries", "cat_boundaries is not an increasing list from 0",
+             tree_edit("cat_boundaries", lambda v: "1 " + v.split(" ", 1)[1], cat_lgb))
+    lgb_case("lgb_cat_threshold_short", "cat_threshold has 0 entries",
+             tree_edit("cat_threshold", lambda v: "", cat_lgb))
+    lgb_case("lgb_linear_tree", "linear trees (linear_tree) are not supported",
+             tree_edit("is_linear", lambda v: "1"))
+    lgb_case("lgb_objective_poisson", "objective \"poisson\" is not supported",
+             lambda t: edit_line(t, "objective", lambda v: "poisson"))
+    lgb_case("lgb_sigmoid", "sigmoid other than 1 is not supported",
+             lambda t: edit_line(t, "objective", lambda v: "binary sigmoid:2"))
+    lgb_case("lgb_reg_sqrt", "(reg_sqrt) is not supported",
+             lambda t: edit_line(t, "objective", lambda v: "regression sqrt"))
+    lgb_case("lgb_multiclass_one_class", "multiclass needs num_class >= 2",
+             lambda t: edit_line(t, "objective", lambda v: "multiclass num_class:1"))
+    lgb_case("lgb_trees_per_iteration", "num_tree_per_iteration = 2 does not fit",
+             lambda t: edit_line(t, "num_tree_per_iteration", lambda v: "2"))
+    lgb_case("lgb_not_whole_iterations", "3 trees are not whole iterations of 2 trees",
+             lambda t: edit_line(edit_line(edit_line(t, "num_class", lambda v: "2"),
+                                           "num_tree_per_iteration", lambda v: "2"),
+                                 "objective", lambda v: "multiclass num_class:2"))
+    lgb_case("lgb_version", "model version \"v9\" is not supported",
+             lambda t: edit_line(t, "version", lambda v: "v9"))
+    lgb_case("lgb_tree_numbering", "where Tree=1 was expected", lambda t: t.replace("Tree=1\n", "Tree=5\n"))
+    lgb_case("lgb_feature_names_count", "feature_names has 2 names",
+             lambda t: edit_line(t, "feature_names", lambda v: "a b"))
+    lgb_case("lgb_feature_names_duplicate", "names \"a\" twice",
+             lambda t: edit_line(t, "feature_names", lambda v: "a a c"))
+    lgb_case("lgb_no_objective", "the header has no \"objective\"",
+             lambda t: t.replace(t[t.index("objective="):t.index("\n", t.index("objective=")) + 1],
+                                 "", 1))
+    lgb_case("lgb_bare_line_in_tree", "is not key=value",
+             lambda t: t.replace("Tree=0\n", "Tree=0\nsplit_feature\n"))
 
     with open(os.path.join(HERE, "expected.json"), "w") as f:
         json.dump(cases, f, indent=1, sort_keys=True)
