@@ -6,11 +6,13 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -286,6 +288,93 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   // The corpus's base models themselves are valid: the defects are what is refused.
   EXPECT_NO_THROW((void)Model::load((dir / "base_xgb.json").string()));
   EXPECT_NO_THROW((void)Model::load((dir / "base_lgb.txt").string()));
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// One random edit of a model text: a cut, a changed byte, a line dropped or doubled, or a number
+// replaced by an extreme one.
+std::string mutate(std::string text, std::mt19937_64& rng) {
+  const auto pick = [&](std::size_t n) {
+    return static_cast<std::size_t>(std::uniform_int_distribution<std::size_t>(0, n - 1)(rng));
+  };
+  if (text.empty()) return text;
+  const std::size_t at = pick(text.size());
+  switch (pick(5)) {
+    case 0:
+      text.resize(at);
+      break;
+    case 1:
+      text[at] = " \n=-.0123456789e[]{},:\"x"[pick(24)];
+      break;
+    case 2:
+    case 3: {
+      const std::size_t begin =
+          text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at);
+      const std::size_t end = std::min(text.find('\n', at), text.size());
+      const std::string line = text.substr(begin, end - begin);
+      text.replace(begin, end - begin, pick(2) == 0 ? std::string() : line + line);
+      break;
+    }
+    default: {
+      static const char* extremes[] = {"nan", "-1", "1e300",      "99999999999", "",
+                                       "inf", "-0", "4294967296", "2147483647",  "0.5"};
+      std::size_t begin = at;
+      while (begin < text.size() && !std::isdigit(static_cast<unsigned char>(text[begin]))) ++begin;
+      std::size_t end = begin;
+      while (end < text.size() &&
+             (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) {
+        ++end;
+      }
+      text.replace(begin, end - begin, extremes[pick(10)]);
+    }
+  }
+  return text;
+}
+
+// Nothing in a model file can crash the library: 4000 random edits per base model of the corpus's
+// valid models each give a model that scores (checked tables; sanitizer builds watch every access)
+// or a ModelError, never another exception.
+TEST(ScoreMalformed, RandomEditsAreRefusedOrScored) {
+  const fs::path dir = source_dir() / "tests/models/malformed";
+  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  std::mt19937_64 rng(20261126);
+  std::vector<float> rows(64 * 3);
+  std::uniform_real_distribution<float> value(-3.0f, 6.0f);
+  for (float& v : rows) v = value(rng);
+  for (std::size_t i = 0; i < rows.size(); i += 7)
+    rows[i] = std::numeric_limits<float>::quiet_NaN();
+  for (const char* base : {"base_xgb.json", "base_lgb.txt"}) {
+    SCOPED_TRACE(base);
+    const std::string text = read_text(dir / base);
+    std::size_t scored = 0, refused = 0;
+    for (int trial = 0; trial < 4000; ++trial) {
+      std::string edited = mutate(text, rng);
+      if (trial % 3 == 0) edited = mutate(std::move(edited), rng);
+      try {
+        const Model model = Model::parse(edited, {}, base);
+        if (model.feature_names().size() > 3) {
+          ++scored;
+          continue;
+        }
+        std::vector<std::size_t> columns(model.feature_names().size());
+        for (std::size_t c = 0; c < columns.size(); ++c) columns[c] = c;
+        const BoundModel bound(model, columns, 3);
+        std::vector<float> margin(64 * model.outputs()), probability(margin.size());
+        score(ctx, bound, {rows.data(), 64, 3},
+              {.margin = margin.data(), .probability = probability.data()});
+        ++scored;
+      } catch (const ModelError& e) {
+        ++refused;
+        EXPECT_EQ(std::string(e.what()).rfind(base, 0), 0u) << e.what();
+      }
+    }
+    std::printf("  %s: %zu edits scored, %zu refused\n", base, scored, refused);
+    EXPECT_GT(refused, 800u);
+  }
 }
 
 template <class T>
