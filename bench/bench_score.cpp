@@ -3,8 +3,9 @@
 //   bench_score [google benchmark flags]
 //       synthetic XGBoost models (complete trees, random splits) over rows x trees x depth x
 //       features, on random normal data with 5% NaN;
-//   bench_score --model=M.json --input=X.h5 [--threads=N] [google benchmark flags]
-//       one real model on a real table (bench/peer_xgboost_score.py runs xgboost on the same).
+//   bench_score --model=M --input=X.h5 [--threads=N] [google benchmark flags]
+//       one real model (XGBoost JSON or LightGBM text) on a real table (bench/peer_score.py runs
+//       xgboost or lightgbm on the same).
 // Host batches in both cases: the CUDA timings include the copies to and from the device.
 #include <benchmark/benchmark.h>
 
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
     }
   }
   if (model_path.empty() != input.empty()) {
-    std::cerr << "usage: bench_score [--model=M.json --input=X.h5 [--threads=N]] [flags]\n";
+    std::cerr << "usage: bench_score [--model=M --input=X.h5 [--threads=N]] [flags]\n";
     return 2;
   }
   try {
