@@ -5,14 +5,17 @@
 // Names read op/backend/rows:R/features:F (the current window's shape; the reference has the same
 // number of features). Ops:
 //   ks_two_sample              the scan of one current window against a prebuilt SortedColumns
+//   ks_two_sample_resident     the same against a ResidentReference of it (on CUDA: uploaded once,
+//                              outside the timing, as a monitor does for its run)
 //   ks_two_sample_with_sort    the same plus SortedColumns::from_batch of the reference
 //   sort_columns               SortedColumns::from_batch alone
 // Without files: synthetic float32 windows (bell-shaped columns, 0.5% NaN, half of the features
 // shifted in the current window), 1Mi x 32 against 1Mi x 32 on the CPU and, when a CUDA device is
 // present, 4Mi x 64 against 4Mi x 64 on the GPU with the current window resident in device memory
 // (cudaMalloc here). GPU cases are timed on the wall clock: each call returns with its results on
-// the host, and it includes the upload of the host-resident reference columns. With files (the
-// SciPy peer, bench/peer_scipy_ks.py): the two tables are read once and every backend runs on them.
+// the host, and all but ks_two_sample_resident include the upload of the reference columns. With
+// files (the SciPy peer, bench/peer_scipy_ks.py): the two tables are read once and every backend
+// runs on them.
 #include <benchmark/benchmark.h>
 
 #ifdef DRIFTGUARD_WITH_CUDA
@@ -24,6 +27,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -92,16 +96,21 @@ void set_counters(benchmark::State& state, const Windows& w, const Context& ctx)
   state.counters["threads"] = ctx.cpu_threads();
 }
 
-enum class Op { Scan, ScanWithSort, Sort };
+enum class Op { Scan, ScanResident, ScanWithSort, Sort };
 
 void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView current, Op op) {
+  const bool prebuilt_reference = op == Op::Scan || op == Op::ScanResident;
   const SortedColumns prebuilt =
-      op == Op::Scan ? SortedColumns::from_batch(ctx, w.reference.view()) : SortedColumns{};
+      prebuilt_reference ? SortedColumns::from_batch(ctx, w.reference.view()) : SortedColumns{};
+  std::optional<ResidentReference> resident;
+  if (op == Op::ScanResident) resident.emplace(ctx, prebuilt);
   for (auto _ : state) {
     if (op == Op::Sort) {
       benchmark::DoNotOptimize(SortedColumns::from_batch(ctx, current).values.data());
     } else if (op == Op::Scan) {
       benchmark::DoNotOptimize(ks_two_sample(ctx, prebuilt, current).data());
+    } else if (op == Op::ScanResident) {
+      benchmark::DoNotOptimize(ks_two_sample(ctx, *resident, current).data());
     } else {
       const SortedColumns reference = SortedColumns::from_batch(ctx, w.reference.view());
       benchmark::DoNotOptimize(ks_two_sample(ctx, reference, current).data());
@@ -112,6 +121,7 @@ void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView curr
 
 const char* op_name(Op op) {
   return op == Op::Scan           ? "ks_two_sample"
+         : op == Op::ScanResident ? "ks_two_sample_resident"
          : op == Op::ScanWithSort ? "ks_two_sample_with_sort"
                                   : "sort_columns";
 }
@@ -122,7 +132,7 @@ Context& cpu_context() {
 }
 
 void register_cpu(const Windows& w) {
-  for (Op op : {Op::Scan, Op::ScanWithSort, Op::Sort}) {
+  for (Op op : {Op::Scan, Op::ScanResident, Op::ScanWithSort, Op::Sort}) {
     benchmark::RegisterBenchmark(
         (std::string(op_name(op)) + "/cpu/" + shape(w.current)).c_str(),
         [&w, op](benchmark::State& s) { run(s, cpu_context(), w, w.current.view(), op); })
@@ -166,7 +176,7 @@ void register_cuda(const Windows& w) {
   // Warm-up: workspace growth and module load stay out of the timings.
   ks_two_sample(cuda_bench->ctx, SortedColumns::from_batch(cuda_bench->ctx, w.reference.view()),
                 cuda_bench->current->view());
-  for (Op op : {Op::Scan, Op::ScanWithSort, Op::Sort}) {
+  for (Op op : {Op::Scan, Op::ScanResident, Op::ScanWithSort, Op::Sort}) {
     benchmark::RegisterBenchmark((std::string(op_name(op)) + "/cuda/" + shape(w.current)).c_str(),
                                  [&w, op](benchmark::State& s) {
                                    run(s, cuda_bench->ctx, w, cuda_bench->current->view(), op);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <optional>
 
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
@@ -61,6 +62,9 @@ struct Monitor::Impl {
   HistogramCounts counts;
   std::vector<float> held;    // rows x features, when options.holds_window()
   std::vector<float> scores;  // rows x model outputs, with a model
+  // KS of a raw window (no distances) against profile.sorted, made on the first window of each
+  // context: on CUDA the reference is uploaded once for the run, not once per window.
+  std::optional<ResidentReference> resident;
 
   mutable std::mutex mutex;
 
@@ -293,8 +297,12 @@ ScanReport Monitor::Impl::report() {
   with_failover("window", first_row, [&](Context& ctx) {
     if (opt.distances) current_sorted = SortedColumns::from_batch(ctx, window);
     if (opt.ks) {
-      ks = opt.distances ? ks_two_sample(ctx, ref.sorted, current_sorted, opt.ks_options)
-                         : ks_two_sample(ctx, ref.sorted, window, opt.ks_options);
+      if (opt.distances) {
+        ks = ks_two_sample(ctx, ref.sorted, current_sorted, opt.ks_options);
+      } else {
+        if (!resident || &resident->context() != &ctx) resident.emplace(ctx, ref.sorted);
+        ks = ks_two_sample(ctx, *resident, window, opt.ks_options);
+      }
     }
   });
   std::vector<double> ks_pvalues;

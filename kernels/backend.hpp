@@ -107,10 +107,16 @@ void ks_statistics(int threads, const SortedColumns& reference, const SortedColu
 }  // namespace driftguard::cpu
 
 namespace driftguard::cuda {
-// Host or device batches; results are identical to the cpu:: functions.
+// Host or device batches; results are identical to the cpu:: functions. `d_reference_values`:
+// the reference's values already in device memory (ResidentReference), or null to copy them here.
 SortedColumns sort_columns(DeviceState& state, BatchView batch);
-void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView current,
+void ks_statistics(DeviceState& state, const SortedColumns& reference,
+                   const float* d_reference_values, BatchView current,
                    std::span<detail::KsExtremes> out);
+// Device memory holding `values` (CudaError on failure; null for no values), and its release
+// (null accepted; errors ignored, it runs in destructors).
+float* upload_values(DeviceState& state, std::span<const float> values);
+void free_values(DeviceState& state, float* d_values) noexcept;
 }  // namespace driftguard::cuda
 
 // ---- Batch scoring (driftguard/model.hpp) ----

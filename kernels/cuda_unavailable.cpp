@@ -27,9 +27,12 @@ detail::MmdLinearTerms mmd_linear(DeviceState&, BatchView, BatchView, const MmdL
 // Two-sample Kolmogorov–Smirnov.
 namespace driftguard::cuda {
 SortedColumns sort_columns(DeviceState&, BatchView) { unavailable(); }
-void ks_statistics(DeviceState&, const SortedColumns&, BatchView, std::span<detail::KsExtremes>) {
+void ks_statistics(DeviceState&, const SortedColumns&, const float*, BatchView,
+                   std::span<detail::KsExtremes>) {
   unavailable();
 }
+float* upload_values(DeviceState&, std::span<const float>) { unavailable(); }
+void free_values(DeviceState&, float*) noexcept {}
 }  // namespace driftguard::cuda
 
 // Batch scoring.

@@ -3,6 +3,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
@@ -171,21 +172,69 @@ SortedColumns SortedColumns::from_batch(Context& ctx, BatchView batch) {
   return cpu::sort_columns(impl.cpu_threads, batch);
 }
 
-std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
+namespace {
+
+// `d_reference_values`: the reference's values in device memory (a ResidentReference), or null.
+std::vector<KsResult> ks_on_backend(Context& ctx, const SortedColumns& reference,
+                                    const float* d_reference_values, BatchView current,
                                     const KsOptions& options) {
-  detail::check_sorted_layout(reference, "ks_two_sample: reference");
   check_batch(current, reference.features, "ks_two_sample");
   std::vector<detail::KsExtremes> extremes(reference.features);
   Context::Impl& impl = ctx.impl();
   impl.fault_point("ks_statistics");
   if (impl.backend == Backend::Cuda) {
-    cuda::ks_statistics(*impl.cuda, reference, current, extremes);
+    cuda::ks_statistics(*impl.cuda, reference, d_reference_values, current, extremes);
   } else if (current.space == MemorySpace::Device) {
     throw InvalidInput("a device-resident batch needs the CUDA backend");
   } else {
     cpu::ks_statistics(impl.cpu_threads, reference, current, extremes);
   }
   return detail::ks_results(impl.cpu_threads, reference, extremes, options);
+}
+
+}  // namespace
+
+std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
+                                    const KsOptions& options) {
+  detail::check_sorted_layout(reference, "ks_two_sample: reference");
+  return ks_on_backend(ctx, reference, nullptr, current, options);
+}
+
+ResidentReference::ResidentReference(Context& ctx, const SortedColumns& columns)
+    : ctx_(&ctx), columns_(&columns) {
+  detail::check_sorted_layout(columns, "ResidentReference");
+  Context::Impl& impl = ctx.impl();
+  if (impl.backend == Backend::Cuda) {
+    impl.fault_point("upload_reference");
+    d_values_ = cuda::upload_values(*impl.cuda, columns.values);
+  }
+}
+
+ResidentReference::~ResidentReference() {
+  if (d_values_ != nullptr) cuda::free_values(*ctx_->impl().cuda, d_values_);
+}
+
+ResidentReference::ResidentReference(ResidentReference&& other) noexcept
+    : ctx_(other.ctx_),
+      columns_(other.columns_),
+      d_values_(std::exchange(other.d_values_, nullptr)) {}
+
+ResidentReference& ResidentReference::operator=(ResidentReference&& other) noexcept {
+  if (this != &other) {
+    ResidentReference old(std::move(*this));
+    ctx_ = other.ctx_;
+    columns_ = other.columns_;
+    d_values_ = std::exchange(other.d_values_, nullptr);
+  }
+  return *this;
+}
+
+std::vector<KsResult> ks_two_sample(Context& ctx, const ResidentReference& reference,
+                                    BatchView current, const KsOptions& options) {
+  if (&reference.context() != &ctx) {
+    throw InvalidInput("ks_two_sample: the resident reference was made for another context");
+  }
+  return ks_on_backend(ctx, reference.columns(), reference.device_values(), current, options);
 }
 
 std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,

@@ -527,6 +527,59 @@ TEST_P(Ks, ChecksArguments) {
   EXPECT_THROW(ks_two_sample(ctx(), broken, {values, 2, 2}), InvalidInput);
 }
 
+bool same_bits(double a, double b) {
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+}
+
+void expect_same_results(const std::vector<KsResult>& a, const std::vector<KsResult>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t f = 0; f < a.size(); ++f) {
+    SCOPED_TRACE(f);
+    EXPECT_TRUE(same_bits(a[f].statistic, b[f].statistic));
+    EXPECT_TRUE(same_bits(a[f].pvalue, b[f].pvalue));
+    EXPECT_TRUE(same_bits(a[f].statistic_location, b[f].statistic_location));
+    EXPECT_EQ(a[f].statistic_sign, b[f].statistic_sign);
+    EXPECT_EQ(a[f].n_current, b[f].n_current);
+    EXPECT_EQ(a[f].nan_current, b[f].nan_current);
+  }
+}
+
+// A resident reference gives the results of its columns, call after call; on CUDA also for a
+// table of more than 65535 features, which the device merges in two chunks (the second starts
+// inside the uploaded values).
+TEST_P(Ks, ResidentReferenceEqualsItsColumns) {
+  std::mt19937_64 rng(test_seed());
+  for (const auto& [rows, features] : {std::pair<std::size_t, std::size_t>{4000, 6}, {3, 70000}}) {
+    SCOPED_TRACE(features);
+    std::vector<float> ref(rows * features), cur(rows * features);
+    for (float& x : ref) x = random_sample(1, 2, rng)[0];
+    for (float& x : cur) x = random_sample(1, 0, rng)[0];
+    const SortedColumns columns = SortedColumns::from_batch(ctx(), {ref.data(), rows, features});
+    ResidentReference resident(ctx(), columns);
+    EXPECT_EQ(&resident.columns(), &columns);
+    EXPECT_EQ(resident.device_values() != nullptr, GetParam() == Backend::Cuda);
+    const std::vector<KsResult> expected =
+        ks_two_sample(ctx(), columns, {cur.data(), rows, features});
+    for (int call = 0; call < 2; ++call) {
+      expect_same_results(ks_two_sample(ctx(), resident, {cur.data(), rows, features}), expected);
+    }
+    ResidentReference moved = std::move(resident);
+    expect_same_results(ks_two_sample(ctx(), moved, {cur.data(), rows, features}), expected);
+  }
+}
+
+TEST_P(Ks, ResidentReferenceServesOnlyItsContext) {
+  const std::vector<float> ref{1.0f, 2.0f, 3.0f}, cur{2.5f, 3.5f};
+  const SortedColumns columns = SortedColumns::from_batch(ctx(), {ref.data(), 3, 1});
+  const ResidentReference resident(ctx(), columns);
+  Context other(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  EXPECT_THROW(ks_two_sample(other, resident, {cur.data(), 2, 1}), InvalidInput);
+  EXPECT_THROW(ks_two_sample(ctx(), resident, {cur.data(), 1, 2}), InvalidInput);
+  SortedColumns broken = columns;
+  broken.offsets.back() = 7;
+  EXPECT_THROW(ResidentReference(ctx(), broken), InvalidInput);
+}
+
 TEST(KsSortedColumns, CheckFindsBrokenColumns) {
   SortedColumns s{2, {1, 2, 0, 5}, {0, 2, 4}, {0, 0}};
   EXPECT_NO_THROW(s.check());

@@ -335,8 +335,31 @@ SortedColumns sort_columns(DeviceState& state, BatchView batch) {
   return out;
 }
 
-void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView current,
-                   std::span<KsExtremes> out) {
+float* upload_values(DeviceState& state, std::span<const float> values) {
+  if (values.empty()) return nullptr;
+  DeviceGuard guard(state.device());
+  float* d_values = nullptr;
+  DG_CUDA_TRY(cudaMalloc(&d_values, values.size_bytes()));
+  const cudaError_t copied =
+      cudaMemcpy(d_values, values.data(), values.size_bytes(), cudaMemcpyHostToDevice);
+  if (copied != cudaSuccess) {
+    cudaFree(d_values);
+    DG_CUDA_TRY(copied);
+  }
+  return d_values;
+}
+
+void free_values(DeviceState& state, float* d_values) noexcept {
+  if (d_values == nullptr) return;
+  int previous = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess) return;
+  cudaSetDevice(state.device());
+  cudaFree(d_values);
+  cudaSetDevice(previous);
+}
+
+void ks_statistics(DeviceState& state, const SortedColumns& reference,
+                   const float* d_reference_values, BatchView current, std::span<KsExtremes> out) {
   DeviceGuard guard(state.device());
   const Chunking c(current);
   if (c.rows == 0) {
@@ -360,7 +383,7 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView
   }
   Layout layout;
   const SortBuffers s = plan_sort(layout, c, current.space == MemorySpace::Host);
-  const std::size_t ref_at = layout.add<float>(max_ref);
+  const std::size_t ref_at = layout.add<float>(d_reference_values != nullptr ? 0 : max_ref);
   const std::size_t ref_offsets_at = layout.add<std::uint64_t>(c.chunk_features + 1);
   const std::size_t partials_at = layout.add<TileExtremes>(c.chunk_features * max_tiles);
   const std::size_t out_at = layout.add<KsExtremes>(c.chunk_features);
@@ -374,9 +397,10 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference, BatchView
     for (std::size_t f = 0; f <= count; ++f) {
       ref_offsets[f] = reference.offsets[first + f] - ref_begin;
     }
-    float* d_ref = at<float>(d_base, ref_at);
-    if (ref_offsets[count] != 0) {
-      DG_CUDA_TRY(cudaMemcpyAsync(d_ref, reference.values.data() + ref_begin,
+    const float* d_ref =
+        d_reference_values != nullptr ? d_reference_values + ref_begin : at<float>(d_base, ref_at);
+    if (d_reference_values == nullptr && ref_offsets[count] != 0) {
+      DG_CUDA_TRY(cudaMemcpyAsync(at<float>(d_base, ref_at), reference.values.data() + ref_begin,
                                   ref_offsets[count] * sizeof(float), cudaMemcpyHostToDevice,
                                   stream));
     }
