@@ -161,20 +161,27 @@ std::uint32_t append_category_split(const Checker& check, detail::TreeEnsemble& 
 
 // ---- XGBoost ----
 
+// How base_score becomes a base margin: it is one already, or a probability (margin =
+// logit(base_score)), or a positive mean (margin = log(base_score)).
+enum class BaseScore { Margin, Probability, PositiveMean };
+
 struct Objective {
   const char* name;
   Link link;
-  bool base_in_probability;  // base_score is a probability: margin = logit(base_score)
+  BaseScore base;
   bool multi_class;
 };
 
 constexpr Objective kObjectives[] = {
-    {"binary:logistic", Link::Logistic, true, false},
-    {"reg:logistic", Link::Logistic, true, false},
-    {"binary:logitraw", Link::Identity, false, false},
-    {"reg:squarederror", Link::Identity, false, false},
-    {"multi:softprob", Link::Softmax, false, true},
-    {"multi:softmax", Link::Softmax, false, true},
+    {"binary:logistic", Link::Logistic, BaseScore::Probability, false},
+    {"reg:logistic", Link::Logistic, BaseScore::Probability, false},
+    {"binary:logitraw", Link::Identity, BaseScore::Margin, false},
+    {"reg:squarederror", Link::Identity, BaseScore::Margin, false},
+    {"multi:softprob", Link::Softmax, BaseScore::Margin, true},
+    {"multi:softmax", Link::Softmax, BaseScore::Margin, true},
+    {"count:poisson", Link::Exp, BaseScore::PositiveMean, false},
+    {"reg:gamma", Link::Exp, BaseScore::PositiveMean, false},
+    {"reg:tweedie", Link::Exp, BaseScore::PositiveMean, false},
 };
 
 const Objective& find_objective(const Checker& check, const std::string& name) {
@@ -226,16 +233,23 @@ std::vector<float> base_margin(const Checker& check, const Objective& objective,
       check.fail("learner_model_param.base_score is not finite in float32");
     }
     const auto p = static_cast<float>(v);
-    if (!objective.base_in_probability) {
+    if (objective.base == BaseScore::Margin) {
       margins.push_back(p);
-      continue;
+    } else if (objective.base == BaseScore::Probability) {
+      if (!(p > 0.0f && p < 1.0f)) {
+        check.fail("base_score " + std::to_string(p) + " of objective " + objective.name +
+                   " is not a probability in (0, 1)");
+      }
+      // XGBoost's LogisticRegression::ProbToMargin, in float.
+      margins.push_back(-std::log(1.0f / p - 1.0f));
+    } else {
+      if (!(p > 0.0f)) {
+        check.fail("base_score " + std::to_string(p) + " of objective " + objective.name +
+                   " is not positive");
+      }
+      // XGBoost's ProbToMargin of the Poisson, gamma and Tweedie objectives, in float.
+      margins.push_back(std::log(p));
     }
-    if (!(p > 0.0f && p < 1.0f)) {
-      check.fail("base_score " + std::to_string(p) + " of objective " + objective.name +
-                 " is not a probability in (0, 1)");
-    }
-    // XGBoost's LogisticRegression::ProbToMargin, in float.
-    margins.push_back(-std::log(1.0f / p - 1.0f));
   }
   return margins;
 }
@@ -697,6 +711,7 @@ LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text
   };
   constexpr const char* kIdentity[] = {"regression", "regression_l1", "huber",
                                        "fair",       "quantile",      "mape"};
+  constexpr const char* kExp[] = {"poisson", "gamma", "tweedie"};
   if (name == "binary" || name == "cross_entropy") {
     objective.link = Link::Logistic;
     require_unit_sigmoid();
@@ -707,6 +722,8 @@ LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text
       check.fail(name + " needs num_class >= 2, the model has " + std::to_string(num_class));
     }
     objective.outputs = static_cast<std::size_t>(num_class);
+  } else if (std::find(std::begin(kExp), std::end(kExp), name) != std::end(kExp)) {
+    objective.link = Link::Exp;
   } else if (std::find(std::begin(kIdentity), std::end(kIdentity), name) != std::end(kIdentity)) {
     for (std::size_t i = 1; i < tokens.size(); ++i) {
       if (tokens[i] == "sqrt") {
@@ -716,7 +733,8 @@ LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text
   } else {
     check.fail("objective \"" + name +
                "\" is not supported (supported: binary, cross_entropy, multiclass, "
-               "multiclassova, regression, regression_l1, huber, fair, quantile, mape)");
+               "multiclassova, regression, regression_l1, huber, fair, quantile, mape, poisson, "
+               "gamma, tweedie)");
   }
   if (objective.outputs == 1 && num_class != 1) {
     check.fail("num_class = " + std::to_string(num_class) + " does not fit objective " + name);

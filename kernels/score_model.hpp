@@ -13,7 +13,8 @@
 
 namespace driftguard::detail {
 
-enum class Link : std::uint8_t { Identity, Logistic, Softmax };
+// Exp: count and positive-valued regressions (Poisson, gamma, Tweedie) model log(mean).
+enum class Link : std::uint8_t { Identity, Logistic, Softmax, Exp };
 
 // One tree node, 16 bytes. `value` is the split threshold of a numerical split, the leaf value of
 // a leaf; `left` is the tree-local index of the left child (right = left + 1), a leaf's own index
@@ -178,6 +179,8 @@ DG_HOST_DEVICE inline void apply_link(Link link, T* values, std::size_t k) {
     for (std::size_t i = 0; i < k; ++i) values[i] = sigmoid(values[i]);
   } else if (link == Link::Softmax) {
     softmax(values, k);
+  } else if (link == Link::Exp) {
+    for (std::size_t i = 0; i < k; ++i) values[i] = exp_of(values[i]);
   }
 }
 

@@ -150,6 +150,16 @@ def main():
     xgb_case("uci_parallel_tree", {"objective": "binary:logistic", "num_parallel_tree": 3,
                                    "subsample": 0.8, "colsample_bynode": 0.8, "max_depth": 4},
              train, y[train_idx], test, 8)
+    # Exp-link objectives: months with a payment delay (a count), the credit limit (positive),
+    # the first bill clipped at 0 (zeros and a long tail); base_score is a mean, margin log(mean).
+    pay = [c for c in train.columns if c.startswith("PAY_") and not c.startswith("PAY_AMT")]
+    xgb_case("uci_count_poisson", {"objective": "count:poisson", "max_depth": 4},
+             train, (train[pay] > 0).sum(axis=1).to_numpy(), test, 20)
+    xgb_case("uci_reg_gamma", {"objective": "reg:gamma", "max_depth": 4},
+             train, train["LIMIT_BAL"].to_numpy() / 1e5, test, 20)
+    xgb_case("uci_reg_tweedie", {"objective": "reg:tweedie", "tweedie_variance_power": 1.4,
+                                 "max_depth": 4},
+             train, np.clip(train["BILL_AMT1"].to_numpy(), 0, None) / 1e4, test, 20)
 
     cat = {"max_cat_to_onehot": 1, "max_depth": 5, "eta": 0.3}
     frame, label = synthetic(rng, 6000, 4)

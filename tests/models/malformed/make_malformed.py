@@ -261,8 +261,8 @@ def main():
              tree_edit("cat_threshold", lambda v: "", cat_lgb))
     lgb_case("lgb_linear_tree", "linear trees (linear_tree) are not supported",
              tree_edit("is_linear", lambda v: "1"))
-    lgb_case("lgb_objective_poisson", "objective \"poisson\" is not supported",
-             lambda t: edit_line(t, "objective", lambda v: "poisson"))
+    lgb_case("lgb_objective_lambdarank", "objective \"lambdarank\" is not supported",
+             lambda t: edit_line(t, "objective", lambda v: "lambdarank"))
     lgb_case("lgb_sigmoid", "sigmoid other than 1 is not supported",
              lambda t: edit_line(t, "objective", lambda v: "binary sigmoid:2"))
     lgb_case("lgb_reg_sqrt", "(reg_sqrt) is not supported",
