@@ -434,5 +434,32 @@ TEST(ScoreCli, WritesScoresAndRowIds) {
   EXPECT_NE(refused.err.find("reached twice"), std::string::npos) << refused.err;
 }
 
+// The command-line tool detects a LightGBM text model and scores it as the library does: the
+// golden rows of a categorical model, edge rows (NaN, +-inf, the zero band) included.
+TEST(ScoreCli, ScoresLightGbmTextModels) {
+  const fs::path dir = testing::process_temp_dir("score_cli_lightgbm");
+  const json& c = find_case("uci_categorical");
+  const std::vector<float> features = flat(c["features"]);
+  {
+    Hdf5Writer writer((dir / "in.h5").string(), c["feature_names"]);
+    writer.append(features.data(), c["features"].size());
+    writer.close();
+  }
+  const std::string model = (source_dir() / c["model"].get<std::string>()).string();
+  const testing::CommandResult run =
+      testing::run_command(std::string(DRIFTGUARD_BIN) + " score --model '" + model +
+                               "' --input '" + (dir / "in.h5").string() + "' --output '" +
+                               (dir / "out.h5").string() + "' --backend cpu --batch-rows 100",
+                           dir);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("scored 340 rows with binary"), std::string::npos) << run.out;
+  EXPECT_LE(max_error(read_dataset<float>(dir / "out.h5", "/margin", H5T_NATIVE_FLOAT),
+                      flat(c["margin"])),
+            kMarginTolerance);
+  EXPECT_LE(max_error(read_dataset<float>(dir / "out.h5", "/probability", H5T_NATIVE_FLOAT),
+                      flat(c["prediction"])),
+            kProbabilityTolerance);
+}
+
 }  // namespace
 }  // namespace driftguard
