@@ -79,9 +79,7 @@ struct Monitor::Impl {
     } catch (const CudaError& e) {
       if (cpu_fallback) throw;
       failovers.push_back({row, stage, std::string(to_string(ctx->backend())), e.what()});
-      cpu_fallback = std::make_unique<Context>(ContextOptions{
-          .backend = Backend::Cpu, .cpu_threads = ctx->cpu_threads(), .quiet = true});
-      cpu_fallback->impl().inject_faults = false;
+      cpu_fallback = cpu_fallback_context(*ctx);
       return step(*cpu_fallback);
     }
   }

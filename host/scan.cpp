@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +20,7 @@
 #include "driftguard/profile.hpp"
 #include "host/block_ring.hpp"
 #include "host/checkpoint.hpp"
+#include "kernels/context_impl.hpp"
 
 namespace driftguard {
 namespace {
@@ -294,6 +297,10 @@ class WindowedStream {
 
   ScanReport window_report(std::uint64_t end_row) {
     ScanReport report = monitor_.close_window();
+    // Every failover so far: this run's monitor's, after those of the profile and of the run a
+    // --resume continues.
+    report.failovers.insert(report.failovers.begin(), prior_failovers_.begin(),
+                            prior_failovers_.end());
     report.reference_path = options_.reference_path;
     report.reference_is_profile = reference_is_profile_;
     report.current_path = options_.current_path;
@@ -344,8 +351,7 @@ class WindowedStream {
     }
     if (report.mmd) summary.mmd_pvalue = report.mmd->pvalue;
     state_.windows.push_back(std::move(summary));
-    state_.failovers = prior_failovers_;
-    for (FailoverEvent& event : monitor_.failovers()) state_.failovers.push_back(std::move(event));
+    state_.failovers = report.failovers;
     state_.next_row = end_row;
     state_.last_key = key;
     ++state_.windows_closed;
@@ -497,7 +503,19 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   const double start = steady_seconds();
 
   bool reference_is_profile = false;
-  ReferenceProfile ref = reference_profile(ctx, options, reference_is_profile);
+  // A CUDA failure while profiling a raw reference moves the whole run to the CPU, as a failure
+  // in the stream moves the rest of it.
+  std::unique_ptr<Context> cpu_run;
+  std::optional<FailoverEvent> profile_failover;
+  ReferenceProfile ref;
+  try {
+    ref = reference_profile(ctx, options, reference_is_profile);
+  } catch (const CudaError& e) {
+    profile_failover = FailoverEvent{0, "profile", std::string(to_string(ctx.backend())), e.what()};
+    cpu_run = cpu_fallback_context(ctx);
+    ref = reference_profile(*cpu_run, options, reference_is_profile);
+  }
+  Context& run_ctx = cpu_run ? *cpu_run : ctx;
   Hdf5BatchReader current(options.current_path);
   try {
     ref.schema.check_names(current.feature_names());
@@ -512,7 +530,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
       options.window_rows > 0 ? std::min<std::size_t>(options.window_rows, current.rows())
       : windowed              ? 0
                               : current.rows();
-  Monitor monitor(ctx, std::move(ref), options, expected_window_rows);
+  Monitor monitor(run_ctx, std::move(ref), options, expected_window_rows);
 
   CheckpointState state;
   if (!options.checkpoint_path.empty()) {
@@ -541,6 +559,12 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   } else if (!options.checkpoint_path.empty()) {
     std::filesystem::remove(options.checkpoint_path);  // a stale one must not be resumed later
   }
+  // A resumed run that fails over in the profile again keeps the first run's event only.
+  const auto is_profile_event = [](const FailoverEvent& e) { return e.stage == "profile"; };
+  if (profile_failover &&
+      std::none_of(state.failovers.begin(), state.failovers.end(), is_profile_event)) {
+    state.failovers.insert(state.failovers.begin(), *profile_failover);
+  }
   JsonLines jsonl(options.windows_jsonl, state.jsonl_bytes);
 
   const double current_start = steady_seconds();
@@ -552,7 +576,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   std::optional<ScanReport> whole;
   {
     const std::size_t block_rows = batch_rows_for(current, options.batch_rows);
-    detail::BlockRing ring(ctx, current, state.next_row, block_rows, options.ring_buffers,
+    detail::BlockRing ring(run_ctx, current, state.next_row, block_rows, options.ring_buffers,
                            options.window_time.has_value(),
                            options.on_bad_block == BadBlockPolicy::Skip);
     while (const Block* block = ring.next()) {
@@ -582,6 +606,8 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   report.quarantined_rows = 0;
   for (const QuarantinedBlock& q : state.quarantined) report.quarantined_rows += q.rows;
   report.failovers = windowed ? state.failovers : monitor.failovers();
+  if (!windowed && profile_failover)
+    report.failovers.insert(report.failovers.begin(), *profile_failover);
   stats.compute_seconds = compute_seconds;
   stats.latency_p50 = percentile(latencies, 0.50);
   stats.latency_p95 = percentile(latencies, 0.95);

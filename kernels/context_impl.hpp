@@ -1,6 +1,7 @@
 #pragma once
 // Internal: what a Context holds.
 #include <cstdint>
+#include <memory>
 
 #include "driftguard/context.hpp"
 #include "kernels/backend.hpp"
@@ -22,5 +23,14 @@ struct Context::Impl {
   // Called by the dispatch before each backend call.
   void fault_point(const char* operation);
 };
+
+// The CPU context a run moves to after a CUDA failure: the failed context's threads, quiet, and
+// free of injected faults (they stand for a failing device).
+inline std::unique_ptr<Context> cpu_fallback_context(const Context& failed) {
+  auto cpu = std::make_unique<Context>(
+      ContextOptions{.backend = Backend::Cpu, .cpu_threads = failed.cpu_threads(), .quiet = true});
+  cpu->impl().inject_faults = false;
+  return cpu;
+}
 
 }  // namespace driftguard

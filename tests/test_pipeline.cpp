@@ -786,6 +786,47 @@ TEST_F(PipelineFailover, CudaFaultsFailOverToTheCpu) {
   check_failover("cuda", false);
 }
 
+// A CUDA failure while the scan profiles a raw reference (the context's first kernel call) moves
+// the whole run to the CPU: same results as a CPU run, one "profile" event at row 0, listed by
+// every window record, with and without windows.
+TEST_F(PipelineFailover, ProfileFailureMovesTheRunToTheCpu) {
+  for (const bool windowed : {true, false}) {
+    SCOPED_TRACE(windowed ? "windows" : "one window");
+    const auto scan_command = [&](const std::string& fault, const fs::path& report,
+                                  const fs::path& jsonl) {
+      return (fault.empty() ? "" : "DRIFTGUARD_INJECT_CUDA_FAULT=" + fault + " ") + cli() +
+             " scan -q --progress off --backend cpu --reference " + quote(dir_ / "reference.h5") +
+             " --current " + quote(dir_ / "failover.h5") +
+             " --batch-rows 5000 --mmd --mmd-rows 300 --mmd-permutations 40 --seed 9 --report " +
+             quote(report) +
+             (windowed ? " --window-rows 10000 --windows-jsonl " + quote(jsonl) : std::string());
+    };
+    const fs::path base_report = dir_ / "fo_profile_base.json", report = dir_ / "fo_profile.json";
+    const fs::path base_jsonl = dir_ / "fo_profile_base.jsonl", jsonl = dir_ / "fo_profile.jsonl";
+    const CommandResult base = run(scan_command("", base_report, base_jsonl));
+    ASSERT_EQ(base.exit_code, 0) << base.err;
+    const CommandResult r = run(scan_command("launch:1", report, jsonl));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json got = read_json(report);
+    ASSERT_EQ(got["failovers"].size(), 1u) << got["failovers"];
+    EXPECT_EQ(got["failovers"][0]["stage"], "profile");
+    EXPECT_EQ(u64(got["failovers"][0]["row"]), 0u);
+    EXPECT_EQ(got["failovers"][0]["from"], "cpu");
+    const auto stable = [](const json& doc) {
+      return without(doc, {"timing", "failovers", "backend", "device"});
+    };
+    EXPECT_EQ(stable(got), stable(read_json(base_report)));
+    if (!windowed) continue;
+    const std::vector<json> lines = read_jsonl(jsonl), expected = read_jsonl(base_jsonl);
+    ASSERT_EQ(lines.size(), 4u);
+    ASSERT_EQ(lines.size(), expected.size());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      EXPECT_EQ(lines[i]["failovers"].size(), 1u) << "window " << i;
+      EXPECT_EQ(stable(lines[i]), stable(expected[i])) << "window " << i;
+    }
+  }
+}
+
 TEST_F(PipelineFailover, MalformedFaultSettingIsOneLineError) {
   for (const char* value : {"launch:x", "boom:3", "launch:0", "alloc:", "launch"}) {
     SCOPED_TRACE(value);

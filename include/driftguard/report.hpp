@@ -94,7 +94,9 @@ struct QuarantinedBlock {
 // The GPU failed and the rest of the run went on the CPU.
 struct FailoverEvent {
   std::uint64_t row = 0;  // first file row of the batch (or window) whose work failed
-  std::string stage;      // "batch" (validate, score, histograms) or "window" (KS, MMD, ...)
+  // "profile" (building the profile of a raw reference, row 0: the whole run then runs on the
+  // CPU), "batch" (validate, score, histograms) or "window" (KS, MMD, ...)
+  std::string stage;
   std::string from;       // the backend that failed
   std::string reason;     // the error
 };
