@@ -42,8 +42,9 @@
 //   - objectives: binary and cross_entropy (sigmoid; sigmoid:1 only), multiclass (softmax),
 //     multiclassova (sigmoid per class), poisson, gamma and tweedie (exp), and the identity
 //     outputs regression, regression_l1, huber, fair, quantile, mape. Others (ranking, custom),
-//     reg_sqrt, linear trees and model versions other than v2-v4 are refused. ModelOptions' iteration range counts
-//     iterations; the text keeps no best iteration, so use_best_iteration has no effect.
+//     reg_sqrt, linear trees and model versions other than v2-v4 are refused. ModelOptions'
+//     iteration range counts iterations; the text keeps no best iteration, so use_best_iteration
+//     has no effect.
 // Observed agreement with lightgbm 4.7 (tests/golden/score_lightgbm.json): see
 // tests/test_score.cpp.
 //

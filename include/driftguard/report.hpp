@@ -97,8 +97,8 @@ struct FailoverEvent {
   // "profile" (building the profile of a raw reference, row 0: the whole run then runs on the
   // CPU), "batch" (validate, score, histograms) or "window" (KS, MMD, ...)
   std::string stage;
-  std::string from;       // the backend that failed
-  std::string reason;     // the error
+  std::string from;    // the backend that failed
+  std::string reason;  // the error
 };
 
 // How the stream ran (timings; differ from run to run).

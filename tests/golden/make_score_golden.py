@@ -22,52 +22,13 @@ from peer_common import ensure  # noqa: E402
 
 np = ensure("numpy")
 pd = ensure("pandas")
+from score_data import as_codes, synthetic, uci, values  # noqa: E402
 xgb = ensure("xgboost-cpu", "xgboost")
 sklearn = ensure("scikit-learn", "sklearn")
 from sklearn.impute import SimpleImputer  # noqa: E402
 from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-
-def values(array):
-    """float32 values as exact decimals (repr of the float64 widening), NaN as null."""
-    a = np.asarray(array, dtype=np.float32).astype(np.float64)
-    return [[None if np.isnan(v) else float(v) for v in row] for row in a.reshape(len(a), -1)]
-
-
-def uci():
-    frame = pd.read_csv(os.path.join(ROOT, "datasets", "uci_credit_card.csv.gz"))
-    features = [c for c in frame.columns if c not in ("ID", "target")]
-    return frame[features].astype(np.float32), frame["target"].to_numpy()
-
-
-def synthetic(rng, n, classes):
-    """Numeric features with NaNs and two pandas categoricals (8 and 40 categories)."""
-    frame = pd.DataFrame({f"num{i}": rng.standard_normal(n).astype(np.float32) for i in range(6)})
-    for c in frame.columns[:4]:
-        frame.loc[rng.random(n) < 0.15, c] = np.nan
-    small = rng.integers(0, 8, n)
-    large = rng.integers(0, 40, n)
-    frame["cat_small"] = pd.Categorical(small, categories=list(range(8)))
-    frame["cat_large"] = pd.Categorical(large, categories=list(range(40)))
-    frame.loc[rng.random(n) < 0.1, "cat_small"] = np.nan
-    score = (np.nan_to_num(frame["num0"].to_numpy()) + np.isin(small, [1, 4, 6]) * 1.5
-             + (large % 7 == 3) * 1.2 - np.nan_to_num(frame["num1"].to_numpy()) ** 2 * 0.3)
-    score = score + rng.normal(0, 0.5, n)
-    if classes is None:
-        return frame, score
-    return frame, np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1]))
-
-
-def as_codes(frame):
-    """The batch a driftguard user scores: categoricals as their integer codes, NaN = missing."""
-    out = frame.copy()
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.CategoricalDtype):
-            codes = out[c].cat.codes.astype(np.float32)
-            out[c] = codes.where(codes >= 0, np.nan)
-    return out.astype(np.float32)
 
 
 cases = []
