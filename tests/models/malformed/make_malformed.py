@@ -219,6 +219,16 @@ def main():
     def tree_edit(key, edit, tree=0):
         return lambda text: edit_line(text, key, edit, tree)
 
+    def set_header(key, value):
+        return lambda text: edit_line(text, key, lambda _: value)
+
+    def drop_line(key):
+        """The first `key=...` line removed."""
+        def edit(text):
+            at = text.index(f"{key}=")
+            return text[:at] + text[text.index("\n", at) + 1:]
+        return edit
+
     lgb_case("lgb_truncated", "no \"end of trees\"", lambda t: t[:t.index("Tree=1\n") + 40])
     lgb_case("lgb_child_out_of_range", "child 99 is out of range",
              tree_edit("left_child", edit_entry(0, "99")))
@@ -240,8 +250,7 @@ def main():
     lgb_case("lgb_leaf_value_short", "leaf_value has 3 entries, expected 4",
              tree_edit("leaf_value", lambda v: v.rsplit(" ", 1)[0]))
     lgb_case("lgb_leaf_value_missing", "has no \"leaf_value\"",
-             lambda t: t.replace(t[t.index("leaf_value="):t.index("\n", t.index("leaf_value=")) + 1],
-                                 "", 1))
+             drop_line("leaf_value"))
     lgb_case("lgb_leaf_value_huge", "value is not finite in float32",
              tree_edit("leaf_value", edit_entry(0, "1e300")))
     lgb_case("lgb_num_leaves_text", "num_leaves = \"four\" is not an integer",
@@ -262,29 +271,27 @@ def main():
     lgb_case("lgb_linear_tree", "linear trees (linear_tree) are not supported",
              tree_edit("is_linear", lambda v: "1"))
     lgb_case("lgb_objective_lambdarank", "objective \"lambdarank\" is not supported",
-             lambda t: edit_line(t, "objective", lambda v: "lambdarank"))
+             set_header("objective", "lambdarank"))
     lgb_case("lgb_sigmoid", "sigmoid other than 1 is not supported",
-             lambda t: edit_line(t, "objective", lambda v: "binary sigmoid:2"))
+             set_header("objective", "binary sigmoid:2"))
     lgb_case("lgb_reg_sqrt", "(reg_sqrt) is not supported",
-             lambda t: edit_line(t, "objective", lambda v: "regression sqrt"))
+             set_header("objective", "regression sqrt"))
     lgb_case("lgb_multiclass_one_class", "multiclass needs num_class >= 2",
-             lambda t: edit_line(t, "objective", lambda v: "multiclass num_class:1"))
+             set_header("objective", "multiclass num_class:1"))
     lgb_case("lgb_trees_per_iteration", "num_tree_per_iteration = 2 does not fit",
-             lambda t: edit_line(t, "num_tree_per_iteration", lambda v: "2"))
+             set_header("num_tree_per_iteration", "2"))
     lgb_case("lgb_not_whole_iterations", "3 trees are not whole iterations of 2 trees",
-             lambda t: edit_line(edit_line(edit_line(t, "num_class", lambda v: "2"),
-                                           "num_tree_per_iteration", lambda v: "2"),
-                                 "objective", lambda v: "multiclass num_class:2"))
+             lambda t: set_header("objective", "multiclass num_class:2")(
+                 set_header("num_tree_per_iteration", "2")(set_header("num_class", "2")(t))))
     lgb_case("lgb_version", "model version \"v9\" is not supported",
-             lambda t: edit_line(t, "version", lambda v: "v9"))
+             set_header("version", "v9"))
     lgb_case("lgb_tree_numbering", "where Tree=1 was expected", lambda t: t.replace("Tree=1\n", "Tree=5\n"))
     lgb_case("lgb_feature_names_count", "feature_names has 2 names",
-             lambda t: edit_line(t, "feature_names", lambda v: "a b"))
+             set_header("feature_names", "a b"))
     lgb_case("lgb_feature_names_duplicate", "names \"a\" twice",
-             lambda t: edit_line(t, "feature_names", lambda v: "a a c"))
+             set_header("feature_names", "a a c"))
     lgb_case("lgb_no_objective", "the header has no \"objective\"",
-             lambda t: t.replace(t[t.index("objective="):t.index("\n", t.index("objective=")) + 1],
-                                 "", 1))
+             drop_line("objective"))
     lgb_case("lgb_bare_line_in_tree", "is not key=value",
              lambda t: t.replace("Tree=0\n", "Tree=0\nsplit_feature\n"))
 
