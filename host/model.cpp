@@ -630,29 +630,33 @@ std::int64_t text_int(const Checker& check, const TextBlock& block, std::string_
                                          block.where + " " + std::string(key));
 }
 
-// A space-separated array of exactly `count` numbers (counted before anything is allocated).
+// The space-separated words of a value.
+std::vector<std::string_view> split_words(std::string_view text) {
+  std::vector<std::string_view> words;
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = std::min(text.find(' ', at), text.size());
+    if (end > at) words.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return words;
+}
+
+// A space-separated array of exactly `count` numbers (checked before they are parsed: a declared
+// size never allocates more than the text holds).
 template <typename T>
 std::vector<T> text_array(const Checker& check, const TextBlock& block, std::string_view key,
                           std::size_t count) {
-  const std::string_view text = text_value(check, block, key);
+  const std::vector<std::string_view> words = split_words(text_value(check, block, key));
   const std::string where = block.where + " " + std::string(key);
-  std::size_t tokens = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    tokens += text[i] != ' ' && (i == 0 || text[i - 1] == ' ');
-  }
-  if (tokens != count) {
-    check.fail(where + " has " + std::to_string(tokens) + " entries, expected " +
+  if (words.size() != count) {
+    check.fail(where + " has " + std::to_string(words.size()) + " entries, expected " +
                std::to_string(count));
   }
   std::vector<T> out;
   out.reserve(count);
-  std::size_t at = 0;
-  while (out.size() < count) {
-    while (text[at] == ' ') ++at;
-    const std::size_t end = std::min(text.find(' ', at), text.size());
-    out.push_back(parse_text_number<T>(check, text.substr(at, end - at),
-                                       where + "[" + std::to_string(out.size()) + "]"));
-    at = end;
+  for (const std::string_view word : words) {
+    out.push_back(
+        parse_text_number<T>(check, word, where + "[" + std::to_string(out.size()) + "]"));
   }
   return out;
 }
@@ -685,12 +689,7 @@ struct LightGBMObjective {
 
 LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text,
                                      std::int64_t num_class, std::int64_t trees_per_iteration) {
-  std::vector<std::string_view> tokens;
-  for (std::size_t at = 0; at < text.size();) {
-    const std::size_t end = std::min(text.find(' ', at), text.size());
-    if (end > at) tokens.push_back(text.substr(at, end - at));
-    at = end + 1;
-  }
+  const std::vector<std::string_view> tokens = split_words(text);
   if (tokens.empty()) check.fail("the objective is empty");
   LightGBMObjective objective{std::string(tokens[0])};
   const std::string& name = objective.name;
@@ -914,9 +913,6 @@ ModelData parse_lightgbm(const Checker& check, std::string_view text, const Mode
   if (version != "v2" && version != "v3" && version != "v4") {
     check.fail("model version \"" + version + "\" is not supported (v2 to v4 are)");
   }
-  if (header.find("linear_tree") != nullptr && *header.find("linear_tree") != "0") {
-    check.fail("linear trees (linear_tree) are not supported");
-  }
   const std::int64_t num_class = text_int(check, header, "num_class");
   const std::int64_t per_iteration = text_int(check, header, "num_tree_per_iteration");
   const LightGBMObjective objective =
@@ -933,16 +929,7 @@ ModelData parse_lightgbm(const Checker& check, std::string_view text, const Mode
   }
   const auto num_features = static_cast<std::size_t>(max_feature) + 1;
   json names = json::array();
-  for (const std::string_view name : [&] {
-         std::vector<std::string_view> out;
-         const std::string_view list = text_value(check, header, "feature_names");
-         for (std::size_t at = 0; at < list.size();) {
-           const std::size_t end = std::min(list.find(' ', at), list.size());
-           if (end > at) out.push_back(list.substr(at, end - at));
-           at = end + 1;
-         }
-         return out;
-       }()) {
+  for (const std::string_view name : split_words(text_value(check, header, "feature_names"))) {
     names.push_back(std::string(name));
   }
   model.feature_names = check.names(names, "feature_names");
