@@ -6,7 +6,7 @@
 // also mmd/cuda/n:{10000,100000}/d:32/P:100 and mmd_linear/cuda/n:1000000/d:32, timed on
 // device-resident windows with CUDA events (manual time) after an L2 flush. n is the size of each
 // window; the median heuristic picks sigma (it is part of the cost). With --reference/--current
-// (raw little-endian float32, row-major, D features: what bench/peer_mmd_numpy.py writes) the
+// (raw little-endian float32, row-major, D features: what bench/peer_mmd.py writes) the
 // harness times mmd/cpu/input and, with a device, mmd/cuda/input on that data instead.
 // Counters: the result (mmd2, pvalue, sigma), so that a peer can check it computed the same thing.
 #include <benchmark/benchmark.h>

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Device check on a lent GPU machine (H100 / H200), run from the repository root after
 # bench/pack_for_device.sh:  source .gpu/env.sh; bash bench/device_check.sh
-# Runs the CUDA cases of every suite (batch pass parity, KS, MMD, scoring, the scan's failover)
-# and the CUDA benchmarks.
-# Writes under $OUT (4 files): nvidia_smi.json, tests.json (every gtest result, by binary),
-# bench_<gpu>.json (every benchmark, by binary), device_check.log; prints a short table last.
-# Budget: tests <= 3 min, benchmarks <= 3 min (bench_pipeline included: it writes a 1 GiB table,
+# Runs the CUDA cases of every suite (batch pass parity, KS, MMD, scoring, the scan's failover),
+# the CUDA benchmarks, and the peers on the same data in the same run: xgboost-cpu's
+# inplace_predict on all cores (the wheel pack_for_device.sh put in .gpu/wheels), PyTorch's KS
+# (sort + searchsorted) and alibi-detect's MMD in PyTorch, both on the GPU.
+# Writes under $OUT (7 files): nvidia_smi.json, tests.json (every gtest result, by binary),
+# bench_<gpu>.json (every benchmark, by binary), score_vs_xgboost.json, ks_vs_torch.json,
+# mmd_vs_torch.json, device_check.log; prints a short table last.
+# Budget: tests <= 3 min, benchmarks <= 2.5 min (bench_pipeline included: it writes a 1 GiB table,
 # a 256Ki-row reference and its profile under /tmp, then runs each case for at least 1 s: under a
-# minute).
+# minute), peers <= 2.5 min.
 set -uo pipefail
 out=${OUT:?OUT must name the output folder}
 bin=.gpu/bin
@@ -51,7 +54,8 @@ fi
 echo "== benchmarks"
 timeout 150 "$bin/bench_validate_histogram" --benchmark_filter='/cuda/' --benchmark_min_time=0.3 \
   --benchmark_out="$parts/bench_validate_histogram.json" --benchmark_out_format=json || status=1
-for b in bench_ks bench_mmd bench_score; do
+# bench_ks's CUDA cases run in the PyTorch peer below, on its 4Mi x 64 windows.
+for b in bench_mmd bench_score; do
   [ -x "$bin/$b" ] || { echo "missing $bin/$b"; status=1; continue; }
   timeout 60 "$bin/$b" --benchmark_filter='cuda' --benchmark_min_time=0.2 \
     --benchmark_out="$parts/$b.json" --benchmark_out_format=json || status=1
@@ -69,6 +73,23 @@ else
   echo "missing $bin/bench_pipeline"
   status=1
 fi
+
+echo "== peers (same data, same run)"
+export DRIFTGUARD_COMMIT=$(cat .gpu/commit 2>/dev/null) PIP_NO_INDEX=1 PYTHONUNBUFFERED=1
+site=$(mktemp -d)
+if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+  .gpu/wheels/*.whl; then
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+  timeout 150 python3 bench/peer_score.py --bench "$bin/bench_score" --cli "$bin/driftguard" \
+    --check-backends cpu,cuda --repeats 3 --out "$out/score_vs_xgboost.json" || status=1
+else
+  echo "no xgboost-cpu wheel in .gpu/wheels: the scoring peer did not run"
+  status=1
+fi
+timeout 120 python3 bench/peer_torch_ks.py --bench "$bin/bench_ks" --repeats 3 \
+  --out "$out/ks_vs_torch.json" || status=1
+timeout 90 python3 bench/peer_mmd.py --peer torch --bench "$bin/bench_mmd" --n 10000 \
+  --out "$out/mmd_vs_torch.json" || status=1
 
 python3 - "$parts" "$out/tests.json" "$out/bench_$gpu.json" <<'PY' || status=1
 import glob, json, os, sys

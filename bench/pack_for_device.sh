@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the CUDA configuration for Hopper (sm_90) into build-gpu/ and packs what
 # bench/device_check.sh runs into .gpu/ (binaries plus every shared library they load), so that a
-# lent GPU machine without our Debian libraries can run them. Then, with the device tool:
-#   run(command="source .gpu/env.sh; bash bench/device_check.sh", carry=[".gpu"], timeout_s=420)
+# lent GPU machine without our Debian libraries can run them; adds the xgboost-cpu wheel its peer
+# script times (the machine has no network) and the commit the binaries were built from. Then,
+# with the device tool:
+#   run(command="source .gpu/env.sh; bash bench/device_check.sh", carry=[".gpu"], timeout_s=480)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -26,3 +28,12 @@ for t in "${targets[@]}"; do
 done
 rm -rf .gpu
 ../shared/device/pack.sh .gpu "${binaries[@]}"
+# The device machine runs Python 3.12; xgboost-cpu is pure-Python plus one shared library and
+# needs only NumPy and SciPy, which are there. The version is the one the CPU figures used.
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d .gpu/wheels "xgboost-cpu==${XGBOOST_VERSION:-3.2.0}"
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- . ':!results' || commit="$commit+changes"
+echo "$commit" >.gpu/commit
+du -sh .gpu | awk '{print "with wheels: " $1}'

@@ -18,8 +18,9 @@ def ensure(package, module=None):
 
 def provenance(versions):
     """Machine, load, commit and date for a result; `versions` names the peers' versions."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    # DRIFTGUARD_COMMIT: set where the tree travelled without its git history (a device machine).
+    commit = os.environ.get("DRIFTGUARD_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return {
         "machine": {"node": platform.node(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "load_average": os.getloadavg(),
@@ -27,6 +28,18 @@ def provenance(versions):
         "commit": commit,
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def write_table(h5py, path, table, names=None, chunk_rows=None):
+    """A float32 table in driftguard's HDF5 layout: /features (rows x features, chunks of
+    `chunk_rows` rows, or contiguous) and /feature_names (default x0, x1, ...)."""
+    names = names or [f"x{i}" for i in range(table.shape[1])]
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "driftguard"
+        f.attrs["format_version"] = 1
+        chunks = (min(len(table), chunk_rows), table.shape[1]) if chunk_rows else None
+        f.create_dataset("features", data=table, chunks=chunks)
+        f.create_dataset("feature_names", data=names, dtype=h5py.string_dtype())
 
 
 def write_json(path, result):

@@ -18,16 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from peer_common import ensure, provenance, run_bench, write_json  # noqa: E402
-
-
-def write_table(h5py, path, table):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "driftguard"
-        f.attrs["format_version"] = 1
-        f.create_dataset("features", data=table, chunks=(min(len(table), 65536), table.shape[1]))
-        f.create_dataset("feature_names", data=[f"x{i}" for i in range(table.shape[1])],
-                         dtype=h5py.string_dtype())
+from peer_common import ensure, provenance, run_bench, write_json, write_table  # noqa: E402
 
 
 def main():
@@ -66,8 +57,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         ref_path = os.path.join(tmp, "reference.h5")
         cur_path = os.path.join(tmp, "current.h5")
-        write_table(h5py, ref_path, reference)
-        write_table(h5py, cur_path, current)
+        write_table(h5py, ref_path, reference, chunk_rows=65536)
+        write_table(h5py, cur_path, current, chunk_rows=65536)
         context, runs = run_bench([args.bench, f"--reference={ref_path}", f"--current={cur_path}"],
                                   args.repeats)
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""CPU tree-ensemble scoring against a peer library's own prediction, same model, data and threads.
+"""Tree-ensemble scoring against a peer library's own CPU prediction, same model, data and threads.
 
 Trains (or loads, with --model) a binary model of 500 trees of depth 6 on 64 synthetic features,
 writes --rows rows of the same distribution (5% NaN) to HDF5, times the peer's prediction with
---threads threads, runs bench_score on the same model and file with the same threads, checks
-through the command-line tool that both give the same probabilities on the first rows, and writes
-one JSON with both timings and the ratio.
+--threads threads, runs bench_score on the same model and file with the same threads (every
+backend it finds: the CPU, and the GPU when one is present), checks through the command-line tool
+that the --check-backends give the peer's probabilities on the first rows, and writes one JSON with
+all timings and the ratios.
 
   --peer xgboost (default): binary:logistic, max_depth 6, eta 0.05, saved as JSON; timed
       Booster.inplace_predict (nthread = --threads).
@@ -17,12 +18,13 @@ one JSON with both timings and the ratio.
       --rows 1048576 --out results/cpu_score_vs_xgboost.json
   python3 bench/peer_score.py --peer lightgbm --bench build/bench/bench_score --threads 2 \
       --rows 1048576 --out results/cpu_score_vs_lightgbm.json
+  # on a GPU machine (bench/device_check.sh): xgboost on all cores against both backends
+  python3 bench/peer_score.py --bench .gpu/bin/bench_score --cli .gpu/bin/driftguard \
+      --check-backends cpu,cuda --repeats 3 --out "$OUT/score_vs_xgboost.json"
 
 Keys: "peer", "peer_version", "peer_seconds_best", "peer_seconds_all" and, per driftguard run,
-"speedup_vs_peer"; with --peer xgboost also the older names "xgboost_seconds_best",
-"xgboost_seconds_all" and "speedup_vs_xgboost" (same values), which
-results/cpu_score_vs_xgboost.json was written with. Exits non-zero, writing nothing, when the
-probabilities differ by more than --tolerance.
+"speedup_vs_peer". Exits non-zero, writing nothing, when the probabilities differ by more than
+--tolerance.
 """
 import argparse
 import os
@@ -31,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from peer_common import ensure, provenance, run_bench, write_json
+from peer_common import ensure, provenance, run_bench, write_json, write_table
 
 
 def synthetic(np, rng, rows, features):
@@ -89,15 +91,6 @@ class LightGBMPeer:
 PEERS = {"xgboost": XGBoostPeer, "lightgbm": LightGBMPeer}
 
 
-def write_table(h5py, path, table, names, chunk_rows=None):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "driftguard"
-        f.attrs["format_version"] = 1
-        chunks = (chunk_rows, table.shape[1]) if chunk_rows else None
-        f.create_dataset("features", data=table, chunks=chunks)
-        f.create_dataset("feature_names", data=names, dtype=h5py.string_dtype())
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer", choices=sorted(PEERS), default="xgboost")
@@ -112,6 +105,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--tolerance", type=float, default=1e-6,
                     help="largest accepted |probability difference| on the checked rows")
+    ap.add_argument("--cli", help="the driftguard command-line tool that checks the "
+                                  "probabilities (default: host/driftguard of --bench's build)")
+    ap.add_argument("--check-backends", default="cpu",
+                    help="comma-separated backends whose probabilities are checked (cpu,cuda)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -133,7 +130,7 @@ def main():
 
         table = synthetic(np, rng, args.rows, args.features)
         path = os.path.join(tmp, "table.h5")
-        write_table(h5py, path, table, names, min(args.rows, 16384))
+        write_table(h5py, path, table, names, chunk_rows=16384)
 
         expected = peer.predict(table)  # warm-up
         peer_seconds = []
@@ -149,35 +146,32 @@ def main():
         check_rows = min(args.rows, 4096)
         small = os.path.join(tmp, "small.h5")
         write_table(h5py, small, table[:check_rows], names)
-        cli = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.bench))), "host",
-                           "driftguard")
-        max_error = None
-        if os.path.exists(cli):
-            scores = os.path.join(tmp, "scores.h5")
+        cli = args.cli or os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(args.bench))), "host", "driftguard")
+        max_error = {}
+        if not os.path.exists(cli):
+            print(f"warning: {cli} not found, probabilities not compared", file=sys.stderr)
+        for backend in filter(None, args.check_backends.split(",") if os.path.exists(cli) else []):
+            scores = os.path.join(tmp, f"scores_{backend}.h5")
             subprocess.run([cli, "score", "--model", model_path, "--input", small, "--output",
-                            scores, "--backend", "cpu", "-q"], check=True)
+                            scores, "--backend", backend, "-q"], check=True)
             with h5py.File(scores, "r") as f:
                 ours_p = f["probability"][:].reshape(-1)
             error = np.abs(ours_p.astype(np.float64) - expected[:check_rows])
-            max_error = float(np.max(error))
-            if not max_error <= args.tolerance:
+            max_error[backend] = float(np.max(error))
+            if not max_error[backend] <= args.tolerance:
                 for r in np.argsort(-error)[:10]:
-                    print(f"row {r}: driftguard {ours_p[r]!r} {args.peer} {expected[r]!r}",
-                          file=sys.stderr)
-                sys.exit(f"max |probability difference| {max_error:.3g} on {check_rows} rows "
-                         f"exceeds {args.tolerance:g}; no result written")
-        else:
-            print(f"warning: {cli} not found, probabilities not compared", file=sys.stderr)
+                    print(f"row {r}: driftguard/{backend} {ours_p[r]!r} {args.peer} "
+                          f"{expected[r]!r}", file=sys.stderr)
+                sys.exit(f"{backend}: max |probability difference| {max_error[backend]:.3g} on "
+                         f"{check_rows} rows exceeds {args.tolerance:g}; no result written")
 
     best_peer = min(peer_seconds)
     rows = []
     for b in runs:
         seconds = b["seconds"]
-        row = {"name": b["run_name"], "median_seconds": seconds,
-               "rows_per_second": args.rows / seconds, "speedup_vs_peer": best_peer / seconds}
-        if args.peer == "xgboost":
-            row["speedup_vs_xgboost"] = row["speedup_vs_peer"]
-        rows.append(row)
+        rows.append({"name": b["run_name"], "median_seconds": seconds,
+                     "rows_per_second": args.rows / seconds, "speedup_vs_peer": best_peer / seconds})
     result = {
         "what": peer.what,
         **provenance({args.peer: peer.lib.__version__}),
@@ -186,21 +180,18 @@ def main():
         "peer": args.peer, "peer_call": peer.call, "peer_version": peer.lib.__version__,
         "peer_seconds_best": best_peer,
         "peer_seconds_all": peer_seconds,
-    }
-    if args.peer == "xgboost":
-        result.update({"xgboost_seconds_best": best_peer, "xgboost_seconds_all": peer_seconds})
-    result.update({
         "driftguard": rows,
-        "max_abs_probability_difference_first_rows": max_error,
+        "max_abs_probability_difference_first_rows": max(max_error.values(), default=None),
+        "max_abs_probability_difference_first_rows_by_backend": max_error,
         "driftguard_context": context,
-    })
+    }
     write_json(args.out, result)
     print(f"{args.peer} {peer.call}: {best_peer * 1e3:.1f} ms ({args.threads} threads)")
     for r in rows:
         print(f"{r['name']}: {r['median_seconds'] * 1e3:.1f} ms "
               f"({r['speedup_vs_peer']:.2f}x {args.peer})")
-    if max_error is not None:
-        print(f"max |probability difference| on {check_rows} rows: {max_error:.3g}")
+    for backend, error in max_error.items():
+        print(f"{backend}: max |probability difference| on {check_rows} rows: {error:.3g}")
 
 
 if __name__ == "__main__":
