@@ -340,8 +340,12 @@ float* upload_values(DeviceState& state, std::span<const float> values) {
   DeviceGuard guard(state.device());
   float* d_values = nullptr;
   DG_CUDA_TRY(cudaMalloc(&d_values, values.size_bytes()));
-  const cudaError_t copied =
-      cudaMemcpy(d_values, values.data(), values.size_bytes(), cudaMemcpyHostToDevice);
+  // On the Context's stream, then waited for: a plain cudaMemcpy from pageable memory may return
+  // before its last DMA lands, and it orders only the legacy default stream, which the
+  // non-blocking stream of ks_merge_kernel does not wait for.
+  cudaError_t copied = cudaMemcpyAsync(d_values, values.data(), values.size_bytes(),
+                                       cudaMemcpyHostToDevice, state.stream());
+  if (copied == cudaSuccess) copied = cudaStreamSynchronize(state.stream());
   if (copied != cudaSuccess) {
     cudaFree(d_values);
     DG_CUDA_TRY(copied);
