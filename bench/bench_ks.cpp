@@ -8,12 +8,16 @@
 //   ks_two_sample_resident     the same against a ResidentReference of it (on CUDA: uploaded once,
 //                              outside the timing, as a monitor does for its run)
 //   ks_two_sample_with_sort    the same plus SortedColumns::from_batch of the reference
+//   ks_two_sample_raw_windows  both windows raw, the reference sorted in the call (on CUDA both
+//                              resident in device memory, the sorted reference kept there)
 //   sort_columns               SortedColumns::from_batch alone
 // Without files: synthetic float32 windows (bell-shaped columns, 0.5% NaN, half of the features
 // shifted in the current window), 1Mi x 32 against 1Mi x 32 on the CPU and, when a CUDA device is
 // present, 4Mi x 64 against 4Mi x 64 on the GPU with the current window resident in device memory
 // (cudaMalloc here). GPU cases are timed on the wall clock: each call returns with its results on
-// the host, and all but ks_two_sample_resident include the upload of the reference columns. With
+// the host; ks_two_sample and ks_two_sample_with_sort include the upload of the reference columns
+// (with_sort also their sort on the device and download), ks_two_sample_resident and
+// ks_two_sample_raw_windows move only results (raw_windows: the reference resident too). With
 // files (the SciPy peer, bench/peer_scipy_ks.py): the two tables are read once and every backend
 // runs on them.
 #include <benchmark/benchmark.h>
@@ -96,9 +100,12 @@ void set_counters(benchmark::State& state, const Windows& w, const Context& ctx)
   state.counters["threads"] = ctx.cpu_threads();
 }
 
-enum class Op { Scan, ScanResident, ScanWithSort, Sort };
+enum class Op { Scan, ScanResident, ScanWithSort, ScanRawWindows, Sort };
+constexpr Op kOps[] = {Op::Scan, Op::ScanResident, Op::ScanWithSort, Op::ScanRawWindows, Op::Sort};
 
-void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView current, Op op) {
+// `reference` and `current`: the windows where the backend reads them (on CUDA, device memory).
+void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView reference,
+         BatchView current, Op op) {
   const bool prebuilt_reference = op == Op::Scan || op == Op::ScanResident;
   const SortedColumns prebuilt =
       prebuilt_reference ? SortedColumns::from_batch(ctx, w.reference.view()) : SortedColumns{};
@@ -111,6 +118,8 @@ void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView curr
       benchmark::DoNotOptimize(ks_two_sample(ctx, prebuilt, current).data());
     } else if (op == Op::ScanResident) {
       benchmark::DoNotOptimize(ks_two_sample(ctx, *resident, current).data());
+    } else if (op == Op::ScanRawWindows) {
+      benchmark::DoNotOptimize(ks_two_sample(ctx, reference, current).data());
     } else {
       const SortedColumns reference = SortedColumns::from_batch(ctx, w.reference.view());
       benchmark::DoNotOptimize(ks_two_sample(ctx, reference, current).data());
@@ -120,10 +129,11 @@ void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView curr
 }
 
 const char* op_name(Op op) {
-  return op == Op::Scan           ? "ks_two_sample"
-         : op == Op::ScanResident ? "ks_two_sample_resident"
-         : op == Op::ScanWithSort ? "ks_two_sample_with_sort"
-                                  : "sort_columns";
+  return op == Op::Scan             ? "ks_two_sample"
+         : op == Op::ScanResident   ? "ks_two_sample_resident"
+         : op == Op::ScanWithSort   ? "ks_two_sample_with_sort"
+         : op == Op::ScanRawWindows ? "ks_two_sample_raw_windows"
+                                    : "sort_columns";
 }
 
 Context& cpu_context() {
@@ -132,17 +142,19 @@ Context& cpu_context() {
 }
 
 void register_cpu(const Windows& w) {
-  for (Op op : {Op::Scan, Op::ScanResident, Op::ScanWithSort, Op::Sort}) {
-    benchmark::RegisterBenchmark(
-        (std::string(op_name(op)) + "/cpu/" + shape(w.current)).c_str(),
-        [&w, op](benchmark::State& s) { run(s, cpu_context(), w, w.current.view(), op); })
+  for (Op op : kOps) {
+    benchmark::RegisterBenchmark((std::string(op_name(op)) + "/cpu/" + shape(w.current)).c_str(),
+                                 [&w, op](benchmark::State& s) {
+                                   run(s, cpu_context(), w, w.reference.view(), w.current.view(),
+                                       op);
+                                 })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
 }
 
 #ifdef DRIFTGUARD_WITH_CUDA
-// The current window resident in device memory, as a scoring service on the GPU holds it.
+// A window resident in device memory, as a scoring service on the GPU holds it.
 class DeviceWindow {
  public:
   explicit DeviceWindow(const Table& t) : rows_(t.rows), features_(t.features) {
@@ -167,19 +179,22 @@ class DeviceWindow {
 
 struct CudaBench {
   Context ctx{ContextOptions{.backend = Backend::Cuda, .quiet = true}};
-  std::unique_ptr<DeviceWindow> current;
+  std::unique_ptr<DeviceWindow> reference, current;
 };
 std::unique_ptr<CudaBench> cuda_bench;
 
 void register_cuda(const Windows& w) {
+  cuda_bench->reference = std::make_unique<DeviceWindow>(w.reference);
   cuda_bench->current = std::make_unique<DeviceWindow>(w.current);
   // Warm-up: workspace growth and module load stay out of the timings.
   ks_two_sample(cuda_bench->ctx, SortedColumns::from_batch(cuda_bench->ctx, w.reference.view()),
                 cuda_bench->current->view());
-  for (Op op : {Op::Scan, Op::ScanResident, Op::ScanWithSort, Op::Sort}) {
+  ks_two_sample(cuda_bench->ctx, cuda_bench->reference->view(), cuda_bench->current->view());
+  for (Op op : kOps) {
     benchmark::RegisterBenchmark((std::string(op_name(op)) + "/cuda/" + shape(w.current)).c_str(),
                                  [&w, op](benchmark::State& s) {
-                                   run(s, cuda_bench->ctx, w, cuda_bench->current->view(), op);
+                                   run(s, cuda_bench->ctx, w, cuda_bench->reference->view(),
+                                       cuda_bench->current->view(), op);
                                  })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();

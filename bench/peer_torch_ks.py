@@ -9,8 +9,9 @@ on the device as (rows, features) tensors, columns made contiguous and sorted wi
 empirical CDFs of both windows at every pooled value by torch.searchsorted(right=True), D = the
 largest |difference| per feature, copied to the host. Two peer timings:
 
-  sort_both            the whole computation;
-  prebuilt_reference   the reference columns sorted beforehand (what a profile holds).
+  sort_both            the whole computation (like for like: ks_two_sample_raw_windows);
+  prebuilt_reference   the reference columns sorted beforehand, as a profile holds them (like for
+                       like: ks_two_sample_resident).
 
 Then it runs bench_ks (--bench-filter, default its CUDA cases) on the same two files and writes one
 JSON with all timings, each driftguard case's ratio to both peer timings, and the peer's largest

@@ -113,6 +113,10 @@ SortedColumns sort_columns(DeviceState& state, BatchView batch);
 void ks_statistics(DeviceState& state, const SortedColumns& reference,
                    const float* d_reference_values, BatchView current,
                    std::span<detail::KsExtremes> out);
+// Both windows raw (rows > 0 each): the reference is sorted on the device and stays there. Returns
+// its layout (offsets and NaN counts; values empty) for the p-values.
+SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchView current,
+                                std::span<detail::KsExtremes> out);
 // Device memory holding `values` (CudaError on failure; null for no values), and its release
 // (null accepted; errors ignored, it runs in destructors).
 float* upload_values(DeviceState& state, std::span<const float> values);

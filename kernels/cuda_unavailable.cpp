@@ -31,6 +31,9 @@ void ks_statistics(DeviceState&, const SortedColumns&, const float*, BatchView,
                    std::span<detail::KsExtremes>) {
   unavailable();
 }
+SortedColumns ks_statistics_raw(DeviceState&, BatchView, BatchView, std::span<detail::KsExtremes>) {
+  unavailable();
+}
 float* upload_values(DeviceState&, std::span<const float>) { unavailable(); }
 void free_values(DeviceState&, float*) noexcept {}
 }  // namespace driftguard::cuda

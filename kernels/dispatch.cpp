@@ -237,6 +237,20 @@ std::vector<KsResult> ks_two_sample(Context& ctx, const ResidentReference& refer
   return ks_on_backend(ctx, reference.columns(), reference.device_values(), current, options);
 }
 
+std::vector<KsResult> ks_two_sample(Context& ctx, BatchView reference, BatchView current,
+                                    const KsOptions& options) {
+  check_batch(reference, reference.features, "ks_two_sample: reference");
+  check_batch(current, reference.features, "ks_two_sample");
+  Context::Impl& impl = ctx.impl();
+  if (impl.backend != Backend::Cuda || reference.rows == 0 || current.rows == 0) {
+    return ks_two_sample(ctx, SortedColumns::from_batch(ctx, reference), current, options);
+  }
+  impl.fault_point("ks_statistics");
+  std::vector<detail::KsExtremes> extremes(reference.features);
+  const SortedColumns layout = cuda::ks_statistics_raw(*impl.cuda, reference, current, extremes);
+  return detail::ks_results(impl.cpu_threads, layout, extremes, options);
+}
+
 std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference,
                                     const SortedColumns& current, const KsOptions& options) {
   detail::check_sorted_layout(reference, "ks_two_sample: reference");

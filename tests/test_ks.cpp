@@ -568,6 +568,33 @@ TEST_P(Ks, ResidentReferenceEqualsItsColumns) {
   }
 }
 
+// Raw windows (the reference sorted in the call, on CUDA kept on the device) give the results of
+// the sorted reference: unequal sizes either way, ties, NaN, ±0, ±inf, empty windows, and a table
+// of more than 65535 features, which the device sorts and merges in two chunks.
+TEST_P(Ks, RawWindowsEqualTheirSortedReference) {
+  std::mt19937_64 rng(test_seed());
+  SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(test_seed()));
+  struct Shape {
+    std::size_t reference_rows, current_rows, features;
+  };
+  for (const Shape& shape : {Shape{3000, 5000, 6}, Shape{5000, 700, 3}, Shape{1, 1, 2},
+                             Shape{0, 40, 2}, Shape{40, 0, 2}, Shape{3, 2, 70000}}) {
+    SCOPED_TRACE(std::to_string(shape.reference_rows) + " x " + std::to_string(shape.current_rows) +
+                 " rows, " + std::to_string(shape.features) + " features");
+    std::vector<float> ref(shape.reference_rows * shape.features);
+    std::vector<float> cur(shape.current_rows * shape.features);
+    for (float& x : ref) x = random_sample(1, 2, rng)[0];
+    for (float& x : cur) x = random_sample(1, static_cast<int>(1 + rng() % 2), rng)[0];
+    const BatchView reference{ref.data(), shape.reference_rows, shape.features};
+    const BatchView current{cur.data(), shape.current_rows, shape.features};
+    expect_same_results(ks_two_sample(ctx(), reference, current),
+                        ks_two_sample(ctx(), SortedColumns::from_batch(ctx(), reference), current));
+  }
+  const std::vector<float> one{1.0f};
+  EXPECT_THROW(ks_two_sample(ctx(), BatchView{one.data(), 1, 1}, BatchView{one.data(), 1, 2}),
+               InvalidInput);
+}
+
 TEST_P(Ks, ResidentReferenceServesOnlyItsContext) {
   const std::vector<float> ref{1.0f, 2.0f, 3.0f}, cur{2.5f, 3.5f};
   const SortedColumns columns = SortedColumns::from_batch(ctx(), {ref.data(), 3, 1});
@@ -654,6 +681,10 @@ TEST_P(Ks, DeviceResidentBatchesMatchTheCpu) {
     EXPECT_EQ(gpu_results[f].pvalue, cpu_results[f].pvalue);
     EXPECT_EQ(gpu_results[f].statistic_location, cpu_results[f].statistic_location);
   }
+  // Both windows raw on the device: the reference never leaves it.
+  expect_same_results(ks_two_sample(ctx(), {d_ref, rows, features, MemorySpace::Device},
+                                    {d_cur, rows, features, MemorySpace::Device}),
+                      cpu_results);
   cudaFree(d_ref);
   cudaFree(d_cur);
 }

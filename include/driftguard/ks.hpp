@@ -114,6 +114,13 @@ struct SortedColumns {
 std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
                                     const KsOptions& options = {});
 
+// KS of two raw windows (row-major, host or device memory), the reference sorted in the call on
+// the context's backend. On the CUDA backend the sorted reference stays on the device: with both
+// windows in device memory only NaN counts and results cross to the host. The results equal
+// ks_two_sample(ctx, SortedColumns::from_batch(ctx, reference), current, options).
+std::vector<KsResult> ks_two_sample(Context& ctx, BatchView reference, BatchView current,
+                                    const KsOptions& options = {});
+
 // A sorted reference kept where `ctx` computes, for repeated KS tests against it: on the CUDA
 // backend its values are copied to device memory once, here (CudaError when that fails), instead
 // of on every ks_two_sample call (4Mi x 64 values are 1 GiB); on the CPU backend nothing is

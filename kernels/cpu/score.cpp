@@ -117,8 +117,7 @@ void score_linear(int threads, const BoundTables& tables, BatchView batch,
         for (std::size_t c = 0; c < k; ++c) out.margin[at + c] = static_cast<float>(margin[c]);
       }
       if (out.points != nullptr) {
-        out.points[at] =
-            static_cast<float>(linear.points_offset + linear.points_factor * margin[0]);
+        out.points[r] = static_cast<float>(linear.points_offset + linear.points_factor * margin[0]);
       }
       if (out.probability != nullptr) {
         detail::apply_link(model.link, margin.data(), k);

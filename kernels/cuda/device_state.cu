@@ -37,6 +37,7 @@ DeviceState::DeviceState(int device) : device_(device) {
     DG_CUDA_TRY(cudaGetDeviceProperties(&properties_, device));
     DG_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     DG_CUDA_TRY(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    DG_CUDA_TRY(cudaEventCreateWithFlags(&caller_done_, cudaEventDisableTiming));
     for (SlotEvents& events : slot_events_) {
       DG_CUDA_TRY(cudaEventCreateWithFlags(&events.h2d_done, cudaEventDisableTiming));
       DG_CUDA_TRY(cudaEventCreateWithFlags(&events.compute_done, cudaEventDisableTiming));
@@ -69,6 +70,8 @@ void DeviceState::release() noexcept {
     }
     events = {};
   }
+  if (caller_done_ != nullptr) cudaEventDestroy(caller_done_);
+  caller_done_ = nullptr;
   if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   d_workspace_ = nullptr;
@@ -76,6 +79,12 @@ void DeviceState::release() noexcept {
   workspace_bytes_ = staging_bytes_ = 0;
   stream_ = copy_stream_ = nullptr;
   cudaGetLastError();
+}
+
+void DeviceState::follow_caller(const BatchView& batch) {
+  if (batch.space != MemorySpace::Device) return;
+  DG_CUDA_TRY(cudaEventRecord(caller_done_, cudaStreamLegacy));
+  DG_CUDA_TRY(cudaStreamWaitEvent(stream_, caller_done_, 0));
 }
 
 void DeviceState::synchronize() {

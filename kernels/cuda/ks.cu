@@ -210,18 +210,21 @@ __global__ void __launch_bounds__(kReduceThreads)
 }
 
 // Features are sorted `chunk_features` at a time, so that the keys of a chunk stay within CUB's
-// int item count and the workspace within 2 * kChunkKeys keys.
+// int item count and the workspace within 2 * kChunkKeys keys. Batches sorted through the same
+// buffers share the chunk width of the longest: `widest_rows`.
 struct Chunking {
   std::size_t rows;
   std::size_t features;        // of the batch
   std::size_t chunk_features;  // per chunk (the last may have fewer)
 
-  explicit Chunking(const BatchView& batch) : rows(batch.rows), features(batch.features) {
-    if (rows > static_cast<std::size_t>(INT_MAX)) {
+  explicit Chunking(const BatchView& batch, std::size_t widest_rows = 0)
+      : rows(batch.rows), features(batch.features) {
+    widest_rows = std::max(widest_rows, rows);
+    if (widest_rows > static_cast<std::size_t>(INT_MAX)) {
       throw InvalidInput("KS on the CUDA backend: at most " + std::to_string(INT_MAX) +
-                         " rows per batch, got " + std::to_string(rows));
+                         " rows per batch, got " + std::to_string(widest_rows));
     }
-    chunk_features = std::clamp<std::size_t>(kChunkKeys / std::max<std::size_t>(rows, 1), 1,
+    chunk_features = std::clamp<std::size_t>(kChunkKeys / std::max<std::size_t>(widest_rows, 1), 1,
                                              std::min(features, kMaxChunkFeatures));
   }
   std::size_t chunks() const { return ceil_div(features, chunk_features); }
@@ -293,6 +296,61 @@ std::uint32_t* sort_chunk(DeviceState& state, std::byte* d_base, const SortBuffe
   return keys.Current();
 }
 
+// The part of one call's workspace that merging a chunk needs.
+struct MergeBuffers {
+  std::size_t ref_offsets_at, partials_at, out_at;
+  std::uint32_t tiles;  // merge tiles per feature: the most any feature needs
+};
+
+MergeBuffers plan_merge(Layout& layout, const Chunking& c, std::size_t max_tiles) {
+  if (max_tiles > static_cast<std::size_t>(INT_MAX)) {
+    throw InvalidInput("KS on the CUDA backend: reference column too long");
+  }
+  MergeBuffers m{};
+  m.ref_offsets_at = layout.add<std::uint64_t>(c.chunk_features + 1);
+  m.partials_at = layout.add<TileExtremes>(c.chunk_features * max_tiles);
+  m.out_at = layout.add<KsExtremes>(c.chunk_features);
+  m.tiles = static_cast<std::uint32_t>(max_tiles);
+  return m;
+}
+
+// One chunk of the current window, sorted by sort_chunk (its NaN counts in the sort buffers).
+struct SortedChunk {
+  const std::uint32_t* d_keys;
+  const Chunking& c;
+  std::size_t first, count;
+};
+
+// Merges the chunk's current columns against its reference columns (d_ref; `ref_offsets`: count
+// + 1 offsets into it, from 0) and downloads their extremes into out[first, first + count).
+void merge_chunk(DeviceState& state, std::byte* d_base, const SortBuffers& s, const MergeBuffers& m,
+                 const SortedChunk& current, const float* d_ref,
+                 const std::vector<std::uint64_t>& ref_offsets, std::span<KsExtremes> out) {
+  const cudaStream_t stream = state.stream();
+  const std::size_t count = current.count;
+  auto* d_ref_offsets = at<std::uint64_t>(d_base, m.ref_offsets_at);
+  DG_CUDA_TRY(cudaMemcpyAsync(d_ref_offsets, ref_offsets.data(),
+                              (count + 1) * sizeof(std::uint64_t), cudaMemcpyHostToDevice, stream));
+  const MergeArgs args{.d_reference = d_ref,
+                       .d_ref_offsets = d_ref_offsets,
+                       .d_keys = current.d_keys,
+                       .d_nan = at<Count>(d_base, s.nan_at),
+                       .rows = current.c.rows,
+                       .tiles = m.tiles,
+                       .d_partials = at<TileExtremes>(d_base, m.partials_at)};
+  ks_merge_kernel<<<dim3(args.tiles, static_cast<unsigned>(count)), kMergeThreads, 0, stream>>>(
+      args);
+  DG_CUDA_TRY_LAUNCH("ks_merge_kernel");
+  KsExtremes* d_out = at<KsExtremes>(d_base, m.out_at);
+  ks_reduce_kernel<<<static_cast<unsigned>(count), kReduceThreads, 0, stream>>>(
+      args.d_partials, args.tiles, d_ref_offsets, args.d_nan, args.rows, d_out);
+  DG_CUDA_TRY_LAUNCH("ks_reduce_kernel");
+  DG_CUDA_TRY(cudaMemcpyAsync(out.data() + current.first, d_out, count * sizeof(KsExtremes),
+                              cudaMemcpyDeviceToHost, stream));
+  // Also keeps `ref_offsets` (pageable, staged by the copy above) unchanged until it has landed.
+  DG_CUDA_TRY(cudaStreamSynchronize(stream));
+}
+
 }  // namespace
 
 SortedColumns sort_columns(DeviceState& state, BatchView batch) {
@@ -303,6 +361,7 @@ SortedColumns sort_columns(DeviceState& state, BatchView batch) {
   out.offsets.assign(batch.features + 1, 0);
   out.nan_counts.assign(batch.features, 0);
   if (c.rows == 0) return out;
+  state.follow_caller(batch);
   Layout layout;
   const SortBuffers s = plan_sort(layout, c, batch.space == MemorySpace::Host);
   std::byte* d_base = state.device_workspace(layout.bytes());
@@ -371,6 +430,7 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference,
     std::fill(out.begin(), out.end(), KsExtremes{detail::ks_no_test(), detail::ks_no_test(), 0, 0});
     return;
   }
+  state.follow_caller(current);
   // Sizes of the largest chunk: reference values and merge tiles.
   std::size_t max_ref = 0, max_tiles = 0;
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
@@ -382,17 +442,11 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference,
       max_tiles = std::max(max_tiles, ceil_div(n1 + c.rows, kMergeTile));
     }
   }
-  if (max_tiles > static_cast<std::size_t>(INT_MAX)) {
-    throw InvalidInput("KS on the CUDA backend: reference column too long");
-  }
   Layout layout;
   const SortBuffers s = plan_sort(layout, c, current.space == MemorySpace::Host);
   const std::size_t ref_at = layout.add<float>(d_reference_values != nullptr ? 0 : max_ref);
-  const std::size_t ref_offsets_at = layout.add<std::uint64_t>(c.chunk_features + 1);
-  const std::size_t partials_at = layout.add<TileExtremes>(c.chunk_features * max_tiles);
-  const std::size_t out_at = layout.add<KsExtremes>(c.chunk_features);
+  const MergeBuffers m = plan_merge(layout, c, max_tiles);
   std::byte* d_base = state.device_workspace(layout.bytes());
-  const cudaStream_t stream = state.stream();
   std::vector<std::uint64_t> ref_offsets(c.chunk_features + 1);
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
     const std::size_t first = c.first(chunk), count = c.count(chunk);
@@ -406,30 +460,63 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference,
     if (d_reference_values == nullptr && ref_offsets[count] != 0) {
       DG_CUDA_TRY(cudaMemcpyAsync(at<float>(d_base, ref_at), reference.values.data() + ref_begin,
                                   ref_offsets[count] * sizeof(float), cudaMemcpyHostToDevice,
-                                  stream));
+                                  state.stream()));
     }
-    auto* d_ref_offsets = at<std::uint64_t>(d_base, ref_offsets_at);
-    DG_CUDA_TRY(cudaMemcpyAsync(d_ref_offsets, ref_offsets.data(),
-                                (count + 1) * sizeof(std::uint64_t), cudaMemcpyHostToDevice,
-                                stream));
-    const MergeArgs args{.d_reference = d_ref,
-                         .d_ref_offsets = d_ref_offsets,
-                         .d_keys = d_sorted,
-                         .d_nan = at<Count>(d_base, s.nan_at),
-                         .rows = c.rows,
-                         .tiles = static_cast<std::uint32_t>(max_tiles),
-                         .d_partials = at<TileExtremes>(d_base, partials_at)};
-    ks_merge_kernel<<<dim3(args.tiles, static_cast<unsigned>(count)), kMergeThreads, 0, stream>>>(
-        args);
-    DG_CUDA_TRY_LAUNCH("ks_merge_kernel");
-    KsExtremes* d_out = at<KsExtremes>(d_base, out_at);
-    ks_reduce_kernel<<<static_cast<unsigned>(count), kReduceThreads, 0, stream>>>(
-        args.d_partials, args.tiles, d_ref_offsets, args.d_nan, c.rows, d_out);
-    DG_CUDA_TRY_LAUNCH("ks_reduce_kernel");
-    DG_CUDA_TRY(cudaMemcpyAsync(out.data() + first, d_out, count * sizeof(KsExtremes),
+    merge_chunk(state, d_base, s, m, {d_sorted, c, first, count}, d_ref, ref_offsets, out);
+  }
+}
+
+SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchView current,
+                                std::span<KsExtremes> out) {
+  DeviceGuard guard(state.device());
+  const std::size_t widest = std::max(reference.rows, current.rows);
+  const Chunking cr(reference, widest), cc(current, widest);
+  SortedColumns columns;  // the reference's layout; its values stay on the device
+  columns.features = reference.features;
+  columns.offsets.assign(reference.features + 1, 0);
+  columns.nan_counts.assign(reference.features, 0);
+  if (cr.rows == 0 || cc.rows == 0) {
+    throw InvalidInput("ks_statistics_raw: both windows need rows");  // dispatch sorts those
+  }
+  state.follow_caller(reference);
+  state.follow_caller(current);
+  Layout layout;
+  const bool host_input =
+      reference.space == MemorySpace::Host || current.space == MemorySpace::Host;
+  const SortBuffers s = plan_sort(layout, cr.rows >= cc.rows ? cr : cc, host_input);
+  const std::size_t ref_at = layout.add<float>(cr.rows * cr.chunk_features);
+  const MergeBuffers m = plan_merge(layout, cc, ceil_div(cr.rows + cc.rows, kMergeTile));
+  std::byte* d_base = state.device_workspace(layout.bytes());
+  const cudaStream_t stream = state.stream();
+  float* d_ref = at<float>(d_base, ref_at);
+  std::vector<Count> nan(cr.chunk_features);
+  std::vector<std::uint64_t> ref_offsets(cr.chunk_features + 1);
+  for (std::size_t chunk = 0; chunk < cr.chunks(); ++chunk) {
+    const std::size_t first = cr.first(chunk), count = cr.count(chunk);
+    // The reference's columns: sorted, decoded, and each non-NaN prefix packed into d_ref (the
+    // sort buffers are the current's next).
+    std::uint32_t* d_keys = sort_chunk(state, d_base, s, reference, cr, first, count);
+    const std::size_t n = cr.rows * count;
+    const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>(
+        ceil_div(n, 256), std::size_t{8} * state.properties().multiProcessorCount));
+    decode_keys_kernel<<<blocks, 256, 0, stream>>>(d_keys, n);
+    DG_CUDA_TRY_LAUNCH("decode_keys_kernel");
+    DG_CUDA_TRY(cudaMemcpyAsync(nan.data(), at<Count>(d_base, s.nan_at), count * sizeof(Count),
                                 cudaMemcpyDeviceToHost, stream));
     DG_CUDA_TRY(cudaStreamSynchronize(stream));
+    for (std::size_t f = 0; f < count; ++f) {
+      const std::size_t n_f = cr.rows - nan[f];
+      columns.nan_counts[first + f] = nan[f];
+      columns.offsets[first + f + 1] = columns.offsets[first + f] + n_f;
+      ref_offsets[f + 1] = ref_offsets[f] + n_f;
+      if (n_f == 0) continue;
+      DG_CUDA_TRY(cudaMemcpyAsync(d_ref + ref_offsets[f], d_keys + f * cr.rows, n_f * sizeof(float),
+                                  cudaMemcpyDeviceToDevice, stream));
+    }
+    const std::uint32_t* d_sorted = sort_chunk(state, d_base, s, current, cc, first, count);
+    merge_chunk(state, d_base, s, m, {d_sorted, cc, first, count}, d_ref, ref_offsets, out);
   }
+  return columns;
 }
 
 }  // namespace driftguard::cuda

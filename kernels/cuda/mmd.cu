@@ -432,6 +432,8 @@ detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
     throw InvalidInput("mmd_test: the CUDA backend takes at most 2^31 - 1 rows in the two windows");
   }
   DeviceGuard guard(state.device());
+  state.follow_caller(reference);
+  state.follow_caller(current);
   const cudaStream_t stream = state.stream();
   const auto n = static_cast<std::uint32_t>(reference.rows);
   const auto total = static_cast<std::uint32_t>(reference.rows + current.rows);
@@ -590,6 +592,8 @@ detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
 detail::MmdLinearTerms mmd_linear(DeviceState& state, BatchView reference, BatchView current,
                                   const MmdLinearOptions& options) {
   DeviceGuard guard(state.device());
+  state.follow_caller(reference);
+  state.follow_caller(current);
   const cudaStream_t stream = state.stream();
   const auto features = static_cast<std::uint32_t>(reference.features);
   const std::uint64_t pairs = std::min(reference.rows, current.rows) / 2;

@@ -419,6 +419,7 @@ void score(DeviceState& state, const BoundTables& tables, BatchView batch,
            const ScoreOutputs& out) {
   if (batch.rows == 0) return;
   DeviceGuard guard(state.device());
+  state.follow_caller(batch);
   Scorer scorer(state, tables);
   const std::size_t k = tables.model->outputs, f = tables.batch_features;
   const bool device = batch.space == MemorySpace::Device;

@@ -467,6 +467,7 @@ void batch_pass(DeviceState& state, const detail::BatchPassArgs& args) {
   if (batch.rows == 0 || (!validate && !histogram)) return;
 
   DeviceGuard guard(state.device());
+  state.follow_caller(batch);
   detail::PreparedPass prep(args);
   const std::size_t rows = batch.rows;
   const std::size_t features = batch.features;

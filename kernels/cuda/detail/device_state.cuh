@@ -47,6 +47,12 @@ class DeviceState {
   cudaStream_t stream() const noexcept { return stream_; }
   cudaStream_t copy_stream() const noexcept { return copy_stream_; }
   const SlotEvents& slot_events(int slot) const noexcept { return slot_events_[slot]; }
+  // Call before a kernel reads a caller's device batch: orders `stream` after the work already
+  // queued on the legacy default stream (and, through it, on every blocking stream), such as the
+  // cudaMemcpy that filled the batch, which may return before its last DMA lands. Nothing for a
+  // host batch. Work on the caller's own non-blocking streams is the caller's to finish first
+  // (batch.hpp).
+  void follow_caller(const BatchView& batch);
 
   // At least `bytes` of device memory, 256-byte aligned. Grows geometrically and is kept, so that
   // steady-state calls allocate nothing; contents are not preserved across growth. Waits for the
@@ -68,6 +74,7 @@ class DeviceState {
   cudaStream_t stream_ = nullptr;
   cudaStream_t copy_stream_ = nullptr;
   std::array<SlotEvents, kStagingSlots> slot_events_{};
+  cudaEvent_t caller_done_ = nullptr;
   std::byte* d_workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
   std::byte* h_staging_ = nullptr;
