@@ -182,6 +182,15 @@ constexpr Objective kObjectives[] = {
     {"count:poisson", Link::Exp, BaseScore::PositiveMean, false},
     {"reg:gamma", Link::Exp, BaseScore::PositiveMean, false},
     {"reg:tweedie", Link::Exp, BaseScore::PositiveMean, false},
+    {"survival:cox", Link::Exp, BaseScore::PositiveMean, false},
+    {"survival:aft", Link::Exp, BaseScore::PositiveMean, false},
+    {"reg:squaredlogerror", Link::Identity, BaseScore::Margin, false},
+    {"reg:pseudohubererror", Link::Identity, BaseScore::Margin, false},
+    {"reg:absoluteerror", Link::Identity, BaseScore::Margin, false},
+    {"reg:quantileerror", Link::Identity, BaseScore::Margin, false},
+    {"rank:pairwise", Link::Identity, BaseScore::Margin, false},
+    {"rank:ndcg", Link::Identity, BaseScore::Margin, false},
+    {"rank:map", Link::Identity, BaseScore::Margin, false},
 };
 
 const Objective& find_objective(const Checker& check, const std::string& name) {
@@ -247,7 +256,7 @@ std::vector<float> base_margin(const Checker& check, const Objective& objective,
         check.fail("base_score " + std::to_string(p) + " of objective " + objective.name +
                    " is not positive");
       }
-      // XGBoost's ProbToMargin of the Poisson, gamma and Tweedie objectives, in float.
+      // XGBoost's ProbToMargin of the Poisson, gamma, Tweedie, Cox and AFT objectives, in float.
       margins.push_back(std::log(p));
     }
   }
@@ -412,19 +421,28 @@ ModelData parse_xgboost(const Checker& check, const json& root, const ModelOptio
     check.fail("num_feature = " + std::to_string(num_feature) + " is out of range");
   }
   const std::int64_t num_class = check.int_param(param, "num_class", pw);
-  if (check.optional(param, "num_target") != nullptr &&
-      check.int_param(param, "num_target", pw) > 1) {
-    check.fail("multi-target models (num_target > 1) are not supported");
+  // Several targets (reg:quantileerror with several alphas, multi-label or multi-output
+  // regression) are one output each, their trees told apart by tree_info, as classes are.
+  const std::int64_t num_target =
+      check.optional(param, "num_target") != nullptr ? check.int_param(param, "num_target", pw) : 1;
+  if (num_target < 1 || num_target > 1 << 20) {
+    check.fail("num_target = " + std::to_string(num_target) + " is out of range");
   }
   if (objective.multi_class) {
     if (num_class < 2 || num_class > 1 << 20) {
       check.fail(model.objective + " needs num_class >= 2, the model has " +
                  std::to_string(num_class));
     }
+    if (num_target > 1) {
+      check.fail(model.objective + " with num_target = " + std::to_string(num_target) +
+                 " (several targets of several classes) is not supported");
+    }
     model.outputs = static_cast<std::size_t>(num_class);
   } else if (num_class > 1) {
     check.fail("num_class = " + std::to_string(num_class) + " does not fit objective " +
                model.objective);
+  } else {
+    model.outputs = static_cast<std::size_t>(num_target);
   }
   model.trees.base_margin = base_margin(
       check, objective, check.string(check.member(param, "base_score", pw), pw + ".base_score"),
@@ -708,8 +726,8 @@ LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text
       check.fail("objective \"" + std::string(text) + "\": sigmoid other than 1 is not supported");
     }
   };
-  constexpr const char* kIdentity[] = {"regression", "regression_l1", "huber",
-                                       "fair",       "quantile",      "mape"};
+  constexpr const char* kIdentity[] = {"regression", "regression_l1", "huber",      "fair",
+                                       "quantile",   "mape",          "lambdarank", "rank_xendcg"};
   constexpr const char* kExp[] = {"poisson", "gamma", "tweedie"};
   if (name == "binary" || name == "cross_entropy") {
     objective.link = Link::Logistic;
@@ -732,8 +750,8 @@ LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text
   } else {
     check.fail("objective \"" + name +
                "\" is not supported (supported: binary, cross_entropy, multiclass, "
-               "multiclassova, regression, regression_l1, huber, fair, quantile, mape, poisson, "
-               "gamma, tweedie)");
+               "multiclassova, regression, regression_l1, huber, fair, quantile, mape, "
+               "lambdarank, rank_xendcg, poisson, gamma, tweedie)");
   }
   if (objective.outputs == 1 && num_class != 1) {
     check.fail("num_class = " + std::to_string(num_class) + " does not fit objective " + name);

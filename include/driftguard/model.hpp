@@ -12,15 +12,21 @@
 //   - margin[k] = base_margin[k] + leaf(t_0) + leaf(t_1) + ... over the trees of group k in model
 //     order, summed in float32 (XGBoost's CPU predictor order). base_score is stored in
 //     probability space for binary:logistic / reg:logistic (margin = -ln(1/p - 1) in float32), as
-//     a mean for count:poisson / reg:gamma / reg:tweedie (margin = ln(mean) in float32), as a
-//     margin for every other objective; both "0.5" and the array form "[5E-1]" (XGBoost >= 3.1,
-//     one value per class for multi-class) are read;
+//     a mean for count:poisson / reg:gamma / reg:tweedie / survival:cox / survival:aft (margin =
+//     ln(mean) in float32), as a margin for every other objective; both "0.5" and the array form
+//     "[5E-1]" (XGBoost >= 3.1, one value per class or target) are read;
+//   - several targets (num_target > 1: reg:quantileerror with several alphas, multi-output
+//     regression, multi-label binary:logistic; trees with scalar leaves, one_output_per_tree) are
+//     one output each, like classes; vector-leaf trees (multi_output_tree) are refused;
 //   - dart boosters: each tree's leaves are multiplied by its weight_drop (float32), as
 //     XGBoost's inference does;
 //   - probability: sigmoid for binary:logistic / reg:logistic, softmax over the classes for
 //     multi:softprob / multi:softmax (Booster.predict of multi:softmax returns the argmax of these
 //     margins, first maximum on ties), exp(margin) (float32) for count:poisson / reg:gamma /
-//     reg:tweedie, the margin itself for binary:logitraw / reg:squarederror.
+//     reg:tweedie / survival:cox (the hazard ratio) / survival:aft (the predicted time), the
+//     margin itself for binary:logitraw, reg:squarederror, reg:squaredlogerror,
+//     reg:pseudohubererror, reg:absoluteerror, reg:quantileerror and the ranking objectives
+//     rank:pairwise / rank:ndcg / rank:map. Other objectives (binary:hinge, custom) are refused.
 // Observed agreement with xgboost 3.2 (tests/golden/score_xgboost.json): see tests/test_score.cpp.
 // The CUDA backend computes the same float sums in the same order, so margins are bit-identical
 // to the CPU; probabilities may differ by the last bits of expf (tested to 1e-6 absolute).
@@ -41,7 +47,8 @@
 //     once;
 //   - objectives: binary and cross_entropy (sigmoid; sigmoid:1 only), multiclass (softmax),
 //     multiclassova (sigmoid per class), poisson, gamma and tweedie (exp), and the identity
-//     outputs regression, regression_l1, huber, fair, quantile, mape. Others (ranking, custom),
+//     outputs regression, regression_l1, huber, fair, quantile, mape and the ranking objectives
+//     lambdarank and rank_xendcg (the raw score). Others (cross_entropy_lambda, custom),
 //     reg_sqrt, linear trees and model versions other than v2-v4 are refused. ModelOptions'
 //     iteration range counts iterations; the text keeps no best iteration, so use_best_iteration
 //     has no effect.

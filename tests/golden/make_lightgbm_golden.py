@@ -139,7 +139,7 @@ def transform(objective_line, margin, average_over):
         return e / e.sum(axis=1, keepdims=True)
     if name in ("poisson", "gamma", "tweedie"):
         return np.exp(m)
-    assert name == "regression" and "sqrt" not in args
+    assert name in ("regression", "lambdarank", "rank_xendcg") and "sqrt" not in args
     return m
 
 
@@ -218,10 +218,11 @@ cases = []
 
 
 def lgb_case(name, params, train, label, test, rounds, options=None, batch_order=None,
-             categorical=None, predict_range=None, extra=None):
-    """Trains on `train` (a DataFrame), saves the text model, scores `test` plus edge rows."""
+             categorical=None, predict_range=None, extra=None, group=None):
+    """Trains on `train` (a DataFrame; `group`: query sizes for ranking), saves the text model,
+    scores `test` plus edge rows."""
     params = {"verbose": -1, "num_threads": 2, "seed": 7, "deterministic": True, **params}
-    dtrain = lgb.Dataset(train, label, categorical_feature=categorical or "auto")
+    dtrain = lgb.Dataset(train, label, group=group, categorical_feature=categorical or "auto")
     trained = lgb.train(params, dtrain, rounds)
     path = os.path.join(MODELS, f"lgb_{name}.txt")
     trained.save_model(path)
@@ -367,6 +368,14 @@ def main():
              train["LIMIT_BAL"].to_numpy() / 1e5, test, 25)
     lgb_case("uci_tweedie", {"objective": "tweedie", "tweedie_variance_power": 1.4, **tree},
              train, np.clip(train["BILL_AMT1"].to_numpy(), 0, None) / 1e4, test, 25)
+
+    # Ranking (raw scores, identity): queries of 100 consecutive clients, relevance = months of
+    # payment delay of the last bill (0..3).
+    relevance = np.clip(train["PAY_0"].to_numpy(), 0, 3).astype(int)
+    queries = [100] * (len(train) // 100) + ([len(train) % 100] if len(train) % 100 else [])
+    for objective in ("lambdarank", "rank_xendcg"):
+        lgb_case("uci_" + objective, {"objective": objective, **tree}, train, relevance, test, 20,
+                 group=queries)
 
     with open(GOLDEN, "w") as f:
         json.dump({"peer": {"lightgbm": lgb.__version__, "numpy": np.__version__,

@@ -35,8 +35,9 @@ cases = []
 
 
 def xgb_case(name, params, frame, label, test, rounds, options=None, predict_range=None,
-             batch_order=None, **train_kwargs):
-    dtrain = xgb.DMatrix(frame, label, enable_categorical=True)
+             batch_order=None, dmatrix=None, **train_kwargs):
+    """`dmatrix`: more DMatrix arguments (qid for ranking, label bounds for survival:aft)."""
+    dtrain = xgb.DMatrix(frame, label, enable_categorical=True, **(dmatrix or {}))
     evals = train_kwargs.pop("evals", None)
     if evals is not None:
         evals = [(xgb.DMatrix(evals[0], evals[1], enable_categorical=True), "valid")]
@@ -121,6 +122,42 @@ def main():
     xgb_case("uci_reg_tweedie", {"objective": "reg:tweedie", "tweedie_variance_power": 1.4,
                                  "max_depth": 4},
              train, np.clip(train["BILL_AMT1"].to_numpy(), 0, None) / 1e4, test, 20)
+    # Time to default for the survival objectives: months 1..24 from AGE, observed for defaulters
+    # and right-censored for the others (Cox: a negative time; AFT: an upper bound of +inf).
+    months = 1.0 + (train["AGE"].to_numpy() % 24)
+    default = y[train_idx] == 1
+    xgb_case("uci_survival_cox", {"objective": "survival:cox", "max_depth": 4},
+             train, np.where(default, months, -months), test, 20)
+    xgb_case("uci_survival_aft", {"objective": "survival:aft", "aft_loss_distribution": "logistic",
+                                  "max_depth": 4}, train, None, test, 20,
+             dmatrix={"label_lower_bound": months,
+                      "label_upper_bound": np.where(default, months, np.inf)})
+    # Other regression losses: identity link, base_score a margin (a median or quantile for the
+    # absolute and quantile losses).
+    limit = train["LIMIT_BAL"].to_numpy() / 1e5
+    bill = train["BILL_AMT1"].to_numpy() / 1e4
+    for objective in ("reg:squaredlogerror", "reg:pseudohubererror", "reg:absoluteerror"):
+        xgb_case("uci_" + objective.replace(":", "_"), {"objective": objective, "max_depth": 4},
+                 train, limit, test, 20)
+    xgb_case("uci_reg_quantileerror", {"objective": "reg:quantileerror", "quantile_alpha": 0.9,
+                                       "max_depth": 4}, train, bill, test, 20)
+    # Several targets, one output each (num_target > 1, trees told apart by tree_info): three
+    # quantiles, two regression targets, two labels.
+    xgb_case("uci_quantiles_three", {"objective": "reg:quantileerror",
+                                     "quantile_alpha": [0.1, 0.5, 0.9], "max_depth": 4},
+             train, bill, test, 15)
+    xgb_case("uci_two_targets", {"objective": "reg:squarederror", "max_depth": 4},
+             train, np.stack([limit, bill], axis=1), test, 15)
+    xgb_case("uci_two_labels", {"objective": "binary:logistic", "max_depth": 4},
+             train, np.stack([y[train_idx], (train["PAY_0"].to_numpy() > 0)], axis=1).astype(float),
+             test, 15)
+    # Ranking: queries of 100 consecutive clients; relevance = months of payment delay (0..3), or
+    # default for the pairwise loss.
+    queries = np.arange(len(train)) // 100
+    xgb_case("uci_rank_ndcg", {"objective": "rank:ndcg", "max_depth": 4}, train,
+             np.clip(train["PAY_0"].to_numpy(), 0, 3), test, 20, dmatrix={"qid": queries})
+    xgb_case("uci_rank_pairwise", {"objective": "rank:pairwise", "max_depth": 4}, train,
+             y[train_idx], test, 20, dmatrix={"qid": queries})
 
     cat = {"max_cat_to_onehot": 1, "max_depth": 5, "eta": 0.3}
     frame, label = synthetic(rng, 6000, 4)

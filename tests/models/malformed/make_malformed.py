@@ -165,15 +165,22 @@ def main():
              lambda m, t, l: l["objective"].__setitem__("name", "multi:softprob"))
     xgb_case("tree_info_class", "is not a class",
              lambda m, t, l: m["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(1, 1))
-    xgb_case("objective_unsupported", "rank:pairwise\" is not supported",
-             lambda m, t, l: l["objective"].__setitem__("name", "rank:pairwise"))
+    xgb_case("objective_unsupported", "binary:hinge\" is not supported",
+             lambda m, t, l: l["objective"].__setitem__("name", "binary:hinge"))
     xgb_case("booster_gblinear", "booster \"gblinear\" is not supported",
              lambda m, t, l: l["gradient_booster"].__setitem__("name", "gblinear"))
     xgb_case("dart_without_weights", "has no \"weight_drop\"",
              lambda m, t, l: l.__setitem__("gradient_booster", {"name": "dart", "gbtree": l["gradient_booster"]}))
     xgb_case("multi_output_tree", "multi-output trees",
              lambda m, t, l: t["tree_param"].__setitem__("size_leaf_vector", "3"))
-    xgb_case("num_target_two", "multi-target", param("num_target", "2"))
+    xgb_case("num_target_zero", "num_target = 0 is out of range", param("num_target", "0"))
+
+    def classes_and_targets(m, t, l):
+        l["objective"]["name"] = "multi:softprob"
+        l["learner_model_param"].update(num_class="3", num_target="2")
+
+    xgb_case("num_target_with_classes", "several targets of several classes",
+             classes_and_targets)
     xgb_case("num_feature_zero", "num_feature = 0", param("num_feature", "0"))
     xgb_case("num_trees_mismatch", "trees has 3 entries, expected 4",
              lambda m, t, l: l["gradient_booster"]["model"]["gbtree_model_param"].__setitem__("num_trees", "4"))
@@ -270,8 +277,9 @@ def main():
              tree_edit("cat_threshold", lambda v: "", cat_lgb))
     lgb_case("lgb_linear_tree", "linear trees (linear_tree) are not supported",
              tree_edit("is_linear", lambda v: "1"))
-    lgb_case("lgb_objective_lambdarank", "objective \"lambdarank\" is not supported",
-             set_header("objective", "lambdarank"))
+    lgb_case("lgb_objective_unsupported",
+             "objective \"cross_entropy_lambda\" is not supported",
+             set_header("objective", "cross_entropy_lambda"))
     lgb_case("lgb_sigmoid", "sigmoid other than 1 is not supported",
              set_header("objective", "binary sigmoid:2"))
     lgb_case("lgb_reg_sqrt", "(reg_sqrt) is not supported",
