@@ -1,4 +1,4 @@
-// Model files: XGBoost JSON (Booster.save_model), LightGBM text (Booster.save_model) and
+// Model files: XGBoost JSON or UBJSON (Booster.save_model), LightGBM text (Booster.save_model) and
 // driftguard's linear JSON, parsed into
 // detail::ModelData with every index, size and value checked before it is used.
 #include <algorithm>
@@ -1080,6 +1080,18 @@ ModelData parse_linear(const Checker& check, const json& root) {
 
 }  // namespace
 
+namespace {
+
+// XGBoost's binary model format (save_model("m.ubj"); the default since XGBoost 2.1): Universal
+// Binary JSON of the same document. Its opening brace is followed by a key's length marker or a
+// container marker, which no JSON text has there.
+bool is_ubjson(std::string_view text) {
+  return text.size() >= 2 && text[0] == '{' &&
+         std::string_view("iUIlL$#").find(text[1]) != std::string_view::npos;
+}
+
+}  // namespace
+
 Model::Model(std::shared_ptr<const detail::ModelData> data) : data_(std::move(data)) {}
 
 Model Model::parse(std::string_view text, const ModelOptions& options, const std::string& name) {
@@ -1088,10 +1100,11 @@ Model Model::parse(std::string_view text, const ModelOptions& options, const std
     return Model(std::make_shared<const ModelData>(parse_lightgbm(check, text, options)));
   }
   json root;
+  const bool binary = is_ubjson(text);
   try {
-    root = json::parse(text);
+    root = binary ? json::from_ubjson(text.begin(), text.end()) : json::parse(text);
   } catch (const json::exception& e) {
-    check.fail(std::string("not valid JSON: ") + e.what());
+    check.fail(std::string(binary ? "not valid UBJSON: " : "not valid JSON: ") + e.what());
   }
   if (!root.is_object()) check.fail("not a JSON object");
   if (root.contains("learner")) {
@@ -1102,7 +1115,7 @@ Model Model::parse(std::string_view text, const ModelOptions& options, const std
     return Model(std::make_shared<const ModelData>(parse_linear(check, root)));
   }
   check.fail(
-      "unknown model format (neither an XGBoost JSON model, a LightGBM text model nor "
+      "unknown model format (neither an XGBoost JSON or UBJSON model, a LightGBM text model nor "
       "driftguard-linear)");
 }
 

@@ -273,8 +273,9 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
     const std::string extension = entry.path().extension().string();
-    if ((extension != ".json" && extension != ".txt") || name == "expected.json" ||
-        name == "base_xgb.json" || name == "base_lgb.txt") {
+    if ((extension != ".json" && extension != ".txt" && extension != ".ubj") ||
+        name == "expected.json" || name == "base_xgb.json" || name == "base_xgb.ubj" ||
+        name == "base_lgb.txt") {
       continue;
     }
     ++files;
@@ -292,6 +293,7 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   EXPECT_EQ(files, expected.size());
   // The corpus's base models themselves are valid: the defects are what is refused.
   EXPECT_NO_THROW((void)Model::load((dir / "base_xgb.json").string()));
+  EXPECT_NO_THROW((void)Model::load((dir / "base_xgb.ubj").string()));
   EXPECT_NO_THROW((void)Model::load((dir / "base_lgb.txt").string()));
 }
 
@@ -300,20 +302,24 @@ std::string read_text(const fs::path& file) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// One random edit of a model text: a cut, a changed byte, a line dropped or doubled, or a number
-// replaced by an extreme one.
+// One random edit of a model file: a cut, a byte changed to a JSON character or to any value (the
+// binary format's markers and counts), a line dropped or doubled, or a number replaced by an
+// extreme one.
 std::string mutate(std::string text, std::mt19937_64& rng) {
   const auto pick = [&](std::size_t n) {
     return static_cast<std::size_t>(std::uniform_int_distribution<std::size_t>(0, n - 1)(rng));
   };
   if (text.empty()) return text;
   const std::size_t at = pick(text.size());
-  switch (pick(5)) {
+  switch (pick(6)) {
     case 0:
       text.resize(at);
       break;
     case 1:
       text[at] = " \n=-.0123456789e[]{},:\"x"[pick(24)];
+      break;
+    case 4:
+      text[at] = static_cast<char>(pick(256));
       break;
     case 2:
     case 3: {
@@ -352,7 +358,7 @@ TEST(ScoreMalformed, RandomEditsAreRefusedOrScored) {
   for (float& v : rows) v = value(rng);
   for (std::size_t i = 0; i < rows.size(); i += 7)
     rows[i] = std::numeric_limits<float>::quiet_NaN();
-  for (const char* base : {"base_xgb.json", "base_lgb.txt"}) {
+  for (const char* base : {"base_xgb.json", "base_xgb.ubj", "base_lgb.txt"}) {
     SCOPED_TRACE(base);
     const std::string text = read_text(dir / base);
     std::size_t scored = 0, refused = 0;

@@ -138,11 +138,12 @@ struct ScoreCommand {
 CLI::App* add_score_command(CLI::App& app, ScoreCommand& cmd, CommonOptions& common) {
   CLI::App* sub =
       app.add_subcommand("score",
-                         "score every row with an XGBoost JSON, LightGBM text or driftguard linear "
+                         "score every row with an XGBoost (JSON or UBJSON), LightGBM text or "
+                         "driftguard linear "
                          "model; writes "
                          "/margin, /probability, /points (scorecards) and /row_id (when present)");
   sub->add_option("--model", cmd.model,
-                  "model (XGBoost JSON, LightGBM text or driftguard-linear JSON)")
+                  "model (XGBoost JSON or UBJSON, LightGBM text or driftguard-linear JSON)")
       ->required();
   sub->add_option("--input", cmd.input, "rows to score (HDF5)")->required();
   sub->add_option("--output", cmd.output, "scores (HDF5)")->required();
@@ -245,7 +246,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"psi", "ks", "psi_or_ks"}));
   scan_cmd->add_option(
       "--model", scan_options.model_path,
-      "score drift of this model (XGBoost JSON, LightGBM text or driftguard-linear)");
+      "score drift of this model (XGBoost JSON or UBJSON, LightGBM text or driftguard-linear)");
   scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
   scan_cmd->add_option("--mmd-rows", scan_options.mmd_rows, "rows per window for MMD (sampled)")
       ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));

@@ -1,6 +1,7 @@
 #pragma once
 // Batch scoring with a production model: logistic/linear scorecards (driftguard's own JSON,
-// docs/linear_model.md), XGBoost tree ensembles (Booster.save_model("m.json")) and LightGBM tree
+// docs/linear_model.md), XGBoost tree ensembles (Booster.save_model("m.json"), or "m.ubj": the same
+// document in Universal Binary JSON, XGBoost's default format since 2.1) and LightGBM tree
 // ensembles (Booster.save_model("m.txt")).
 //
 // XGBoost models score exactly as Booster.predict does on the CPU:

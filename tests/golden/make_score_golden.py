@@ -35,8 +35,10 @@ cases = []
 
 
 def xgb_case(name, params, frame, label, test, rounds, options=None, predict_range=None,
-             batch_order=None, dmatrix=None, **train_kwargs):
-    """`dmatrix`: more DMatrix arguments (qid for ranking, label bounds for survival:aft)."""
+             batch_order=None, dmatrix=None, ubj=False, **train_kwargs):
+    """`dmatrix`: more DMatrix arguments (qid for ranking, label bounds for survival:aft). `ubj`:
+    the model is also saved in XGBoost's binary format (xgb_NAME.ubj), a second case with the
+    same expected numbers."""
     dtrain = xgb.DMatrix(frame, label, enable_categorical=True, **(dmatrix or {}))
     evals = train_kwargs.pop("evals", None)
     if evals is not None:
@@ -55,12 +57,17 @@ def xgb_case(name, params, frame, label, test, rounds, options=None, predict_ran
     batch = as_codes(test)
     if batch_order is not None:
         batch = batch[batch_order]
-    cases.append({
+    case = {
         "name": name, "model": os.path.relpath(path, ROOT), "objective": params["objective"],
         "options": options or {}, "feature_names": list(batch.columns),
         "features": values(batch.to_numpy()), "margin": values(margin),
         "prediction": values(prediction),
-    })
+    }
+    cases.append(case)
+    if ubj:
+        path = os.path.join(MODELS, f"xgb_{name}.ubj")
+        booster.save_model(path)
+        cases.append({**case, "name": name + "_ubj", "model": os.path.relpath(path, ROOT)})
     print(f"{name}: {booster.num_boosted_rounds()} rounds, margin[0] = {margin.ravel()[0]}")
 
 
@@ -89,7 +96,7 @@ def main():
     depth = {"max_depth": 5, "eta": 0.3}
 
     xgb_case("uci_binary_logistic", {"objective": "binary:logistic", "base_score": 0.3, **depth},
-             train, y[train_idx], test, 30)
+             train, y[train_idx], test, 30, ubj=True)
     # Batch columns in reverse order: binding is by name.
     shuffled = list(reversed(test.columns))
     xgb_case("uci_binary_logitraw", {"objective": "binary:logitraw", **depth}, train,
@@ -99,7 +106,7 @@ def main():
     xgb_case("uci_reg_logistic", {"objective": "reg:logistic", "max_depth": 4},
              train, y[train_idx], test, 20)
     xgb_case("uci_dart", {"objective": "binary:logistic", "booster": "dart", "rate_drop": 0.3,
-                          "skip_drop": 0.0, "max_depth": 4}, train, y[train_idx], test, 20)
+                          "skip_drop": 0.0, "max_depth": 4}, train, y[train_idx], test, 20, ubj=True)
     valid = X.iloc[order[ROWS:ROWS + 3000]]
     # Early stopping: the golden is scikit-learn's convention, rounds [0, best_iteration].
     xgb_case("uci_best_iteration", {"objective": "binary:logistic", "eta": 0.5, "max_depth": 6},
@@ -145,7 +152,7 @@ def main():
     # quantiles, two regression targets, two labels.
     xgb_case("uci_quantiles_three", {"objective": "reg:quantileerror",
                                      "quantile_alpha": [0.1, 0.5, 0.9], "max_depth": 4},
-             train, bill, test, 15)
+             train, bill, test, 15, ubj=True)
     xgb_case("uci_two_targets", {"objective": "reg:squarederror", "max_depth": 4},
              train, np.stack([limit, bill], axis=1), test, 15)
     xgb_case("uci_two_labels", {"objective": "binary:logistic", "max_depth": 4},
@@ -163,7 +170,7 @@ def main():
     frame, label = synthetic(rng, 6000, 4)
     test = frame.iloc[:ROWS]
     xgb_case("syn_multi_softprob", {"objective": "multi:softprob", "num_class": 4, **cat},
-             frame.iloc[ROWS:], label[ROWS:], test, 10)
+             frame.iloc[ROWS:], label[ROWS:], test, 10, ubj=True)
     xgb_case("syn_multi_softmax", {"objective": "multi:softmax", "num_class": 4, **cat},
              frame.iloc[ROWS:], label[ROWS:], test, 8)
     frame, score = synthetic(rng, 6000, None)

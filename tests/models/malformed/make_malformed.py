@@ -5,8 +5,8 @@ and expected.json maps each file to a fragment its ModelError message must conta
     python3 tests/models/malformed/make_malformed.py    # pip-installs xgboost-cpu, lightgbm
 
 The valid bases are a 3-tree XGBoost model with a categorical feature (base_xgb.json here, made
-by this script), a 3-tree LightGBM model with a categorical feature (base_lgb.txt, likewise) and
-tests/models/linear_uci_scorecard.json.
+by this script, and the same model in XGBoost's binary format, base_xgb.ubj), a 3-tree LightGBM
+model with a categorical feature (base_lgb.txt, likewise) and tests/models/linear_uci_scorecard.json.
 """
 import copy
 import json
@@ -28,7 +28,7 @@ def base_xgb():
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "max_cat_to_onehot": 1,
                          "nthread": 1, "seed": 1},
                         xgb.DMatrix(frame, label, enable_categorical=True), 3)
-    return json.loads(booster.save_raw("json"))
+    return json.loads(booster.save_raw("json")), bytes(booster.save_raw("ubj"))
 
 
 def base_lgb():
@@ -74,9 +74,11 @@ def edit_entry(index, value):
 
 
 def main():
-    base = base_xgb()
+    base, base_ubj = base_xgb()
     with open(os.path.join(HERE, "base_xgb.json"), "w") as f:
         json.dump(base, f)
+    with open(os.path.join(HERE, "base_xgb.ubj"), "wb") as f:
+        f.write(base_ubj)
     trees_of = lambda m: m["learner"]["gradient_booster"]["model"]["trees"]
     cat_tree = next(i for i, t in enumerate(trees_of(base)) if t["categories_nodes"])
     with open(os.path.join(HERE, "..", "linear_uci_scorecard.json")) as f:
@@ -88,6 +90,19 @@ def main():
         with open(os.path.join(HERE, name + ".json"), "w") as f:
             f.write(body)
         cases[name + ".json"] = expect
+
+    def binary(name, body, expect):
+        with open(os.path.join(HERE, name + ".ubj"), "wb") as f:
+            f.write(body)
+        cases[name + ".ubj"] = expect
+
+    # UBJSON: a cut file, and a typed array declaring 2^40 values (the first tree's
+    # split_conditions: '[', '$', 'd', '#', 'L', then a big-endian int64 count).
+    binary("ubj_truncated", base_ubj[:len(base_ubj) // 2], "not valid UBJSON")
+    count_at = base_ubj.index(b"#L", base_ubj.index(b"split_conditions")) + 2
+    binary("ubj_count_huge",
+           base_ubj[:count_at] + (1 << 40).to_bytes(8, "big") + base_ubj[count_at + 8:],
+           "not valid UBJSON")
 
     def xgb_case(name, expect, edit, tree=0):
         m = copy.deepcopy(base)
