@@ -389,8 +389,10 @@ TEST_P(Ks, FromBatchSortsEachColumnAndCountsNaN) {
   }
 }
 
-// Columns the random samples rarely make, on both sides of the radix-sort size (512 values):
-// bit patterns compared, so -0.0 must sort before +0.0 and NaN of any payload is left out.
+// Columns the random samples rarely make, on both sides of the radix-sort size (512 values) and
+// long enough for the CUDA backend to sort each column device-wide (65536 values or more, fewer
+// columns than SMs): bit patterns compared, so -0.0 must sort before +0.0 and NaN of any payload
+// is left out.
 TEST_P(Ks, FromBatchSortsSpecialColumnsBitExactly) {
   std::mt19937_64 rng(test_seed());
   SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(test_seed()));
@@ -411,7 +413,8 @@ TEST_P(Ks, FromBatchSortsSpecialColumnsBitExactly) {
                             -kNaN,
                             std::bit_cast<float>(0x7fc01234u),
                             std::bit_cast<float>(0xffbfffffu)};
-  for (const std::size_t rows : {std::size_t{1}, std::size_t{100}, std::size_t{3000}}) {
+  for (const std::size_t rows :
+       {std::size_t{1}, std::size_t{100}, std::size_t{3000}, std::size_t{70000}}) {
     // 0: all equal; 1: all NaN; 2: specials; 3: specials and one NaN-free constant run;
     // 4: equal values and NaN; 5: denormals and zeros only; 6: wide random bit patterns;
     // 7: values sharing their high digits, and NaN.
@@ -569,16 +572,18 @@ TEST_P(Ks, ResidentReferenceEqualsItsColumns) {
 }
 
 // Raw windows (the reference sorted in the call, on CUDA kept on the device) give the results of
-// the sorted reference: unequal sizes either way, ties, NaN, ±0, ±inf, empty windows, and a table
-// of more than 65535 features, which the device sorts and merges in two chunks.
+// the sorted reference: unequal sizes either way, ties, NaN, ±0, ±inf, empty windows, long
+// columns (sorted device-wide one by one), and a table of more than 65535 features, which the
+// device sorts and merges in two chunks.
 TEST_P(Ks, RawWindowsEqualTheirSortedReference) {
   std::mt19937_64 rng(test_seed());
   SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(test_seed()));
   struct Shape {
     std::size_t reference_rows, current_rows, features;
   };
-  for (const Shape& shape : {Shape{3000, 5000, 6}, Shape{5000, 700, 3}, Shape{1, 1, 2},
-                             Shape{0, 40, 2}, Shape{40, 0, 2}, Shape{3, 2, 70000}}) {
+  for (const Shape& shape :
+       {Shape{3000, 5000, 6}, Shape{5000, 700, 3}, Shape{70000, 90000, 3}, Shape{1, 1, 2},
+        Shape{0, 40, 2}, Shape{40, 0, 2}, Shape{3, 2, 70000}}) {
     SCOPED_TRACE(std::to_string(shape.reference_rows) + " x " + std::to_string(shape.current_rows) +
                  " rows, " + std::to_string(shape.features) + " features");
     std::vector<float> ref(shape.reference_rows * shape.features);

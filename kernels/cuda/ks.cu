@@ -1,7 +1,8 @@
 // CUDA backend of KS. Features are processed in chunks that bound the workspace:
 //   1. transpose_keys_kernel: row-major batch -> column-major sort keys (NaN -> largest key,
 //      counted per feature);
-//   2. cub::DeviceSegmentedRadixSort, one segment per feature (NaN keys end up last);
+//   2. cub::DeviceSegmentedRadixSort, one segment per feature, or for a few long columns one
+//      cub::DeviceRadixSort per column (NaN keys end up last either way);
 //   3. from_batch: keys decoded in place and each column's non-NaN prefix downloaded;
 //      ks_statistics: ks_merge_kernel merges the sorted current column with the sorted reference
 //      column tile by tile (merge path) and keeps the extremes of F_R - F_C per tile, then
@@ -9,6 +10,7 @@
 // Exactness: the keys, ECDF differences and candidate order are the CPU backend's
 // (kernels/ks_common.hpp), evaluated at the same pooled values, so both give the same bits.
 #include <cub/block/block_reduce.cuh>
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
 #include <algorithm>
@@ -44,6 +46,8 @@ constexpr int kReduceThreads = 256;
 constexpr std::size_t kChunkKeys = std::size_t{1} << 28;
 constexpr std::size_t kMaxChunkFeatures = 65535;
 constexpr std::uint32_t kNanKey = 0xffffffffu;
+// Columns at least this long are sorted by the device-wide radix sort when they are few.
+constexpr std::size_t kColumnSortRows = std::size_t{1} << 16;
 
 constexpr std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
@@ -251,8 +255,22 @@ SortBuffers plan_sort(Layout& layout, const Chunking& c, bool host_input) {
   DG_CUDA_TRY(cub::DeviceSegmentedRadixSort::SortKeys(
       nullptr, s.temp_bytes, no_keys, static_cast<int>(keys), static_cast<int>(c.chunk_features),
       static_cast<const int*>(nullptr), static_cast<const int*>(nullptr)));
+  if (c.rows >= kColumnSortRows) {
+    std::size_t column_bytes = 0;
+    DG_CUDA_TRY(
+        cub::DeviceRadixSort::SortKeys(nullptr, column_bytes, no_keys, static_cast<int>(c.rows)));
+    s.temp_bytes = std::max(s.temp_bytes, column_bytes);
+  }
   s.temp_at = layout.add<std::byte>(s.temp_bytes);
   return s;
+}
+
+// CUB's segmented radix sort gives each segment one thread block (NVIDIA/cccl#875): with fewer
+// columns than SMs most of the GPU would idle while each block makes its passes over millions of
+// keys. Such columns are sorted one after another, each by the device-wide radix sort.
+bool sort_by_column(const DeviceState& state, std::size_t rows, std::size_t count) {
+  return rows >= kColumnSortRows &&
+         count < static_cast<std::size_t>(state.properties().multiProcessorCount);
 }
 
 // Sorts the keys of `count` features starting at `first`; returns the buffer holding them.
@@ -282,17 +300,37 @@ std::uint32_t* sort_chunk(DeviceState& state, std::byte* d_base, const SortBuffe
       d_in, pitch, rows, static_cast<std::uint32_t>(count), d_keys, d_nan);
   DG_CUDA_TRY_LAUNCH("transpose_keys_kernel");
 
+  std::uint32_t* d_alt = at<std::uint32_t>(d_base, s.alt_at);
+  std::byte* d_temp = at<std::byte>(d_base, s.temp_at);
+  if (sort_by_column(state, rows, count)) {
+    // Every column takes the same passes, so all end in the same buffer; one that did not would
+    // be moved there.
+    int selector = -1;
+    for (std::size_t f = 0; f < count; ++f) {
+      cub::DoubleBuffer<std::uint32_t> column(d_keys + f * rows, d_alt + f * rows);
+      std::size_t temp_bytes = s.temp_bytes;
+      DG_CUDA_TRY(cub::DeviceRadixSort::SortKeys(d_temp, temp_bytes, column, static_cast<int>(rows),
+                                                 0, 32, stream));
+      if (selector < 0) selector = column.selector;
+      if (column.selector != selector) {
+        DG_CUDA_TRY(cudaMemcpyAsync(column.d_buffers[selector], column.Current(),
+                                    rows * sizeof(std::uint32_t), cudaMemcpyDeviceToDevice,
+                                    stream));
+      }
+    }
+    return selector == 0 ? d_keys : d_alt;
+  }
   std::vector<int> segments(count + 1);
   for (std::size_t f = 0; f <= count; ++f) segments[f] = static_cast<int>(f * rows);
   int* d_segments = at<int>(d_base, s.segments_at);
   DG_CUDA_TRY(cudaMemcpyAsync(d_segments, segments.data(), segments.size() * sizeof(int),
                               cudaMemcpyHostToDevice, stream));
-  cub::DoubleBuffer<std::uint32_t> keys(d_keys, at<std::uint32_t>(d_base, s.alt_at));
+  cub::DoubleBuffer<std::uint32_t> keys(d_keys, d_alt);
   std::size_t temp_bytes = s.temp_bytes;
   const int* d_begin = d_segments;
   DG_CUDA_TRY(cub::DeviceSegmentedRadixSort::SortKeys(
-      at<std::byte>(d_base, s.temp_at), temp_bytes, keys, static_cast<int>(rows * count),
-      static_cast<int>(count), d_begin, d_begin + 1, 0, 32, stream));
+      d_temp, temp_bytes, keys, static_cast<int>(rows * count), static_cast<int>(count), d_begin,
+      d_begin + 1, 0, 32, stream));
   return keys.Current();
 }
 
