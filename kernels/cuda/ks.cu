@@ -389,6 +389,30 @@ void merge_chunk(DeviceState& state, std::byte* d_base, const SortBuffers& s, co
   DG_CUDA_TRY(cudaStreamSynchronize(stream));
 }
 
+// Sorts the chunk's columns of `batch` and decodes the keys to floats in place (each column's NaN
+// keys stay last), then fills columns.nan_counts and columns.offsets for the chunk's features
+// (waiting for the counts). Returns the decoded columns, c.rows values apart.
+const float* sorted_chunk_values(DeviceState& state, std::byte* d_base, const SortBuffers& s,
+                                 const BatchView& batch, const Chunking& c, std::size_t first,
+                                 std::size_t count, SortedColumns& columns) {
+  const cudaStream_t stream = state.stream();
+  std::uint32_t* d_keys = sort_chunk(state, d_base, s, batch, c, first, count);
+  const std::size_t n = c.rows * count;
+  const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>(
+      ceil_div(n, 256), std::size_t{8} * state.properties().multiProcessorCount));
+  decode_keys_kernel<<<blocks, 256, 0, stream>>>(d_keys, n);
+  DG_CUDA_TRY_LAUNCH("decode_keys_kernel");
+  std::vector<Count> nan(count);
+  DG_CUDA_TRY(cudaMemcpyAsync(nan.data(), at<Count>(d_base, s.nan_at), count * sizeof(Count),
+                              cudaMemcpyDeviceToHost, stream));
+  DG_CUDA_TRY(cudaStreamSynchronize(stream));
+  for (std::size_t f = 0; f < count; ++f) {
+    columns.nan_counts[first + f] = nan[f];
+    columns.offsets[first + f + 1] = columns.offsets[first + f] + (c.rows - nan[f]);
+  }
+  return reinterpret_cast<const float*>(d_keys);
+}
+
 }  // namespace
 
 SortedColumns sort_columns(DeviceState& state, BatchView batch) {
@@ -404,27 +428,14 @@ SortedColumns sort_columns(DeviceState& state, BatchView batch) {
   const SortBuffers s = plan_sort(layout, c, batch.space == MemorySpace::Host);
   std::byte* d_base = state.device_workspace(layout.bytes());
   const cudaStream_t stream = state.stream();
-  std::vector<Count> nan(c.chunk_features);
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
     const std::size_t first = c.first(chunk), count = c.count(chunk);
-    std::uint32_t* d_sorted = sort_chunk(state, d_base, s, batch, c, first, count);
-    const std::size_t n = c.rows * count;
-    const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>(
-        ceil_div(n, 256), std::size_t{8} * state.properties().multiProcessorCount));
-    decode_keys_kernel<<<blocks, 256, 0, stream>>>(d_sorted, n);
-    DG_CUDA_TRY_LAUNCH("decode_keys_kernel");
-    DG_CUDA_TRY(cudaMemcpyAsync(nan.data(), at<Count>(d_base, s.nan_at), count * sizeof(Count),
-                                cudaMemcpyDeviceToHost, stream));
-    DG_CUDA_TRY(cudaStreamSynchronize(stream));
-    for (std::size_t f = 0; f < count; ++f) {
-      out.nan_counts[first + f] = nan[f];
-      out.offsets[first + f + 1] = out.offsets[first + f] + (c.rows - nan[f]);
-    }
+    const float* d_values = sorted_chunk_values(state, d_base, s, batch, c, first, count, out);
     out.values.resize(out.offsets[first + count]);
     for (std::size_t f = 0; f < count; ++f) {
-      const std::size_t n_f = c.rows - nan[f];
+      const std::size_t n_f = out.offsets[first + f + 1] - out.offsets[first + f];
       if (n_f == 0) continue;
-      DG_CUDA_TRY(cudaMemcpyAsync(out.values.data() + out.offsets[first + f], d_sorted + f * c.rows,
+      DG_CUDA_TRY(cudaMemcpyAsync(out.values.data() + out.offsets[first + f], d_values + f * c.rows,
                                   n_f * sizeof(float), cudaMemcpyDeviceToHost, stream));
     }
     DG_CUDA_TRY(cudaStreamSynchronize(stream));
@@ -527,29 +538,19 @@ SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchVi
   std::byte* d_base = state.device_workspace(layout.bytes());
   const cudaStream_t stream = state.stream();
   float* d_ref = at<float>(d_base, ref_at);
-  std::vector<Count> nan(cr.chunk_features);
   std::vector<std::uint64_t> ref_offsets(cr.chunk_features + 1);
   for (std::size_t chunk = 0; chunk < cr.chunks(); ++chunk) {
     const std::size_t first = cr.first(chunk), count = cr.count(chunk);
-    // The reference's columns: sorted, decoded, and each non-NaN prefix packed into d_ref (the
-    // sort buffers are the current's next).
-    std::uint32_t* d_keys = sort_chunk(state, d_base, s, reference, cr, first, count);
-    const std::size_t n = cr.rows * count;
-    const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>(
-        ceil_div(n, 256), std::size_t{8} * state.properties().multiProcessorCount));
-    decode_keys_kernel<<<blocks, 256, 0, stream>>>(d_keys, n);
-    DG_CUDA_TRY_LAUNCH("decode_keys_kernel");
-    DG_CUDA_TRY(cudaMemcpyAsync(nan.data(), at<Count>(d_base, s.nan_at), count * sizeof(Count),
-                                cudaMemcpyDeviceToHost, stream));
-    DG_CUDA_TRY(cudaStreamSynchronize(stream));
+    // The reference's columns, sorted, each non-NaN prefix packed into d_ref (the sort buffers
+    // are the current's next).
+    const float* d_values =
+        sorted_chunk_values(state, d_base, s, reference, cr, first, count, columns);
     for (std::size_t f = 0; f < count; ++f) {
-      const std::size_t n_f = cr.rows - nan[f];
-      columns.nan_counts[first + f] = nan[f];
-      columns.offsets[first + f + 1] = columns.offsets[first + f] + n_f;
+      const std::size_t n_f = columns.offsets[first + f + 1] - columns.offsets[first + f];
       ref_offsets[f + 1] = ref_offsets[f] + n_f;
       if (n_f == 0) continue;
-      DG_CUDA_TRY(cudaMemcpyAsync(d_ref + ref_offsets[f], d_keys + f * cr.rows, n_f * sizeof(float),
-                                  cudaMemcpyDeviceToDevice, stream));
+      DG_CUDA_TRY(cudaMemcpyAsync(d_ref + ref_offsets[f], d_values + f * cr.rows,
+                                  n_f * sizeof(float), cudaMemcpyDeviceToDevice, stream));
     }
     const std::uint32_t* d_sorted = sort_chunk(state, d_base, s, current, cc, first, count);
     merge_chunk(state, d_base, s, m, {d_sorted, cc, first, count}, d_ref, ref_offsets, out);
