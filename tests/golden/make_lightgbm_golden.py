@@ -35,7 +35,7 @@ from peer_common import ensure  # noqa: E402
 
 np = ensure("numpy")
 pd = ensure("pandas")
-from score_data import as_codes, synthetic, uci, values  # noqa: E402
+from score_data import as_codes, synthetic, uci_split, values  # noqa: E402
 lgb = ensure("lightgbm")
 
 MODELS = os.path.join(ROOT, "tests", "models")
@@ -304,11 +304,7 @@ def zero_missing_conflicts(model):
 def main():
     os.makedirs(MODELS, exist_ok=True)
     rng = np.random.default_rng(20261203)
-    X, y = uci()
-    order = rng.permutation(len(X))
-    test_idx, train_idx = order[:ROWS], order[ROWS:]
-    train, test = X.iloc[train_idx], X.iloc[test_idx].copy()
-    test = test.mask(rng.random(test.shape) < 0.05)
+    _, y, _, train_idx, train, test = uci_split(rng, ROWS)
     label = y[train_idx]
     tree = {"num_leaves": 15, "learning_rate": 0.2, "min_data_in_leaf": 20}
 

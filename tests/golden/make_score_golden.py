@@ -22,7 +22,7 @@ from peer_common import ensure  # noqa: E402
 
 np = ensure("numpy")
 pd = ensure("pandas")
-from score_data import as_codes, synthetic, uci, values  # noqa: E402
+from score_data import as_codes, synthetic, uci_split, values  # noqa: E402
 xgb = ensure("xgboost-cpu", "xgboost")
 sklearn = ensure("scikit-learn", "sklearn")
 from sklearn.impute import SimpleImputer  # noqa: E402
@@ -88,11 +88,7 @@ def linear_case(name, model, frame, margin, probability, points=None):
 def main():
     os.makedirs(MODELS, exist_ok=True)
     rng = np.random.default_rng(20261127)
-    X, y = uci()
-    order = rng.permutation(len(X))
-    test_idx, train_idx = order[:ROWS], order[ROWS:]
-    train, test = X.iloc[train_idx], X.iloc[test_idx].copy()
-    test = test.mask(rng.random(test.shape) < 0.05)  # missing values take default_left
+    X, y, order, train_idx, train, test = uci_split(rng, ROWS)
     depth = {"max_depth": 5, "eta": 0.3}
 
     xgb_case("uci_binary_logistic", {"objective": "binary:logistic", "base_score": 0.3, **depth},
@@ -180,8 +176,8 @@ def main():
     xgb_case("syn_reg_squarederror_cat", {"objective": "reg:squarederror", **cat},
              frame.iloc[ROWS:], score[ROWS:], test, 30)
 
-    # Linear models: imputation by the mean, standardisation, then the model.
-    X, y = uci()
+    # Linear models (the UCI table again, in file order): imputation by the mean,
+    # standardisation, then the model.
     train, test = X.iloc[ROWS:], X.iloc[:ROWS].mask(rng.random((ROWS, X.shape[1])) < 0.05)
     pipe = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=2000))
     pipe.fit(train.to_numpy(np.float64), y[ROWS:])

@@ -32,6 +32,18 @@ def uci():
     return frame[features].astype(np.float32), frame["target"].to_numpy()
 
 
+def uci_split(rng, test_rows):
+    """The UCI table cut at random into `test_rows` test rows, 5% of whose cells are set to NaN
+    (missing values take the default side), and training rows. Returns X, y, the row order (test
+    rows first), the training indices, the training frame and the test frame."""
+    X, y = uci()
+    order = rng.permutation(len(X))
+    test_idx, train_idx = order[:test_rows], order[test_rows:]
+    train, test = X.iloc[train_idx], X.iloc[test_idx].copy()
+    test = test.mask(rng.random(test.shape) < 0.05)
+    return X, y, order, train_idx, train, test
+
+
 def synthetic(rng, n, classes):
     """Numeric features with NaNs and two pandas categoricals (8 and 40 categories)."""
     frame = pd.DataFrame({f"num{i}": rng.standard_normal(n).astype(np.float32) for i in range(6)})
