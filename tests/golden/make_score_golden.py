@@ -155,11 +155,13 @@ def main():
              train, np.stack([y[train_idx], (train["PAY_0"].to_numpy() > 0)], axis=1).astype(float),
              test, 15)
     # Ranking: queries of 100 consecutive clients; relevance = months of payment delay (0..3), or
-    # default for the pairwise loss.
+    # default for the pairwise and MAP losses.
     queries = np.arange(len(train)) // 100
     xgb_case("uci_rank_ndcg", {"objective": "rank:ndcg", "max_depth": 4}, train,
              np.clip(train["PAY_0"].to_numpy(), 0, 3), test, 20, dmatrix={"qid": queries})
     xgb_case("uci_rank_pairwise", {"objective": "rank:pairwise", "max_depth": 4}, train,
+             y[train_idx], test, 20, dmatrix={"qid": queries})
+    xgb_case("uci_rank_map", {"objective": "rank:map", "max_depth": 4}, train,
              y[train_idx], test, 20, dmatrix={"qid": queries})
 
     cat = {"max_cat_to_onehot": 1, "max_depth": 5, "eta": 0.3}
