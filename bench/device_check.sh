@@ -116,6 +116,18 @@ for r in runs:
                 None)
     print(f"{r['name']:<66} {r['real_time']:>8.1f} {r.get('time_unit', 'us'):>2} "
           f"{r.get('bytes_per_second', 0) / 1e9:>8.1f} {'' if frac is None else f'{100 * frac:.0f}':>6}")
+# The peers' ratios (the issues' GPU targets), from the JSON each peer script wrote.
+print(f"{'driftguard case vs peer':<66} {'time':>11} {'speedup':>8}")
+out = os.path.dirname(tests_out)
+for peer in ("score_vs_xgboost", "ks_vs_torch", "mmd_vs_torch"):
+    result = load(os.path.join(out, peer + ".json"))
+    if "error" in result:
+        print(f"{peer}: no result ({result['error']})")
+        continue
+    for r in result["driftguard"]:
+        for key in sorted(k for k in r if k.startswith("speedup_vs_")):
+            print(f"{r['name'] + ' / ' + key[len('speedup_vs_'):]:<66} "
+                  f"{r['median_seconds'] * 1e3:>8.2f} ms {r[key]:>7.1f}x")
 PY
 echo "device_check: exit status $status"
 exit $status
