@@ -191,6 +191,7 @@ constexpr Objective kObjectives[] = {
     {"rank:pairwise", Link::Identity, BaseScore::Margin, false},
     {"rank:ndcg", Link::Identity, BaseScore::Margin, false},
     {"rank:map", Link::Identity, BaseScore::Margin, false},
+    {"binary:hinge", Link::Hinge, BaseScore::Margin, false},
 };
 
 const Objective& find_objective(const Checker& check, const std::string& name) {

@@ -14,7 +14,8 @@
 namespace driftguard::detail {
 
 // Exp: count and positive-valued regressions (Poisson, gamma, Tweedie) model log(mean).
-enum class Link : std::uint8_t { Identity, Logistic, Softmax, Exp };
+// Hinge: XGBoost's binary:hinge predicts the class, 1 when the margin is above 0 (NaN gives 0).
+enum class Link : std::uint8_t { Identity, Logistic, Softmax, Exp, Hinge };
 
 // One tree node, 16 bytes. `value` is the split threshold of a numerical split, the leaf value of
 // a leaf; `left` is the tree-local index of the left child (right = left + 1), a leaf's own index
@@ -181,6 +182,8 @@ DG_HOST_DEVICE inline void apply_link(Link link, T* values, std::size_t k) {
     softmax(values, k);
   } else if (link == Link::Exp) {
     for (std::size_t i = 0; i < k; ++i) values[i] = exp_of(values[i]);
+  } else if (link == Link::Hinge) {
+    for (std::size_t i = 0; i < k; ++i) values[i] = values[i] > T(0) ? T(1) : T(0);
   }
 }
 

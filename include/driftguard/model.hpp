@@ -27,7 +27,9 @@
 //     reg:tweedie / survival:cox (the hazard ratio) / survival:aft (the predicted time), the
 //     margin itself for binary:logitraw, reg:squarederror, reg:squaredlogerror,
 //     reg:pseudohubererror, reg:absoluteerror, reg:quantileerror and the ranking objectives
-//     rank:pairwise / rank:ndcg / rank:map. Other objectives (binary:hinge, custom) are refused.
+//     rank:pairwise / rank:ndcg / rank:map, and the class for binary:hinge (1 when margin > 0,
+//     else 0; a NaN margin gives 0, as XGBoost's comparison does). Other objectives (custom
+//     ones) are refused.
 // Observed agreement with xgboost 3.2 (tests/golden/score_xgboost.json): see tests/test_score.cpp.
 // The CUDA backend computes the same float sums in the same order, so margins are bit-identical
 // to the CPU; probabilities may differ by the last bits of expf (tested to 1e-6 absolute).

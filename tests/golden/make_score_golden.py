@@ -163,6 +163,9 @@ def main():
              y[train_idx], test, 20, dmatrix={"qid": queries})
     xgb_case("uci_rank_map", {"objective": "rank:map", "max_depth": 4}, train,
              y[train_idx], test, 20, dmatrix={"qid": queries})
+    # binary:hinge predicts the class (margin > 0), not a probability.
+    xgb_case("uci_binary_hinge", {"objective": "binary:hinge", "max_depth": 4},
+             train, y[train_idx], test, 20)
 
     cat = {"max_cat_to_onehot": 1, "max_depth": 5, "eta": 0.3}
     frame, label = synthetic(rng, 6000, 4)

@@ -180,8 +180,8 @@ def main():
              lambda m, t, l: l["objective"].__setitem__("name", "multi:softprob"))
     xgb_case("tree_info_class", "is not a class",
              lambda m, t, l: m["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(1, 1))
-    xgb_case("objective_unsupported", "binary:hinge\" is not supported",
-             lambda m, t, l: l["objective"].__setitem__("name", "binary:hinge"))
+    xgb_case("objective_unsupported", "custom:my_loss\" is not supported",
+             lambda m, t, l: l["objective"].__setitem__("name", "custom:my_loss"))
     xgb_case("booster_gblinear", "booster \"gblinear\" is not supported",
              lambda m, t, l: l["gradient_booster"].__setitem__("name", "gblinear"))
     xgb_case("dart_without_weights", "has no \"weight_drop\"",
