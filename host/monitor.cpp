@@ -141,7 +141,15 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
     for (const FeatureSpec& feature : ref.schema.features) names.push_back(feature.name);
     m.model.emplace(model, names);
     for (std::size_t k = 0; k < model.outputs(); ++k) {
-      m.score_spec.add_numeric(quantile_edges_of_sorted(ref.scores.column(k), opt.binning.bins));
+      // A score with few values (binary:hinge's classes, a model of a few stumps) is binned by
+      // value: merged quantile edges would put all of them in one bin and its PSI would stay 0.
+      const ColumnStats stats = ColumnStats::of_sorted(ref.scores.column(k));
+      if (stats.count > 0 && !stats.too_many_distinct &&
+          stats.distinct_count() <= opt.binning.bins) {
+        m.score_spec.add_categorical(stats.distinct);
+      } else {
+        m.score_spec.add_numeric(quantile_edges_of_sorted(ref.scores.column(k), opt.binning.bins));
+      }
     }
     m.reference_score_counts = histogram_of_sorted(ref.scores, m.score_spec);
   }
@@ -234,8 +242,9 @@ std::vector<ScoreDrift> Monitor::Impl::score_drift(Context& ctx, BatchView windo
   for (std::size_t k = 0; k < outputs; ++k) {
     ScoreDrift& d = drift[k];
     d.name = outputs == 1 ? "probability" : "probability[" + std::to_string(k) + "]";
-    const auto edges = score_spec.points_of(k);
-    d.edges.assign(edges.begin(), edges.end());
+    const auto points = score_spec.points_of(k);
+    d.by_value = score_spec.categorical[k] != 0;
+    d.points.assign(points.begin(), points.end());
     const auto ref_slots = reference_score_counts.slots(k), cur_slots = current_counts.slots(k);
     d.reference_slots.assign(ref_slots.begin(), ref_slots.end());
     d.current_slots.assign(cur_slots.begin(), cur_slots.end());

@@ -209,17 +209,18 @@ std::string ScanReport::to_json(int indent) const {
   if (!scores.empty()) {
     json outputs = json::array();
     for (const ScoreDrift& d : scores) {
-      outputs.push_back(
-          {{"name", d.name},
-           {"psi", number_or_null(d.psi)},
-           {"band", to_string(d.band)},
-           {"drifted", d.drifted},
-           {"ks",
-            {{"statistic", number_or_null(d.ks.statistic)},
-             {"pvalue", number_or_null(d.ks.pvalue)},
-             {"method", to_string(d.ks.method_used)}}},
-           {"histogram",
-            {{"edges", d.edges}, {"reference", d.reference_slots}, {"current", d.current_slots}}}});
+      outputs.push_back({{"name", d.name},
+                         {"psi", number_or_null(d.psi)},
+                         {"band", to_string(d.band)},
+                         {"drifted", d.drifted},
+                         {"ks",
+                          {{"statistic", number_or_null(d.ks.statistic)},
+                           {"pvalue", number_or_null(d.ks.pvalue)},
+                           {"method", to_string(d.ks.method_used)}}},
+                         {"histogram",
+                          {{d.by_value ? "values" : "edges", d.points},
+                           {"reference", d.reference_slots},
+                           {"current", d.current_slots}}}});
     }
     doc["score"] = {{"model", score_model}, {"outputs", outputs}};
   }

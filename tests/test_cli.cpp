@@ -189,6 +189,33 @@ TEST_F(Cli, ModelScoreDriftFollowsItsInputs) {
   EXPECT_EQ(read_json(dir_ / "from_profile.json")["score"]["outputs"], shift["score"]["outputs"]);
 }
 
+TEST_F(Cli, FewValuedScoresAreBinnedByValue) {
+  // A score with 4 values (the product code): merged deciles would put codes 2 and 3 in one bin;
+  // binned by value each code has its own, and a changed product mix shows in the score's PSI.
+  const fs::path model = dir_ / "product_code.json";
+  std::ofstream(model) << R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["product"], "link": "identity", "coefficients": [1.0],
+      "intercepts": [0.0]})";
+  synth("product_same.h5", "none", 12, "");
+  synth("product_mix.h5", "category_mix", 13, "product");
+  const std::string flags = "--no-distances --no-ks --model " + model.string();
+  ASSERT_EQ(scan("product_same.h5", flags).exit_code, 0);
+  const json same = read_json(dir_ / "product_same.h5.json")["score"]["outputs"][0];
+  EXPECT_EQ(same["histogram"]["values"], json::parse("[0.0, 1.0, 2.0, 3.0]")) << same.dump();
+  EXPECT_FALSE(same["histogram"].contains("edges"));
+  EXPECT_LT(same["psi"].get<double>(), 0.01);
+  EXPECT_FALSE(same["drifted"].get<bool>());
+
+  ASSERT_EQ(scan("product_mix.h5", flags).exit_code, 0);
+  const json mix = read_json(dir_ / "product_mix.h5.json")["score"]["outputs"][0];
+  EXPECT_EQ(mix["histogram"]["values"], same["histogram"]["values"]);
+  EXPECT_TRUE(mix["drifted"].get<bool>()) << mix.dump();
+  // Every current row is in a value's bin: none in the "other" slot, none missing.
+  const auto slots = mix["histogram"]["current"].get<std::vector<std::uint64_t>>();
+  ASSERT_EQ(slots.size(), 4u + 3u);
+  EXPECT_EQ(slots[0] + slots[5] + slots[6], 0u);
+}
+
 TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
   synth("out_of_range.h5", "out_of_range", 4, "age");
   ASSERT_EQ(scan("out_of_range.h5").exit_code, 0);

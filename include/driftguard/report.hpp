@@ -55,7 +55,10 @@ struct FeatureDrift {
 // Drift of one model output ("probability", or "probability[k]" for class k).
 struct ScoreDrift {
   std::string name;
-  std::vector<double> edges;
+  // Bin edges (the reference-score quantiles), or with by_value the reference's distinct scores
+  // when it has at most as many as the binning's bins (slots as a categorical feature's).
+  bool by_value = false;
+  std::vector<double> points;
   std::vector<std::uint64_t> reference_slots, current_slots;
   double psi = 0;
   PsiBand band = PsiBand::Stable;
