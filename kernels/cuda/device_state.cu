@@ -130,19 +130,13 @@ int DeviceState::blocks_per_sm(const void* kernel, int threads, std::size_t shar
       return o.blocks_per_sm;
     }
   }
-  constexpr std::size_t kDefaultSharedLimit = 48 * 1024;
-  if (shared_bytes > kDefaultSharedLimit) {
-    auto it = std::find_if(shared_limits_.begin(), shared_limits_.end(),
-                           [kernel](const auto& entry) { return entry.first == kernel; });
-    if (it == shared_limits_.end() || it->second < shared_bytes) {
-      DG_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(shared_bytes)));
-      if (it != shared_limits_.end()) {
-        it->second = shared_bytes;
-      } else {
-        shared_limits_.emplace_back(kernel, shared_bytes);
-      }
-    }
+  // A launch asking for more dynamic shared memory than the kernel's limit fails; the limit is
+  // 48 KiB less the kernel's static shared memory until raised (and stays raised).
+  cudaFuncAttributes attributes{};
+  DG_CUDA_TRY(cudaFuncGetAttributes(&attributes, kernel));
+  if (shared_bytes > static_cast<std::size_t>(attributes.maxDynamicSharedSizeBytes)) {
+    DG_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(shared_bytes)));
   }
   int blocks = 0;
   DG_CUDA_TRY(

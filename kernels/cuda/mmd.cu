@@ -57,11 +57,14 @@ struct Pooled {
   }
 };
 
+// The distances the bandwidth is chosen from: rounded product, then rounded sum, as the CPU
+// backend computes them (sum += diff * diff, not fused), so that both pick the same median and
+// sigma bit for bit. The _rn intrinsics are never contracted into an fma.
 __device__ double squared_distance(const float* a, const float* b, std::uint32_t features) {
   double sum = 0;
   for (std::uint32_t f = 0; f < features; ++f) {
     const double diff = static_cast<double>(a[f]) - static_cast<double>(b[f]);
-    sum = fma(diff, diff, sum);
+    sum = __dadd_rn(sum, __dmul_rn(diff, diff));
   }
   return sum;
 }

@@ -208,7 +208,9 @@ __global__ void __launch_bounds__(kThreads) score_linear_kernel(LinearTables m, 
     a.d_margin[row * a.outputs + k] = static_cast<float>(z[k]);
   }
   if (a.d_points != nullptr) {
-    a.d_points[row] = static_cast<float>(m.points_offset + m.points_factor * z[0]);
+    // Rounded twice, as on the CPU: nvcc would otherwise contract this into one fma.
+    a.d_points[row] =
+        static_cast<float>(__dadd_rn(m.points_offset, __dmul_rn(m.points_factor, z[0])));
   }
   if (a.d_probability == nullptr) return;
   driftguard::detail::apply_link(a.link, z, a.outputs);
@@ -224,6 +226,7 @@ struct ModelImage {
   std::size_t nodes = 0, tree_begin = 0, group_end = 0, base = 0, splits = 0, category_bits = 0;
   std::size_t coefficients = 0, intercepts = 0, mean = 0, scale = 0, impute = 0, columns = 0;
   bool compact = false;
+  std::uint32_t node_count = 0;  // the nodes of the trees in the image, as laid out
   std::size_t node_bytes = 0;
 
   template <class T>
@@ -264,6 +267,7 @@ ModelImage tree_image(const BoundTables& tables) {
     tree_begin[k] = next;
     next += e.tree_offset[t + 1] - e.tree_offset[t];
   }
+  image.node_count = next;
   if (image.compact) {
     std::vector<CompactNode> packed;
     packed.reserve(tables.nodes.size());
@@ -365,7 +369,7 @@ class Scorer {
                        at<CategorySplit>(d_model, image_.splits),
                        at<std::uint32_t>(d_model, image_.category_bits),
                        static_cast<std::uint32_t>(e.tree_group.size()),
-                       static_cast<std::uint32_t>(tables_.nodes.size()),
+                       image_.node_count,
                        shared_nodes_,
                        e.average_divisor};
     if (e.sum_in_double) {

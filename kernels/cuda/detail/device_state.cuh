@@ -61,8 +61,8 @@ class DeviceState {
   // The same for pinned host memory (staging of host batches, uploads and downloads).
   std::byte* host_staging(std::size_t bytes);
   // Resident blocks per SM of `kernel` at this launch shape, after raising the kernel's dynamic
-  // shared-memory limit where needed (above 48 KiB). Cached: the runtime's query is not free, and
-  // this sits on every call's path.
+  // shared-memory limit where needed (48 KiB less its static shared memory, by default). Cached:
+  // the runtime's queries are not free, and this sits on every call's path.
   int blocks_per_sm(const void* kernel, int threads, std::size_t shared_bytes);
 
  private:
@@ -85,7 +85,6 @@ class DeviceState {
     std::size_t shared_bytes;
     int blocks_per_sm;
   };
-  std::vector<std::pair<const void*, std::size_t>> shared_limits_;  // only ever raised
   std::vector<Occupancy> occupancy_;
 };
 
