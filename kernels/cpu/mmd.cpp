@@ -215,11 +215,14 @@ void expand_sides(const Problem& pb, std::size_t first, std::vector<double>& sid
 }
 
 // Kernel values of tile pair (i0, j0) into w.kernel; 0 outside the matrix and, on a diagonal tile,
-// on and below the diagonal, so that every unordered pair counts once.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void kernel_tile(const Problem& pb,
-                                                                              std::size_t i0,
-                                                                              std::size_t j0,
-                                                                              Worker& w) {
+// on and below the diagonal, so that every unordered pair counts once. With accumulate_tile, the
+// only code the library lets g++ contract into fma (20% of an MMD test's time): kernel values may
+// differ in their last bits between an FMA machine and another, as they do between the CPU and
+// CUDA's exp, which the tie tolerance of the permutation counts absorbs (kMmdTieTolerance).
+// sigma's distances are not contracted: distances_from rounds the same on every machine and on
+// the GPU.
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=fast"))) void
+kernel_tile(const Problem& pb, std::size_t i0, std::size_t j0, Worker& w) {
   const std::size_t d = pb.features;
   const std::size_t j_count = std::min(kTile, pb.total - j0);
   const double* x_i = pb.tiled->data() + i0 * d;  // tile i0 / kTile starts at i0 * d
@@ -252,10 +255,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void kernel_tile(co
 
 // Adds tile pair (i0, j0) to the worker's sums; w.kernel and w.s_j hold the tile, w.s_i row i0's.
 // A register block is kRowBlock rows x kChunk columns of T: per row b of J, two loads of s_j and
-// kRowBlock x 2 fused multiply-adds (k * 0 and k * 1 are exact, so T is the plain sum of the
-// selected kernel values).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void accumulate_tile(const Problem& pb,
-                                                                                  Worker& w) {
+// kRowBlock x 2 multiply-adds, contracted into fma where the machine has it (k * 0 and k * 1 are
+// exact, so T is the plain sum of the selected kernel values either way).
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=fast"))) void
+accumulate_tile(const Problem& pb, Worker& w) {
   static_assert(kChunk == 2 * kVec && kTile % kRowBlock == 0);
   const std::size_t cols = pb.columns;
   for (std::size_t a0 = 0; a0 < kTile; a0 += kRowBlock) {
