@@ -473,7 +473,15 @@ void free_values(DeviceState& state, float* d_values) noexcept {
 void ks_statistics(DeviceState& state, const SortedColumns& reference,
                    const float* d_reference_values, BatchView current, std::span<KsExtremes> out) {
   DeviceGuard guard(state.device());
-  const Chunking c(current);
+  // A chunk's reference values (uploaded when not resident) and merge tiles grow with the longest
+  // reference column as its sort buffers do with the current's rows: both bound the chunk's width,
+  // or a 1Mi-row reference against a 1000-row window would take 1000 features, 4 GB, per chunk.
+  // (The cap only keeps Chunking's check on CUB's int counts, which cover the current's rows.)
+  std::size_t longest = 0;
+  for (std::size_t f = 0; f < reference.features; ++f) {
+    longest = std::max<std::size_t>(longest, reference.offsets[f + 1] - reference.offsets[f]);
+  }
+  const Chunking c(current, std::min<std::size_t>(longest, INT_MAX));
   if (c.rows == 0) {
     // An empty current window: every feature has an empty sample.
     std::fill(out.begin(), out.end(), KsExtremes{detail::ks_no_test(), detail::ks_no_test(), 0, 0});
