@@ -177,7 +177,9 @@ std::string device_name(const DeviceState& state) { return state.properties().na
 
 void* allocate_pinned(std::size_t bytes) noexcept {
   void* pointer = nullptr;
-  if (cudaHostAlloc(&pointer, bytes, cudaHostAllocDefault) != cudaSuccess) {
+  // Portable: pinned for every device's context, whichever device is current when the ring is
+  // allocated (a Context may drive another device than the caller's current one).
+  if (cudaHostAlloc(&pointer, bytes, cudaHostAllocPortable) != cudaSuccess) {
     cudaGetLastError();  // not sticky; the caller uses pageable memory instead
     return nullptr;
   }
