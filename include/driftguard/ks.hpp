@@ -110,7 +110,9 @@ struct SortedColumns {
 // KS of every feature of `current` (the whole current window; row-major, host or device memory)
 // against the sorted reference. The statistics are computed on the context's backend (both give
 // the same bits), the p-values on the host with ks_pvalue. InvalidInput when the feature counts
-// differ or the reference's sizes and offsets are inconsistent.
+// differ or the reference's sizes and offsets are inconsistent, and on the CUDA backend for a
+// window (or, in from_batch and the raw-windows call, a reference) of more than 2^31 - 1 rows:
+// CUB counts items in int. The CPU backend has no such limit.
 std::vector<KsResult> ks_two_sample(Context& ctx, const SortedColumns& reference, BatchView current,
                                     const KsOptions& options = {});
 
