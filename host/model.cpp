@@ -793,6 +793,7 @@ void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t 
   const std::size_t base = out.nodes.size();
   if (leaves == 1) {
     out.nodes.push_back(leaf_node(0, 0));
+    out.leaf_values.push_back(leaf_value[0]);
     out.tree_offset.push_back(static_cast<std::uint32_t>(base + 1));
     out.tree_depth.push_back(0);
     return;
@@ -833,6 +834,7 @@ void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t 
     max_depth = std::max(max_depth, depth[i]);
     if (id < 0) {
       out.nodes.push_back(leaf_node(static_cast<std::size_t>(~id), static_cast<std::uint32_t>(i)));
+      out.leaf_values.push_back(leaf_value[static_cast<std::size_t>(~id)]);
       continue;
     }
     const auto s = static_cast<std::size_t>(id);
@@ -920,6 +922,7 @@ void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t 
       depth.push_back(depth[i] + 1);
     }
     out.nodes.push_back(node);
+    out.leaf_values.push_back(0.0);
   }
   out.tree_offset.push_back(static_cast<std::uint32_t>(base + order.size()));
   out.tree_depth.push_back(max_depth);
@@ -989,6 +992,7 @@ ModelData parse_lightgbm(const Checker& check, std::string_view text, const Mode
     const std::size_t round = t / model.outputs;
     if (round < begin || round >= end) {
       ensemble.nodes.resize(nodes_before);
+      ensemble.leaf_values.resize(nodes_before);
       ensemble.category_splits.resize(splits_before);
       ensemble.category_bits.resize(bits_before);
       ensemble.tree_offset.pop_back();

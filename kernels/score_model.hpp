@@ -93,6 +93,9 @@ struct TreeEnsemble {
   // Margins summed in double (LightGBM's predictor) instead of float (XGBoost's); the link then
   // runs in double too and the outputs are rounded to float once.
   bool sum_in_double = false;
+  // Double sums: every node's leaf value as the model file gives it (0 for a split), parallel to
+  // nodes; a leaf's TreeNode::value is its float rounding.
+  std::vector<double> leaf_values;
   bool zero_band_splits = false;  // some node has kZeroBandBit
   // LightGBM random forests (average_output): the link reads margin / average_divisor (the
   // iterations used) while the margin stays the sum, as LightGBM's raw score does. Double sums

@@ -44,7 +44,7 @@
 //   - categorical split: left (LightGBM's side) when x truncated toward zero, x in (-1, 2^24), is
 //     in the node's bitset; NaN, other negatives and larger values go right;
 //   - margin[k] = sum in double of the leaves of the trees of class k (tree t is class t mod
-//     num_tree_per_iteration), leaf values rounded to float32 (relative 6e-8 each); random forests
+//     num_tree_per_iteration), leaf values in double as the file gives them; random forests
 //     (average_output) keep that sum as the margin, as LightGBM's raw score does, and divide it by
 //     the iterations used before the link. The link runs in double; outputs are rounded to float32
 //     once;
@@ -55,8 +55,9 @@
 //     reg_sqrt, linear trees and model versions other than v2-v4 are refused. ModelOptions'
 //     iteration range counts iterations; the text keeps no best iteration, so use_best_iteration
 //     has no effect.
-// Observed agreement with lightgbm 4.7 (tests/golden/score_lightgbm.json): see
-// tests/test_score.cpp.
+// Observed agreement with lightgbm 4.7 (tests/golden/score_lightgbm.json): margins and outputs are
+// the float32 rounding of Booster.predict's doubles on every golden row (CPU; the CUDA backend's
+// margins too, its exp may differ in the last bits): see tests/test_score.cpp.
 //
 // Linear models compute, per class k, in float64 with fused multiply-adds in feature order,
 //   margin_k = intercept_k + sum_f coef_kf * (v_f - mean_f) / scale_f,  v_f = x_f, or the

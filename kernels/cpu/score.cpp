@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/backend.hpp"
@@ -70,7 +71,12 @@ void score_trees(int threads, const BoundTables& tables, BatchView batch, const 
                                      static_cast<std::int32_t>(n), splits, bits);
         }
         const std::uint32_t group = ensemble.tree_group[t];
-        for (std::size_t r = 0; r < n; ++r) margin[r * k + group] += nodes[pos[r]].value;
+        if constexpr (std::is_same_v<Sum, double>) {
+          const double* leaf = ensemble.leaf_values.data() + ensemble.tree_offset[t];
+          for (std::size_t r = 0; r < n; ++r) margin[r * k + group] += leaf[pos[r]];
+        } else {
+          for (std::size_t r = 0; r < n; ++r) margin[r * k + group] += nodes[pos[r]].value;
+        }
       }
       for (std::size_t r = 0; r < n; ++r) {
         Sum* m = margin.data() + r * k;

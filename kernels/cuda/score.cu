@@ -80,6 +80,7 @@ struct TreeTables {
   const float* d_base_margin;         // per output
   const CategorySplit* d_splits;
   const std::uint32_t* d_category_bits;
+  const double* d_leaf_values;  // double sums: per node as d_nodes, the leaf values in double
   std::uint32_t trees;
   std::uint32_t node_count;
   bool shared_nodes;       // copy the nodes into shared memory first
@@ -169,7 +170,11 @@ __global__ void __launch_bounds__(kThreads) score_trees_kernel(TreeTables t, Row
                                       t.d_splits, t.d_category_bits);
         node = root[i];
       }
-      acc += node.value;
+      if constexpr (std::is_same_v<Sum, double>) {
+        acc += t.d_leaf_values[t.d_tree_begin[tree] + i];
+      } else {
+        acc += node.value;
+      }
     }
     margin[g] = static_cast<float>(acc);
     if constexpr (std::is_same_v<Sum, double>) a.d_scratch[row * a.outputs + g] = acc;
@@ -224,6 +229,7 @@ struct ModelImage {
   Layout layout;
   std::vector<std::byte> bytes;
   std::size_t nodes = 0, tree_begin = 0, group_end = 0, base = 0, splits = 0, category_bits = 0;
+  std::size_t leaf_values = 0;
   std::size_t coefficients = 0, intercepts = 0, mean = 0, scale = 0, impute = 0, columns = 0;
   bool compact = false;
   std::uint32_t node_count = 0;  // the nodes of the trees in the image, as laid out
@@ -302,6 +308,15 @@ ModelImage tree_image(const BoundTables& tables) {
   image.base = image.put(e.base_margin);
   image.splits = image.put(e.category_splits);
   image.category_bits = image.put(e.category_bits);
+  if (e.sum_in_double) {
+    std::vector<double> leaf_values;
+    leaf_values.reserve(e.leaf_values.size());
+    for (const std::uint32_t t : order) {
+      leaf_values.insert(leaf_values.end(), e.leaf_values.begin() + e.tree_offset[t],
+                         e.leaf_values.begin() + e.tree_offset[t + 1]);
+    }
+    image.leaf_values = image.put(leaf_values);
+  }
   return image;
 }
 
@@ -368,6 +383,7 @@ class Scorer {
                        at<float>(d_model, image_.base),
                        at<CategorySplit>(d_model, image_.splits),
                        at<std::uint32_t>(d_model, image_.category_bits),
+                       at<double>(d_model, image_.leaf_values),
                        static_cast<std::uint32_t>(e.tree_group.size()),
                        image_.node_count,
                        shared_nodes_,
