@@ -146,17 +146,18 @@ DG_HOST_DEVICE inline float sigmoid(float margin) {
 }
 DG_HOST_DEVICE inline double sigmoid(double margin) { return 1.0 / (1.0 + ::exp(-margin)); }
 
-// In place over k values, XGBoost's common::Softmax: max, exp(x - max), divide by the sum.
+// In place over k values, XGBoost's common::Softmax (and LightGBM's): max, exp(x - max), the
+// sum in double, divide by the sum in T.
 template <typename T>
 DG_HOST_DEVICE inline void softmax(T* values, std::size_t k) {
   T max = values[0];
   for (std::size_t i = 1; i < k; ++i) max = values[i] > max ? values[i] : max;
-  T sum = 0;
+  double sum = 0;
   for (std::size_t i = 0; i < k; ++i) {
     values[i] = exp_of(values[i] - max);
     sum += values[i];
   }
-  for (std::size_t i = 0; i < k; ++i) values[i] /= sum;
+  for (std::size_t i = 0; i < k; ++i) values[i] /= static_cast<T>(sum);
 }
 
 // Linear margin of one output for one row, in float64 with fused multiply-adds in feature order
