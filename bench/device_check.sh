@@ -7,7 +7,8 @@
 # (sort + searchsorted) and alibi-detect's MMD in PyTorch, both on the GPU.
 # Writes under $OUT (7 files): nvidia_smi.json, tests.json (every gtest result, by binary),
 # bench_<gpu>.json (every benchmark, by binary), score_vs_xgboost.json, ks_vs_torch.json,
-# mmd_vs_torch.json, device_check.log; prints a short table last.
+# mmd_vs_torch.json, device_check.log; prints a short table last. Then, with time to spare on the
+# same machine, bench/device_sanitize.sh (compute-sanitizer over quick cases).
 # Budget: tests <= 3 min, benchmarks <= 2.5 min (bench_pipeline included: it writes a 1 GiB table,
 # a 256Ki-row reference and its profile under /tmp, then runs each case for at least 1 s: under a
 # minute), peers <= 2.5 min.
