@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "command.hpp"
 #include "driftguard/context.hpp"
+#include "driftguard/report.hpp"
 
 namespace {
 
@@ -187,6 +189,53 @@ TEST_F(Cli, ModelScoreDriftFollowsItsInputs) {
           (dir_ / "from_profile.json").string() + " " + flags);
   ASSERT_EQ(from_profile.exit_code, 0) << from_profile.err;
   EXPECT_EQ(read_json(dir_ / "from_profile.json")["score"]["outputs"], shift["score"]["outputs"]);
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST_F(Cli, HtmlReportShowsWhatTheJsonSays) {
+  synth("html_shift.h5", "mean_shift", 14, "income");
+  const std::string html = (dir_ / "html_shift.html").string();
+  ASSERT_EQ(scan("html_shift.h5", "--mmd --html " + html).exit_code, 0);
+  const json report = read_json(dir_ / "html_shift.h5.json");
+  const std::string page = read_text(html);
+  EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_EQ(page.find("<script"), std::string::npos);
+  const bool drift = report["drift"]["dataset_drift"].get<bool>();
+  EXPECT_NE(page.find(std::string("dataset drift: <b>") + (drift ? "yes" : "no")),
+            std::string::npos);
+  EXPECT_NE(page.find("MMD permutation test"), std::string::npos);
+  std::size_t drifted_rows = 0;
+  for (std::size_t at = 0; (at = page.find("<tr class=\"drifted\">", at)) != std::string::npos;
+       ++at) {
+    ++drifted_rows;
+  }
+  EXPECT_EQ(drifted_rows, report["drift"]["features_drifted"].get<std::size_t>());
+  for (const json& f : report["features"]) {
+    EXPECT_NE(page.find("<td>" + f["name"].get<std::string>() + "</td>"), std::string::npos)
+        << f["name"];
+  }
+}
+
+TEST(HtmlReport, EscapesEveryStringFromTheData) {
+  driftguard::ScanReport report;
+  report.current_path = "cur<rent>.h5";
+  report.reference_path = "a&b.h5";
+  driftguard::FeatureDrift feature;
+  feature.name = "<img src=x onerror=\"alert('x')\">";
+  feature.reference_slots = feature.current_slots = {0, 5, 0, 0};
+  feature.points = {0.0, 1.0};
+  report.features.push_back(feature);
+  const std::string page = report.to_html();
+  EXPECT_EQ(page.find("<img"), std::string::npos);
+  EXPECT_EQ(page.find("cur<rent>"), std::string::npos);
+  EXPECT_NE(page.find("&lt;img src=x onerror=&quot;alert(&#39;x&#39;)&quot;&gt;"),
+            std::string::npos);
+  EXPECT_NE(page.find("cur&lt;rent&gt;.h5"), std::string::npos);
+  EXPECT_NE(page.find("a&amp;b.h5"), std::string::npos);
 }
 
 TEST_F(Cli, FewValuedScoresAreBinnedByValue) {

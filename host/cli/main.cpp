@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
 
   CommonOptions common;
   ScanOptions scan_options;
-  std::string schema_path, report_path, policy = "quantile", drift_band = "moderate";
+  std::string schema_path, report_path, html_path, policy = "quantile", drift_band = "moderate";
   std::string ks_method = "auto", ks_alternative = "two-sided", correction = "bh",
               drift_rule = "psi", mmd_pvalue = "conservative";
   std::optional<double> mmd_sigma;
@@ -262,6 +262,7 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--schema", schema_path,
                        "schema JSON (default: inferred from the reference)");
   scan_cmd->add_option("--report", report_path, "write the JSON report here");
+  scan_cmd->add_option("--html", html_path, "write the report as an HTML page for people here");
   scan_cmd->add_option("--binning", policy, "quantile | equal_width | fixed | evidently")
       ->check(CLI::IsMember({"quantile", "equal_width", "fixed", "evidently"}));
   scan_cmd->add_option("--bins", scan_options.binning.bins, "bins for quantile / equal_width")
@@ -417,6 +418,7 @@ int main(int argc, char** argv) {
       Context ctx = make_context(common);
       const ScanReport report = scan(ctx, scan_options);
       if (!report_path.empty()) detail::write_file_atomically(report_path, report.to_json());
+      if (!html_path.empty()) detail::write_file_atomically(html_path, report.to_html());
       if (!common.quiet) print_table(report, std::cout);
       return fail_on_drift && report.dataset_drift() ? kExitDrift : 0;
     }

@@ -155,6 +155,9 @@ struct ScanReport {
   std::string decision_rule() const;  // the rules above in words, for people and the report
   // docs/report.md; indent < 0 gives one line (JSON Lines).
   std::string to_json(int indent = 2) const;
+  // The same content as one self-contained HTML page for people (tables, the verdict, per-feature
+  // histograms as inline SVG; no scripts or external resources), rendered from to_json().
+  std::string to_html() const;
 };
 
 }  // namespace driftguard

@@ -1,0 +1,251 @@
+// The scan report as one self-contained HTML page for people: rendered from the JSON document
+// (docs/report.md), so the page and the JSON never disagree. No scripts, no external resources;
+// every string from the data (feature names, paths, reasons) is escaped.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "driftguard/report.hpp"
+
+namespace driftguard {
+namespace {
+
+using nlohmann::json;
+
+std::string escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string text_of(const json& value) {
+  return escape(value.is_string() ? value.get<std::string>() : value.dump());
+}
+
+// A number to `digits` significant digits; null (an undefined statistic) as a dash.
+std::string number(const json& value, int digits = 4) {
+  if (!value.is_number()) return "&#8212;";
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.*g", digits, value.get<double>());
+  return buffer;
+}
+
+const json& member(const json& object, const char* key) {
+  static const json null;
+  const auto it = object.find(key);
+  return it == object.end() ? null : *it;
+}
+
+// Reference (grey) and current (blue) shares of each histogram slot, side by side; the outer and
+// missing slots only when either window has a value there.
+std::string histogram_svg(const json& histogram) {
+  if (!member(histogram, "reference").is_array() || !member(histogram, "current").is_array()) {
+    return "";
+  }
+  const auto reference = member(histogram, "reference").get<std::vector<double>>();
+  const auto current = member(histogram, "current").get<std::vector<double>>();
+  if (reference.size() != current.size() || reference.size() < 3) return "";
+  double reference_total = 0, current_total = 0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    reference_total += reference[i];
+    current_total += current[i];
+  }
+  std::vector<std::size_t> shown;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const bool inner = i > 0 && i + 2 < reference.size();
+    if (inner || reference[i] > 0 || current[i] > 0) shown.push_back(i);
+  }
+  const auto share = [](double count, double total) { return total > 0 ? count / total : 0.0; };
+  double top = 0;
+  for (const std::size_t i : shown) {
+    top = std::max({top, share(reference[i], reference_total), share(current[i], current_total)});
+  }
+  constexpr double kHeight = 32, kBar = 4;
+  std::string svg = "<svg class=\"hist\" width=\"" +
+                    std::to_string(static_cast<int>(shown.size() * (2 * kBar + 2))) +
+                    "\" height=\"" + std::to_string(static_cast<int>(kHeight)) + "\">";
+  double x = 0;
+  for (const std::size_t i : shown) {
+    for (const auto& [count, total, css] : {std::tuple{reference[i], reference_total, "r"},
+                                            std::tuple{current[i], current_total, "c"}}) {
+      const double h = top > 0 ? kHeight * share(count, total) / top : 0.0;
+      char rect[128];
+      std::snprintf(rect, sizeof rect,
+                    "<rect class=\"%s\" x=\"%.0f\" y=\"%.1f\" width=\"%.0f\" height=\"%.1f\"/>",
+                    css, x, kHeight - h, kBar, h);
+      svg += rect;
+      x += kBar;
+    }
+    x += 2;
+  }
+  return svg + "</svg>";
+}
+
+std::string band_cell(const json& item) {
+  const std::string band = member(item, "band").is_string() ? item["band"].get<std::string>() : "";
+  return "<td class=\"num band-" + escape(band) + "\">" + number(member(item, "psi")) + "</td>";
+}
+
+std::string yes_no(const json& value) {
+  return value.is_boolean() && value.get<bool>() ? "<b class=\"drift\">yes</b>" : "no";
+}
+
+std::string features_table(const json& doc) {
+  std::string html =
+      "<h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS D</th>"
+      "<th>KS p (adjusted)</th><th>Wasserstein (normed)</th><th>Jensen&#8211;Shannon</th>"
+      "<th>test p</th><th>missing</th><th>invalid</th><th>histogram</th><th>drifted</th></tr>";
+  for (const json& f : member(doc, "features")) {
+    const json& ks = member(f, "ks");
+    const json& validation = member(f, "validation");
+    std::uint64_t invalid = 0;
+    for (const char* flag : {"non_finite", "below_min", "above_max", "unknown_category"}) {
+      const json& count = member(validation, flag);
+      if (count.is_number()) invalid += count.get<std::uint64_t>();
+    }
+    const json& test = f.contains("chi_squared") ? f["chi_squared"] : member(f, "cramer_von_mises");
+    html += std::string("<tr") + (member(f, "drifted") == true ? " class=\"drifted\"" : "") +
+            "><td>" + text_of(member(f, "name")) + "</td><td>" + text_of(member(f, "kind")) +
+            "</td>" + band_cell(f) + "<td class=\"num\">" + number(member(ks, "statistic")) +
+            "</td><td class=\"num\">" + number(member(ks, "pvalue_adjusted")) +
+            "</td><td class=\"num\">" + number(member(f, "wasserstein_normed")) +
+            "</td><td class=\"num\">" + number(member(f, "jensen_shannon")) +
+            "</td><td class=\"num\">" + number(member(test, "pvalue")) + "</td><td class=\"num\">" +
+            number(member(validation, "missing"), 12) + "</td><td class=\"num\">" +
+            std::to_string(invalid) + "</td><td>" + histogram_svg(member(f, "histogram")) +
+            "</td><td>" + yes_no(member(f, "drifted")) + "</td></tr>";
+  }
+  return html + "</table>";
+}
+
+std::string scores_table(const json& score) {
+  std::string html = "<h2>Model scores</h2><p>model " + text_of(member(score, "model")) +
+                     "</p><table><tr><th>output</th><th>PSI</th><th>KS D</th><th>KS p</th>"
+                     "<th>histogram</th><th>drifted</th></tr>";
+  for (const json& s : member(score, "outputs")) {
+    const json& ks = member(s, "ks");
+    html += "<tr><td>" + text_of(member(s, "name")) + "</td>" + band_cell(s) +
+            "<td class=\"num\">" + number(member(ks, "statistic")) + "</td><td class=\"num\">" +
+            number(member(ks, "pvalue")) + "</td><td>" + histogram_svg(member(s, "histogram")) +
+            "</td><td>" + yes_no(member(s, "drifted")) + "</td></tr>";
+  }
+  return html + "</table>";
+}
+
+std::string windows_table(const json& windows) {
+  std::string html =
+      "<h2>Windows</h2><table><tr><th>window</th><th>rows</th><th>rows ok</th>"
+      "<th>drifted features</th><th>MMD p</th><th>dataset drift</th></tr>";
+  for (const json& w : windows) {
+    std::string names;
+    for (const json& name : member(w, "drifted_features")) {
+      names += (names.empty() ? "" : ", ") + text_of(name);
+    }
+    html += "<tr><td class=\"num\">" + number(member(w, "index"), 12) + "</td><td class=\"num\">" +
+            number(member(w, "rows"), 12) + "</td><td class=\"num\">" +
+            number(member(w, "rows_ok"), 12) + "</td><td>" + names + "</td><td class=\"num\">" +
+            number(member(w, "mmd_pvalue")) + "</td><td>" + yes_no(member(w, "dataset_drift")) +
+            "</td></tr>";
+  }
+  return html + "</table>";
+}
+
+constexpr std::string_view kStyle =
+    "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:middle}"
+    "td.num{text-align:right;font-variant-numeric:tabular-nums}"
+    "tr.drifted td:first-child{font-weight:bold}"
+    ".band-moderate{background:#fff3c4}.band-significant{background:#ffd0cc}"
+    ".verdict{padding:.6em 1em;border-radius:4px;display:inline-block}"
+    ".verdict.yes{background:#ffd0cc}.verdict.no{background:#d8f3dc}"
+    "b.drift{color:#b00020}svg.hist rect.r{fill:#9e9e9e}svg.hist rect.c{fill:#1f6fb2}"
+    ".muted{color:#666}";
+
+}  // namespace
+
+std::string ScanReport::to_html() const {
+  const json doc = json::parse(to_json(-1));
+  const json& drift = member(doc, "drift");
+  const bool dataset_drift = member(drift, "dataset_drift") == true;
+  const json& validation = member(doc, "validation");
+  std::string html =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+      "driftguard scan: " +
+      text_of(member(member(doc, "current"), "path")) + "</title><style>" + std::string(kStyle) +
+      "</style></head><body>";
+  html += "<h1>driftguard scan</h1><p>current " + text_of(member(member(doc, "current"), "path")) +
+          " (" + number(member(doc, "current_rows"), 15) + " rows) against reference " +
+          text_of(member(member(doc, "reference"), "path")) + " (" +
+          number(member(doc, "reference_rows"), 15) + " rows" +
+          (member(member(doc, "reference"), "profile") == true ? ", profile" : "") + ")</p>";
+  html += std::string("<p class=\"verdict ") + (dataset_drift ? "yes" : "no") +
+          "\">dataset drift: <b>" + (dataset_drift ? "yes" : "no") + "</b> &#8212; " +
+          number(member(drift, "features_drifted"), 12) + " of " +
+          std::to_string(member(doc, "features").size()) + " features drifted</p><p>" +
+          text_of(member(drift, "rule")) + "</p>";
+  html += "<p>current rows: " + number(member(validation, "rows_ok"), 15) + " ok, " +
+          number(member(validation, "rows_invalid"), 15) + " invalid";
+  const json& quarantine = member(doc, "quarantine");
+  if (member(quarantine, "rows").is_number() && quarantine["rows"].get<std::uint64_t>() > 0) {
+    html += "; " + number(quarantine["rows"], 15) + " unreadable rows quarantined in " +
+            std::to_string(member(quarantine, "blocks").size()) + " blocks";
+  }
+  html += "</p>";
+  for (const json& e : member(doc, "failovers")) {
+    html += "<p><b class=\"drift\">failover</b> at row " + number(member(e, "row"), 15) + " (" +
+            text_of(member(e, "stage")) + "): " + text_of(member(e, "from")) + " &#8594; " +
+            text_of(member(e, "to")) + ", " + text_of(member(e, "reason")) + "</p>";
+  }
+  if (const json& mmd = member(doc, "mmd"); mmd.is_object()) {
+    html += "<h2>MMD permutation test</h2><p>MMD&#178; " + number(member(mmd, "mmd2")) + ", p " +
+            number(member(mmd, "pvalue")) + " (" + number(member(mmd, "permutations"), 12) +
+            " permutations, &#963; " + number(member(mmd, "sigma")) + ", " +
+            number(member(mmd, "reference_rows"), 12) + " vs " +
+            number(member(mmd, "current_rows"), 12) + " rows): drift " +
+            yes_no(member(mmd, "drift")) + "</p>";
+  }
+  if (const json& score = member(doc, "score"); score.is_object()) html += scores_table(score);
+  if (const json& windows = member(doc, "windows"); windows.is_array()) {
+    html += windows_table(windows);
+  }
+  html += features_table(doc);
+  html +=
+      "<p class=\"muted\">Histograms: reference share of each bin in grey, current in blue "
+      "(outer and missing slots where either window has values). Binning " +
+      text_of(member(member(doc, "binning"), "policy")) + "; correction " +
+      text_of(member(drift, "correction")) + ", alpha " + number(member(drift, "alpha")) +
+      "; backend " + text_of(member(doc, "backend")) + " (" + text_of(member(doc, "device")) +
+      "), " + number(member(member(doc, "timing"), "total_seconds")) +
+      " s. Every number is in the JSON report (docs/report.md).</p></body></html>\n";
+  return html;
+}
+
+}  // namespace driftguard
