@@ -5,7 +5,8 @@
 # validation, PSI, KS, distances, the MMD test, and the drift of an XGBoost model's default
 # probability (tests/models/xgb_uci_binary_logistic.json, trained on this data by
 # tests/golden/make_score_golden.py).
-# Writes build/demo/report.json. Extra arguments go to `driftguard scan`.
+# Writes build/demo/report.json and the same report as a page, build/demo/report.html. Extra
+# arguments go to `driftguard scan`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install_deps.sh"
@@ -17,5 +18,5 @@ mkdir -p "$demo"
 "$root/build/host/driftguard" scan --reference "$demo/uci_age_reference.h5" \
   --current "$demo/uci_age_current.h5" --schema "$root/datasets/uci_credit_card.schema.json" \
   --model "$root/tests/models/xgb_uci_binary_logistic.json" --mmd \
-  --report "$demo/report.json" "$@"
-echo "report: $demo/report.json"
+  --report "$demo/report.json" --html "$demo/report.html" "$@"
+echo "report: $demo/report.json, $demo/report.html"
