@@ -244,6 +244,19 @@ struct ModelImage {
   }
 };
 
+// Per-node values (nodes, leaf values) with the trees taken in `order`.
+template <class T>
+std::vector<T> in_tree_order(const std::vector<T>& per_node,
+                             const std::vector<std::uint32_t>& tree_offset,
+                             const std::vector<std::uint32_t>& order) {
+  std::vector<T> out;
+  out.reserve(per_node.size());
+  for (const std::uint32_t t : order) {
+    out.insert(out.end(), per_node.begin() + tree_offset[t], per_node.begin() + tree_offset[t + 1]);
+  }
+  return out;
+}
+
 // Trees in group order (stable, so each output keeps the model's order) and packed nodes.
 ModelImage tree_image(const BoundTables& tables) {
   const driftguard::detail::TreeEnsemble& e = tables.model->trees;
@@ -294,12 +307,7 @@ ModelImage tree_image(const BoundTables& tables) {
     image.nodes = image.put(packed);
     image.node_bytes = packed.size() * sizeof(CompactNode);
   } else {
-    std::vector<TreeNode> nodes;
-    nodes.reserve(tables.nodes.size());
-    for (const std::uint32_t t : order) {
-      nodes.insert(nodes.end(), tables.nodes.begin() + e.tree_offset[t],
-                   tables.nodes.begin() + e.tree_offset[t + 1]);
-    }
+    const std::vector<TreeNode> nodes = in_tree_order(tables.nodes, e.tree_offset, order);
     image.nodes = image.put(nodes);
     image.node_bytes = nodes.size() * sizeof(TreeNode);
   }
@@ -309,13 +317,7 @@ ModelImage tree_image(const BoundTables& tables) {
   image.splits = image.put(e.category_splits);
   image.category_bits = image.put(e.category_bits);
   if (e.sum_in_double) {
-    std::vector<double> leaf_values;
-    leaf_values.reserve(e.leaf_values.size());
-    for (const std::uint32_t t : order) {
-      leaf_values.insert(leaf_values.end(), e.leaf_values.begin() + e.tree_offset[t],
-                         e.leaf_values.begin() + e.tree_offset[t + 1]);
-    }
-    image.leaf_values = image.put(leaf_values);
+    image.leaf_values = image.put(in_tree_order(e.leaf_values, e.tree_offset, order));
   }
   return image;
 }
