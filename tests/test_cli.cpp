@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -191,17 +190,12 @@ TEST_F(Cli, ModelScoreDriftFollowsItsInputs) {
   EXPECT_EQ(read_json(dir_ / "from_profile.json")["score"]["outputs"], shift["score"]["outputs"]);
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 TEST_F(Cli, HtmlReportShowsWhatTheJsonSays) {
   synth("html_shift.h5", "mean_shift", 14, "income");
   const std::string html = (dir_ / "html_shift.html").string();
   ASSERT_EQ(scan("html_shift.h5", "--mmd --html " + html).exit_code, 0);
   const json report = read_json(dir_ / "html_shift.h5.json");
-  const std::string page = read_text(html);
+  const std::string page = driftguard::testing::read_text(html);
   EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_EQ(page.find("<script"), std::string::npos);
   const bool drift = report["drift"]["dataset_drift"].get<bool>();

@@ -309,11 +309,6 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   EXPECT_NO_THROW((void)Model::load((dir / "base_lgb.txt").string()));
 }
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // One random edit of a model file: a cut, a byte changed to a JSON character or to any value (the
 // binary format's markers and counts), a line dropped or doubled, or a number replaced by an
 // extreme one.
@@ -372,7 +367,7 @@ TEST(ScoreMalformed, RandomEditsAreRefusedOrScored) {
     rows[i] = std::numeric_limits<float>::quiet_NaN();
   for (const char* base : {"base_xgb.json", "base_xgb.ubj", "base_lgb.txt"}) {
     SCOPED_TRACE(base);
-    const std::string text = read_text(dir / base);
+    const std::string text = testing::read_text(dir / base);
     std::size_t scored = 0, refused = 0;
     for (int trial = 0; trial < 4000; ++trial) {
       std::string edited = mutate(text, rng);
