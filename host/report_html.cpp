@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -11,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "driftguard/errors.hpp"
 #include "driftguard/report.hpp"
 
 namespace driftguard {
@@ -63,14 +65,22 @@ const json& member(const json& object, const char* key) {
   return it == object.end() ? null : *it;
 }
 
+// A histogram's slot counts; empty (no chart) unless every entry is a non-negative number.
+std::vector<double> counts_of(const json& slots) {
+  std::vector<double> counts;
+  if (!slots.is_array()) return counts;
+  for (const json& slot : slots) {
+    if (!slot.is_number() || !(slot.get<double>() >= 0)) return {};
+    counts.push_back(slot.get<double>());
+  }
+  return counts;
+}
+
 // Reference (grey) and current (blue) shares of each histogram slot, side by side; the outer and
 // missing slots only when either window has a value there.
 std::string histogram_svg(const json& histogram) {
-  if (!member(histogram, "reference").is_array() || !member(histogram, "current").is_array()) {
-    return "";
-  }
-  const auto reference = member(histogram, "reference").get<std::vector<double>>();
-  const auto current = member(histogram, "current").get<std::vector<double>>();
+  const std::vector<double> reference = counts_of(member(histogram, "reference"));
+  const std::vector<double> current = counts_of(member(histogram, "current"));
   if (reference.size() != current.size() || reference.size() < 3) return "";
   double reference_total = 0, current_total = 0;
   for (std::size_t i = 0; i < reference.size(); ++i) {
@@ -189,10 +199,7 @@ constexpr std::string_view kStyle =
     "b.drift{color:#b00020}svg.hist rect.r{fill:#9e9e9e}svg.hist rect.c{fill:#1f6fb2}"
     ".muted{color:#666}";
 
-}  // namespace
-
-std::string ScanReport::to_html() const {
-  const json doc = json::parse(to_json(-1));
+std::string page_of(const json& doc) {
   const json& drift = member(doc, "drift");
   const bool dataset_drift = member(drift, "dataset_drift") == true;
   const json& validation = member(doc, "validation");
@@ -206,6 +213,15 @@ std::string ScanReport::to_html() const {
           text_of(member(member(doc, "reference"), "path")) + " (" +
           number(member(doc, "reference_rows"), 15) + " rows" +
           (member(member(doc, "reference"), "profile") == true ? ", profile" : "") + ")</p>";
+  if (const json& window = member(doc, "window"); window.is_object()) {
+    html += "<p>window " + number(member(window, "index"), 15) + ": file rows " +
+            number(member(window, "first_row"), 15) + " to " +
+            number(member(window, "end_row"), 15) + " (end excluded)";
+    if (const json& time = member(window, "time"); time.is_object()) {
+      html += ", time " + text_of(member(time, "begin")) + " to " + text_of(member(time, "end"));
+    }
+    html += "</p>";
+  }
   html += std::string("<p class=\"verdict ") + (dataset_drift ? "yes" : "no") +
           "\">dataset drift: <b>" + (dataset_drift ? "yes" : "no") + "</b> &#8212; " +
           number(member(drift, "features_drifted"), 12) + " of " +
@@ -246,6 +262,52 @@ std::string ScanReport::to_html() const {
       "), " + number(member(member(doc, "timing"), "total_seconds")) +
       " s. Every number is in the JSON report (docs/report.md).</p></body></html>\n";
   return html;
+}
+
+}  // namespace
+
+std::string ScanReport::to_html() const { return page_of(json::parse(to_json(-1))); }
+
+std::string report_html(std::string_view report_json, std::optional<std::uint64_t> window) {
+  const auto parse = [](std::string_view text, const std::string& what) {
+    try {
+      return json::parse(text);
+    } catch (const json::parse_error& e) {
+      throw InvalidInput(what + "not JSON: " + e.what());
+    }
+  };
+  json doc;
+  if (!window) {
+    try {
+      doc = json::parse(report_json);
+    } catch (const json::parse_error& e) {
+      const std::string_view first_line = report_json.substr(0, report_json.find('\n'));
+      if (json::accept(first_line) && json::parse(first_line).contains("window")) {
+        throw InvalidInput(
+            "records of several windows (--windows-jsonl): choose one with --window");
+      }
+      throw InvalidInput(std::string("not JSON: ") + e.what());
+    }
+  } else {
+    std::size_t line = 0;
+    for (std::size_t at = 0; at < report_json.size() && doc.is_null();) {
+      const std::size_t end = std::min(report_json.find('\n', at), report_json.size());
+      const std::string_view record = report_json.substr(at, end - at);
+      ++line;
+      at = end + 1;
+      if (record.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      json candidate = parse(record, "line " + std::to_string(line) + " (a JSON Lines record): ");
+      if (member(member(candidate, "window"), "index") == *window) doc = std::move(candidate);
+    }
+    if (doc.is_null()) {
+      throw InvalidInput("no record of window " + std::to_string(*window) +
+                         " (JSON Lines with \"window\": {\"index\": ...}, from --windows-jsonl)");
+    }
+  }
+  if (!doc.is_object() || member(doc, "report_version") != 1) {
+    throw InvalidInput("not a driftguard scan report (a JSON object with \"report_version\": 1)");
+  }
+  return page_of(doc);
 }
 
 }  // namespace driftguard

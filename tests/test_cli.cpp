@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -212,6 +214,90 @@ TEST_F(Cli, HtmlReportShowsWhatTheJsonSays) {
     EXPECT_NE(page.find("<td>" + f["name"].get<std::string>() + "</td>"), std::string::npos)
         << f["name"];
   }
+}
+
+TEST_F(Cli, HtmlCommandRendersASavedReportAsScanDid) {
+  synth("html_saved.h5", "mean_shift", 15, "income");
+  const fs::path scan_page = dir_ / "html_saved.scan.html", page = dir_ / "html_saved.html";
+  ASSERT_EQ(scan("html_saved.h5", "--mmd --html " + scan_page.string()).exit_code, 0);
+  const CommandResult r = run(std::string(DRIFTGUARD_BIN) + " html " +
+                              (dir_ / "html_saved.h5.json").string() + " -o " + page.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(driftguard::testing::read_text(page), driftguard::testing::read_text(scan_page));
+}
+
+TEST_F(Cli, HtmlCommandRendersOneWindowRecord) {
+  synth("html_windows.h5", "mean_shift", 16, "income");
+  const fs::path jsonl = dir_ / "html_windows.jsonl", page = dir_ / "html_window.html";
+  ASSERT_EQ(
+      scan("html_windows.h5", "--no-distances --window-rows 5000 --windows-jsonl " + jsonl.string())
+          .exit_code,
+      0);
+  const std::string html =
+      std::string(DRIFTGUARD_BIN) + " html " + jsonl.string() + " -o " + page.string();
+  const CommandResult r = run(html + " --window 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream records(driftguard::testing::read_text(jsonl));
+  json record;
+  for (std::string line; std::getline(records, line);) {
+    if (json::parse(line)["window"]["index"] == 2) record = json::parse(line);
+  }
+  ASSERT_TRUE(record.is_object());
+  const std::string text = driftguard::testing::read_text(page);
+  EXPECT_NE(text.find("<p>window 2: file rows 10000 to 15000 (end excluded)</p>"),
+            std::string::npos);
+  std::size_t drifted_rows = 0;
+  for (std::size_t at = 0; (at = text.find("<tr class=\"drifted\">", at)) != std::string::npos;
+       ++at) {
+    ++drifted_rows;
+  }
+  EXPECT_EQ(drifted_rows, record["drift"]["features_drifted"].get<std::size_t>());
+  EXPECT_GT(drifted_rows, 0u);
+
+  for (const std::string& bad : {std::string(""), std::string(" --window 9")}) {
+    fs::remove(page);
+    const CommandResult refused = run(html + bad);
+    EXPECT_EQ(refused.exit_code, 1) << bad;
+    EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+    EXPECT_NE(refused.err.find(bad.empty() ? "choose one with --window" : "no record of window 9"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_FALSE(fs::exists(page)) << bad;
+  }
+}
+
+TEST_F(Cli, HtmlCommandRefusesWhatIsNotAReport) {
+  const fs::path page = dir_ / "not_a_report.html";
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"garbage", "not JSON"},
+      {R"({"features": []})", "not a driftguard scan report"},
+      {R"([{"report_version": 1}])", "not a driftguard scan report"},
+  };
+  for (const auto& [text, message] : inputs) {
+    const fs::path input = dir_ / "not_a_report.json";
+    std::ofstream(input) << text;
+    const CommandResult r =
+        run(std::string(DRIFTGUARD_BIN) + " html " + input.string() + " -o " + page.string());
+    EXPECT_EQ(r.exit_code, 1) << text;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(page)) << text;
+  }
+  const CommandResult missing =
+      run(std::string(DRIFTGUARD_BIN) + " html " + (dir_ / "no_such_report.json").string() +
+          " -o " + page.string());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("cannot read the report"), std::string::npos) << missing.err;
+}
+
+TEST(HtmlReport, RendersMalformedFieldsAsDashes) {
+  // A hand-edited report: wrong types where numbers and histograms belong still give a page.
+  const std::string page = driftguard::report_html(
+      R"({"report_version": 1, "current_rows": "many", "features": [{"name": "x",
+          "psi": "high", "histogram": {"reference": [1, "a", 3], "current": [1, 2, 3]}}]})");
+  EXPECT_NE(page.find("<td>x</td>"), std::string::npos);
+  EXPECT_EQ(page.find("<svg"), std::string::npos);
+  EXPECT_NE(page.find("(&#8212; rows)"), std::string::npos) << page;
 }
 
 TEST(HtmlReport, EscapesEveryStringFromTheData) {

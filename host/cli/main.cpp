@@ -5,8 +5,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/model.hpp"
 #include "driftguard/profile.hpp"
+#include "driftguard/report.hpp"
 #include "driftguard/scan.hpp"
 #include "driftguard/schema.hpp"
 #include "host/checkpoint.hpp"
@@ -356,6 +360,16 @@ int main(int argc, char** argv) {
   ScoreCommand score_command;
   CLI::App* score_cmd = add_score_command(app, score_command, common);
 
+  std::string html_report, html_output;
+  std::optional<std::uint64_t> html_window;
+  CLI::App* html_cmd = app.add_subcommand(
+      "html",
+      "render a JSON report written by scan (--report, or a --windows-jsonl record) as HTML");
+  html_cmd->add_option("report", html_report, "the JSON report")->required();
+  html_cmd->add_option("-o,--output", html_output, "the page to write")->required();
+  html_cmd->add_option("--window", html_window,
+                       "the record of this window index, in a --windows-jsonl file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -365,6 +379,20 @@ int main(int argc, char** argv) {
 
   try {
     if (score_cmd->parsed()) return run_score(score_command, common);
+    if (html_cmd->parsed()) {
+      std::ifstream in(html_report, std::ios::binary);
+      std::ostringstream text;
+      if (!in || std::filesystem::is_directory(html_report)) {
+        throw IoError(html_report + ": cannot read the report");
+      }
+      text << in.rdbuf();
+      try {
+        detail::write_file_atomically(html_output, report_html(text.str(), html_window));
+      } catch (const InvalidInput& e) {
+        throw InvalidInput(html_report + ": " + e.what());
+      }
+      return 0;
+    }
     if (profile_cmd->parsed()) {
       if (!profile_schema.empty()) profile_options.schema = Schema::load(profile_schema);
       Context ctx = make_context(profile_common);

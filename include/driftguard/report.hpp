@@ -160,4 +160,11 @@ struct ScanReport {
   std::string to_html() const;
 };
 
+// The page to_html gives, for a report already written: the text of a scan's --report file, or
+// with `window` the record of that window index in the text of a --windows-jsonl file. Throws
+// InvalidInput when the report is not a JSON object with report_version 1 or the window has no
+// record; fields missing from the report show as dashes.
+std::string report_html(std::string_view report_json,
+                        std::optional<std::uint64_t> window = std::nullopt);
+
 }  // namespace driftguard
