@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -37,6 +38,8 @@ using nlohmann::json;
 constexpr std::int64_t kMaxNodesPerTree = std::int64_t{1} << 26;
 constexpr std::size_t kMaxTotalNodes = std::size_t{1} << 28;
 constexpr std::size_t kMaxCategoryWords = std::size_t{1} << 24;
+// Classes or targets: every output costs a float per scored row and a histogram in a scan.
+constexpr std::int64_t kMaxOutputs = std::int64_t{1} << 16;
 
 // Error reporting with the file name and the place in the model.
 class Checker {
@@ -215,10 +218,11 @@ std::vector<double> parse_base_score(const Checker& check, const std::string& te
       values.push_back(v.get<double>());
     }
   } else {
-    errno = 0;
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
+    // from_chars reads decimal forms only: strtod would also take "0x1p-2", which XGBoost reads
+    // as another number.
+    double v = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
       check.fail(where + " is not a number");
     }
     values.push_back(v);
@@ -418,21 +422,24 @@ ModelData parse_xgboost(const Checker& check, const json& root, const ModelOptio
   const json& param = check.member(learner, "learner_model_param", "learner");
   const std::string pw = "learner.learner_model_param";
   const std::int64_t num_feature = check.int_param(param, "num_feature", pw);
-  if (num_feature < 1 || num_feature > static_cast<std::int64_t>(detail::kFeatureMask)) {
-    check.fail("num_feature = " + std::to_string(num_feature) + " is out of range");
+  // No batch is wider than kMaxBatchFeatures (and a model without names gets one per feature).
+  if (num_feature < 1 || num_feature > static_cast<std::int64_t>(detail::kMaxBatchFeatures)) {
+    check.fail("num_feature = " + std::to_string(num_feature) + " is out of range [1, " +
+               std::to_string(detail::kMaxBatchFeatures) + "]");
   }
   const std::int64_t num_class = check.int_param(param, "num_class", pw);
   // Several targets (reg:quantileerror with several alphas, multi-label or multi-output
   // regression) are one output each, their trees told apart by tree_info, as classes are.
   const std::int64_t num_target =
       check.optional(param, "num_target") != nullptr ? check.int_param(param, "num_target", pw) : 1;
-  if (num_target < 1 || num_target > 1 << 20) {
-    check.fail("num_target = " + std::to_string(num_target) + " is out of range");
+  if (num_target < 1 || num_target > kMaxOutputs) {
+    check.fail("num_target = " + std::to_string(num_target) + " is out of range [1, " +
+               std::to_string(kMaxOutputs) + "]");
   }
   if (objective.multi_class) {
-    if (num_class < 2 || num_class > 1 << 20) {
-      check.fail(model.objective + " needs num_class >= 2, the model has " +
-                 std::to_string(num_class));
+    if (num_class < 2 || num_class > kMaxOutputs) {
+      check.fail(model.objective + " needs num_class in [2, " + std::to_string(kMaxOutputs) +
+                 "], the model has " + std::to_string(num_class));
     }
     if (num_target > 1) {
       check.fail(model.objective + " with num_target = " + std::to_string(num_target) +
@@ -736,8 +743,9 @@ LightGBMObjective lightgbm_objective(const Checker& check, std::string_view text
   } else if (name == "multiclass" || name == "multiclassova") {
     objective.link = name == "multiclass" ? Link::Softmax : Link::Logistic;
     if (name == "multiclassova") require_unit_sigmoid();
-    if (num_class < 2 || num_class > 1 << 20) {
-      check.fail(name + " needs num_class >= 2, the model has " + std::to_string(num_class));
+    if (num_class < 2 || num_class > kMaxOutputs) {
+      check.fail(name + " needs num_class in [2, " + std::to_string(kMaxOutputs) +
+                 "], the model has " + std::to_string(num_class));
     }
     objective.outputs = static_cast<std::size_t>(num_class);
   } else if (std::find(std::begin(kExp), std::end(kExp), name) != std::end(kExp)) {
@@ -1033,6 +1041,10 @@ ModelData parse_linear(const Checker& check, const json& root) {
   if (coefficients.empty()) check.fail("coefficients is empty");
   detail::LinearModel& linear = model.linear;
   if (coefficients[0].is_array()) {
+    if (coefficients.size() > static_cast<std::size_t>(kMaxOutputs)) {
+      check.fail("coefficients has " + std::to_string(coefficients.size()) + " rows, at most " +
+                 std::to_string(kMaxOutputs) + " classes are supported");
+    }
     model.outputs = coefficients.size();
     for (std::size_t k = 0; k < model.outputs; ++k) {
       const std::string at = "coefficients[" + std::to_string(k) + "]";
@@ -1095,6 +1107,47 @@ bool is_ubjson(std::string_view text) {
          std::string_view("iUIlL$#").find(text[1]) != std::string_view::npos;
 }
 
+// nlohmann's document builder within the bounds of a UBJSON model file. Its UBJSON reader (unlike
+// its JSON parser) recurses once per nesting level, and it builds as many elements as a
+// container's count declares even where they take no bytes (arrays typed $Z, $T, $F): an 18-byte
+// file could ask for 2^40 nulls. So nesting stops at kMaxDepth (XGBoost's documents nest 7 deep)
+// and no container may declare more elements than the file has bytes.
+class BoundedDocument : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  static constexpr std::size_t kMaxDepth = 64;
+  BoundedDocument(json& root, std::size_t input_bytes)
+      : json_sax_dom_parser(root), input_bytes_(input_bytes) {}
+  bool start_object(std::size_t declared) {
+    return enter(declared) && json_sax_dom_parser::start_object(declared);
+  }
+  bool start_array(std::size_t declared) {
+    return enter(declared) && json_sax_dom_parser::start_array(declared);
+  }
+  bool end_object() {
+    --depth_;
+    return json_sax_dom_parser::end_object();
+  }
+  bool end_array() {
+    --depth_;
+    return json_sax_dom_parser::end_array();
+  }
+  const std::string& refused() const { return refused_; }
+
+ private:
+  bool enter(std::size_t declared) {
+    if (++depth_ > kMaxDepth) {
+      refused_ = "nested more than " + std::to_string(kMaxDepth) + " levels deep";
+    } else if (declared != static_cast<std::size_t>(-1) && declared > input_bytes_) {
+      refused_ = "a container declares " + std::to_string(declared) + " elements in a file of " +
+                 std::to_string(input_bytes_) + " bytes";
+    }
+    return refused_.empty();
+  }
+  std::size_t input_bytes_;
+  std::size_t depth_ = 0;
+  std::string refused_;
+};
+
 }  // namespace
 
 Model::Model(std::shared_ptr<const detail::ModelData> data) : data_(std::move(data)) {}
@@ -1106,10 +1159,16 @@ Model Model::parse(std::string_view text, const ModelOptions& options, const std
   }
   json root;
   const bool binary = is_ubjson(text);
+  const std::string not_valid = binary ? "not valid UBJSON: " : "not valid JSON: ";
   try {
-    root = binary ? json::from_ubjson(text.begin(), text.end()) : json::parse(text);
+    if (!binary) {
+      root = json::parse(text);  // iterative: neither deep nesting nor sizes are declared
+    } else if (BoundedDocument document(root, text.size()); !json::sax_parse(
+                   text.begin(), text.end(), &document, json::input_format_t::ubjson)) {
+      check.fail(not_valid + (document.refused().empty() ? "stopped early" : document.refused()));
+    }
   } catch (const json::exception& e) {
-    check.fail(std::string(binary ? "not valid UBJSON: " : "not valid JSON: ") + e.what());
+    check.fail(not_valid + e.what());
   }
   if (!root.is_object()) check.fail("not a JSON object");
   if (root.contains("learner")) {
@@ -1126,7 +1185,9 @@ Model Model::parse(std::string_view text, const ModelOptions& options, const std
 
 Model Model::load(const std::string& path, const ModelOptions& options) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelError(path + ": cannot open the model file");
+  if (!in || std::filesystem::is_directory(path)) {
+    throw ModelError(path + ": cannot open the model file");
+  }
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ModelError(path + ": cannot read the model file");

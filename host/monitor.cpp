@@ -144,8 +144,12 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
       // A score with few values (binary:hinge's classes, a model of a few stumps) is binned by
       // value: merged quantile edges would put all of them in one bin and its PSI would stay 0.
       const ColumnStats stats = ColumnStats::of_sorted(ref.scores.column(k));
-      if (stats.count > 0 && !stats.too_many_distinct &&
-          stats.distinct_count() <= opt.binning.bins) {
+      if (stats.count == 0) {
+        throw InvalidInput(*opt.model_path + ": output " + std::to_string(k) +
+                           " has no finite score on the reference window (every score is NaN "
+                           "or infinite), so its drift cannot be binned");
+      }
+      if (!stats.too_many_distinct && stats.distinct_count() <= opt.binning.bins) {
         m.score_spec.add_categorical(stats.distinct);
       } else {
         m.score_spec.add_numeric(quantile_edges_of_sorted(ref.scores.column(k), opt.binning.bins));

@@ -36,7 +36,12 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
   FeatureSpec spec;
   spec.name = item["name"].get<std::string>();
   where = "feature '" + spec.name + "'";
-  const std::string kind = item.value("kind", std::string("numeric"));
+  if (item.contains("kind") && !item["kind"].is_string() && !item["kind"].is_null()) {
+    bad(where, "'kind' must be \"numeric\" or \"categorical\"");
+  }
+  const std::string kind = item.contains("kind") && item["kind"].is_string()
+                               ? item["kind"].get<std::string>()
+                               : std::string("numeric");
   if (kind == "numeric") {
     spec.kind = FeatureKind::Numeric;
   } else if (kind == "categorical") {
@@ -60,7 +65,13 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
     if (!item["categories"].is_array()) bad(where, "'categories' must be an array of integers");
     std::set<std::int64_t> codes;
     for (const json& code : item["categories"]) {
+      // An unsigned code above INT64_MAX would wrap to a negative one; every code beyond the
+      // range is refused before it is converted.
       if (!code.is_number_integer()) bad(where, "categories must be integers");
+      if (code.is_number_unsigned() &&
+          code.get<std::uint64_t>() > static_cast<std::uint64_t>(kMaxCategoryCode)) {
+        bad(where, "category " + code.dump() + " is beyond +-2^24");
+      }
       const auto value = code.get<std::int64_t>();
       if (value > kMaxCategoryCode || value < -kMaxCategoryCode) {
         bad(where, "category " + std::to_string(value) + " is beyond +-2^24");
@@ -95,7 +106,7 @@ Schema Schema::from_json(const std::string& text) {
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers beyond double (1e400)
     throw InvalidInput(std::string("schema: not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) throw InvalidInput("schema: the document must be a JSON object");

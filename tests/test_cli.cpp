@@ -318,6 +318,32 @@ TEST(HtmlReport, EscapesEveryStringFromTheData) {
   EXPECT_NE(page.find("a&amp;b.h5"), std::string::npos);
 }
 
+TEST_F(Cli, ScoresWithoutAFiniteReferenceValueAreRefusedClearly) {
+  // float32(1e300) is infinite: every reference score is, and no bin edge can be drawn.
+  const fs::path model = dir_ / "infinite_scores.json";
+  std::ofstream(model) << R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["income"], "link": "identity", "coefficients": [1.0],
+      "intercepts": [1e300]})";
+  const CommandResult r = scan("reference.h5", "--no-distances --model " + model.string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("output 0 has no finite score on the reference window"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(Cli, ErrorsQuotingNamesWithNewlinesStayOneLine) {
+  const fs::path model = dir_ / "newline_name.json";
+  std::ofstream(model) << R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["no\nsuch"], "link": "identity", "coefficients": [1.0],
+      "intercepts": [0.0]})";
+  const CommandResult r = run(std::string(DRIFTGUARD_BIN) + " score --backend cpu --model " +
+                              model.string() + " --input " + (dir_ / "reference.h5").string() +
+                              " --output " + (dir_ / "newline_scores.h5").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("\"no\\nsuch\" is not among"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, FewValuedScoresAreBinnedByValue) {
   // A score with 4 values (the product code): merged deciles would put codes 2 and 3 in one bin;
   // binned by value each code has its own, and a changed product mix shows in the score's PSI.

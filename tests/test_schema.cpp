@@ -48,6 +48,14 @@ TEST(Schema, BadDocumentsNameTheProblem) {
       {R"({"features": [{"name": "a", "bin_edges": [1, 1]}]})", "strictly increasing"},
       {R"({"features": [{"name": "a"}, {"name": "a"}]})", "listed twice"},
       {R"({"version": 2, "features": [{"name": "a"}]})", "unsupported version"},
+      // Wrong types and out-of-range numbers name the feature too, instead of a JSON library
+      // message; an unsigned code beyond int64 would otherwise wrap to a small negative one.
+      {R"({"features": [{"name": "a", "kind": 1}]})", "feature 'a': 'kind' must be"},
+      {R"({"features": [{"name": "a", "kind": ["numeric"]}]})", "feature 'a': 'kind' must be"},
+      {R"({"features": [{"name": "a", "min": -1e400}]})", "not valid JSON"},
+      {R"({"features": [{"name": "a", "kind": "categorical",
+           "categories": [0, 18446744073709551615]}]})",
+       "category 18446744073709551615 is beyond"},
   };
   for (const auto& [text, expected] : cases) {
     try {

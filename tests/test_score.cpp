@@ -273,6 +273,29 @@ TEST(ScoreModel, IterationRangeOutsideModelIsModelError) {
 
 TEST(ScoreModel, MissingFileIsModelError) {
   EXPECT_THROW(Model::load("/nonexistent/model.json"), ModelError);
+  EXPECT_THROW(Model::load(source_dir().string()), ModelError);  // a directory
+}
+
+TEST(ScoreModel, LinearModelOfTooManyClassesIsModelError) {
+  // Each output costs a float per scored row and a histogram per scan: 65536 classes at most, as
+  // for the tree ensembles.
+  const auto softmax = [](std::size_t classes) {
+    std::string rows, intercepts;
+    for (std::size_t k = 0; k < classes; ++k) {
+      rows += (k > 0 ? ",[0.5]" : "[0.5]");
+      intercepts += (k > 0 ? ",0" : "0");
+    }
+    return R"({"format": "driftguard-linear", "version": 1, "feature_names": ["a"],
+               "link": "softmax", "coefficients": [)" +
+           rows + R"(], "intercepts": [)" + intercepts + "]}";
+  };
+  EXPECT_EQ(Model::parse(softmax(65536), {}, "at_limit").outputs(), 65536u);
+  try {
+    (void)Model::parse(softmax(65537), {}, "beyond");
+    ADD_FAILURE() << "accepted";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 65536 classes"), std::string::npos) << e.what();
+  }
 }
 
 // Every file of the corpus is refused with a ModelError that names the file and the defect.

@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -30,6 +32,26 @@
 namespace {
 
 using namespace driftguard;
+
+// An error is one line whatever it quotes: names and values from the data may hold newlines or
+// other control characters, which are written as escapes.
+std::string one_line(std::string_view message) {
+  std::string out;
+  for (const char c : message) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
@@ -173,10 +195,13 @@ int run_score(const ScoreCommand& cmd, const CommonOptions& common) {
   if (model.has_points()) columns.push_back({"/points", 0});
   Hdf5ColumnWriter writer(cmd.output, columns, reader.has_row_id());
 
-  const std::size_t rows_per_batch =
-      cmd.batch_rows != 0
-          ? cmd.batch_rows
-          : std::max<std::size_t>(1, (std::size_t{16} << 20) / (reader.features() * sizeof(float)));
+  // About 16 MiB of features and outputs per batch (a 1000-class model's outputs outweigh its
+  // features), and never more rows than the file holds.
+  const std::size_t row_bytes =
+      (reader.features() + 2 * k + (model.has_points() ? 1 : 0)) * sizeof(float);
+  const std::size_t rows_per_batch = std::clamp<std::size_t>(
+      cmd.batch_rows != 0 ? cmd.batch_rows : (std::size_t{16} << 20) / row_bytes, 1,
+      std::max<std::size_t>(1, reader.rows()));
   std::vector<float> batch(rows_per_batch * reader.features()), margin(rows_per_batch * k),
       probability(rows_per_batch * k), points(model.has_points() ? rows_per_batch : 0);
   std::vector<std::int64_t> row_id(reader.has_row_id() ? rows_per_batch : 0);
@@ -451,10 +476,14 @@ int main(int argc, char** argv) {
       return fail_on_drift && report.dataset_drift() ? kExitDrift : 0;
     }
   } catch (const driftguard::Error& e) {
-    std::cerr << "driftguard: " << e.what() << "\n";
+    std::cerr << "driftguard: " << one_line(e.what()) << "\n";
+    return kExitFailed;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "driftguard: out of memory (fewer --batch-rows, --mmd-rows or a smaller window "
+                 "may fit)\n";
     return kExitFailed;
   } catch (const std::exception& e) {
-    std::cerr << "driftguard: unexpected error: " << e.what() << "\n";
+    std::cerr << "driftguard: unexpected error: " << one_line(e.what()) << "\n";
     return kExitFailed;
   }
   return 0;

@@ -103,6 +103,12 @@ def main():
     binary("ubj_count_huge",
            base_ubj[:count_at] + (1 << 40).to_bytes(8, "big") + base_ubj[count_at + 8:],
            "not valid UBJSON")
+    # Arrays of nulls take no bytes per element, so their count alone would build 2^40 values;
+    # and nlohmann's UBJSON reader recurses once per nesting level.
+    binary("ubj_null_array_huge", b"{i\x01a[$Z#L" + (1 << 40).to_bytes(8, "big") + b"}",
+           "a container declares 1099511627776 elements in a file of 18 bytes")
+    binary("ubj_deeply_nested", b"{i\x01a" + b"[" * 1000 + b"]" * 1000 + b"}",
+           "nested more than 64 levels deep")
 
     def xgb_case(name, expect, edit, tree=0):
         m = copy.deepcopy(base)
@@ -176,7 +182,8 @@ def main():
     xgb_case("base_score_count", "2 values for 1 outputs", param("base_score", "[0.1,0.2]"))
     xgb_case("base_score_number", "base_score is not a string", param("base_score", 0.5))
     xgb_case("num_class_for_binary", "does not fit objective", param("num_class", "3"))
-    xgb_case("softprob_one_class", "needs num_class >= 2",
+    xgb_case("base_score_hex", "is not a number", param("base_score", "0x1p-2"))
+    xgb_case("softprob_one_class", "needs num_class in [2, 65536]",
              lambda m, t, l: l["objective"].__setitem__("name", "multi:softprob"))
     xgb_case("tree_info_class", "is not a class",
              lambda m, t, l: m["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(1, 1))
@@ -197,6 +204,18 @@ def main():
     xgb_case("num_target_with_classes", "several targets of several classes",
              classes_and_targets)
     xgb_case("num_feature_zero", "num_feature = 0", param("num_feature", "0"))
+
+    def many_features_no_names(m, t, l):  # without names, one "fN" would be made per feature
+        l["learner_model_param"]["num_feature"] = str((1 << 28) - 1)
+        del l["feature_names"], l["feature_types"]
+
+    xgb_case("num_feature_huge", "is out of range [1, 16777216]", many_features_no_names)
+
+    def many_classes(m, t, l):
+        l["objective"]["name"] = "multi:softprob"
+        l["learner_model_param"]["num_class"] = str(1 << 20)
+
+    xgb_case("num_class_huge", "needs num_class in [2, 65536]", many_classes)
     xgb_case("num_trees_mismatch", "trees has 3 entries, expected 4",
              lambda m, t, l: l["gradient_booster"]["model"]["gbtree_model_param"].__setitem__("num_trees", "4"))
     xgb_case("tree_info_short", "tree_info has 2 entries",
@@ -299,7 +318,7 @@ def main():
              set_header("objective", "binary sigmoid:2"))
     lgb_case("lgb_reg_sqrt", "(reg_sqrt) is not supported",
              set_header("objective", "regression sqrt"))
-    lgb_case("lgb_multiclass_one_class", "multiclass needs num_class >= 2",
+    lgb_case("lgb_multiclass_one_class", "multiclass needs num_class in [2, 65536]",
              set_header("objective", "multiclass num_class:1"))
     lgb_case("lgb_trees_per_iteration", "num_tree_per_iteration = 2 does not fit",
              set_header("num_tree_per_iteration", "2"))
