@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,8 @@ constexpr std::size_t kMaxChunkBytes = (std::size_t{1} << 32) - 1;
 constexpr std::size_t kReadCacheBytes = std::size_t{16} << 20;
 constexpr std::size_t kCacheSlots = 1021;  // prime, as HDF5 recommends for its hash
 constexpr int kFormatVersion = 1;
+// Widest table read: a row of 2^24 floats is 64 MiB, and no model binds to a wider batch.
+constexpr std::size_t kMaxFeatures = std::size_t{1} << 24;
 constexpr std::string_view kFormatName = "driftguard";
 
 // Owns one HDF5 identifier; Close is the H5?close function for its kind of object.
@@ -486,13 +489,59 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   r.features = extent.dims[1];
   if (r.rows == 0) fail(path, "/features has zero rows");
   if (r.features == 0) fail(path, "/features has zero columns");
+  // A few kilobytes of file can declare any extent: the declared table must be one this process
+  // can address, and (below) one the file actually stores.
+  if (r.features > kMaxFeatures) {
+    fail(path, "/features declares " + std::to_string(r.features) + " columns, more than " +
+                   std::to_string(kMaxFeatures));
+  }
+  if (r.rows > std::numeric_limits<std::size_t>::max() / (r.features * sizeof(double))) {
+    fail(path, "/features declares " + std::to_string(r.rows) + " x " + std::to_string(r.features) +
+                   " values, more than this machine can address");
+  }
 
   PropertyList create(H5Dget_create_plist(r.features_data.get()));
+  if (!create.valid()) fail(path, "cannot read the layout of /features");
+  const H5D_layout_t layout = H5Pget_layout(create.get());
   hsize_t chunk[2] = {0, 0};
-  r.chunk_rows = create.valid() && H5Pget_layout(create.get()) == H5D_CHUNKED &&
-                         H5Pget_chunk(create.get(), 2, chunk) == 2
-                     ? std::min<std::size_t>(chunk[0], r.rows)
-                     : r.rows;
+  const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
+  r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
+  if (chunked) {
+    // HDF5 refuses to create a chunk larger than a fixed maximum extent, so one is a corrupt
+    // layout, which libhdf5 1.10 then reads past its own buffers.
+    Dataspace space(H5Dget_space(r.features_data.get()));
+    hsize_t max_dims[2] = {0, 0};
+    if (!space.valid() || H5Sget_simple_extent_dims(space.get(), nullptr, max_dims) != 2) {
+      fail(path, "cannot read the extent of /features");
+    }
+    for (int d = 0; d < 2; ++d) {
+      if (chunk[d] == 0 || (max_dims[d] != H5S_UNLIMITED && chunk[d] > max_dims[d])) {
+        fail(path, "/features has a corrupt layout (chunk " + std::to_string(chunk[0]) + " x " +
+                       std::to_string(chunk[1]) + " in a table of at most " +
+                       std::to_string(max_dims[0]) + " x " + std::to_string(max_dims[1]) + ")");
+      }
+    }
+  }
+  // Chunks or a contiguous block never written read as the fill value: rows that would count as
+  // data though the file has none. (Counted per chunk: libhdf5 1.10's H5Dget_space_status calls
+  // a fully written compressed dataset partly allocated.)
+  bool stored = true;
+  if (chunked) {
+    hsize_t chunks = 0;
+    const hsize_t expected =
+        (r.rows + chunk[0] - 1) / chunk[0] * ((r.features + chunk[1] - 1) / chunk[1]);
+    Dataspace space(H5Dget_space(r.features_data.get()));
+    stored = space.valid() && H5Dget_num_chunks(r.features_data.get(), space.get(), &chunks) >= 0 &&
+             chunks >= expected;
+  } else if (layout == H5D_CONTIGUOUS && H5Pget_external_count(create.get()) == 0) {
+    H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+    stored = H5Dget_space_status(r.features_data.get(), &status) >= 0 &&
+             status == H5D_SPACE_STATUS_ALLOCATED;
+  }
+  if (!stored) {
+    fail(path, "/features declares " + std::to_string(r.rows) + " x " + std::to_string(r.features) +
+                   " values but the file stores only part of them (never written)");
+  }
 
   r.names = read_feature_names(path, file, r.features);
   r.label = open_column(path, file, "/label", r.rows, /*allow_float=*/true);

@@ -247,13 +247,22 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
   if (profile.validation.rows != profile.rows || profile.validation.rows_ok > profile.rows) {
     corrupt(path, "validation row counts disagree with the profile's rows");
   }
+  for (const std::uint64_t cells : profile.validation.flag_counts) {
+    if (cells > profile.rows) corrupt(path, "a validation count exceeds the profile's rows");
+  }
   try {
     profile.sorted.check();
   } catch (const InvalidInput& e) {
     corrupt(path, e.what());
   }
+  // Each column holds its values and NaN count of every row; compared without the sum, which a
+  // crafted count could wrap around to the row count.
+  const auto covers_every_row = [&](const SortedColumns& columns, std::size_t f) {
+    return columns.nan_counts[f] <= profile.rows &&
+           columns.column(f).size() == profile.rows - columns.nan_counts[f];
+  };
   for (std::size_t f = 0; f < features; ++f) {
-    if (profile.sorted.column(f).size() + profile.sorted.nan_counts[f] != profile.rows) {
+    if (!covers_every_row(profile.sorted, f)) {
       corrupt(path, "column '" + profile.schema.features[f].name + "' does not hold every row");
     }
   }
@@ -269,7 +278,7 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
       corrupt(path, std::string("reference scores: ") + e.what());
     }
     for (std::size_t k = 0; k < profile.scores.features; ++k) {
-      if (profile.scores.column(k).size() + profile.scores.nan_counts[k] != profile.rows) {
+      if (!covers_every_row(profile.scores, k)) {
         corrupt(path, "the reference scores do not cover every row");
       }
     }

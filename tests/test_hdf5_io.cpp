@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "command.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 
@@ -102,6 +103,29 @@ class RawFile {
       EXPECT_GE(H5Dwrite(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
     }
     H5Dclose(dataset);
+    H5Sclose(space);
+  }
+
+  // A chunked float32 table of `dims` (maximum `max_dims`), of which the first `written_rows`
+  // rows are written (ones): the rest is declared but never stored.
+  void chunked_table(const char* name, std::vector<hsize_t> dims, std::vector<hsize_t> max_dims,
+                     std::vector<hsize_t> chunk, hsize_t written_rows) {
+    const hid_t space = H5Screate_simple(2, dims.data(), max_dims.data());
+    const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+    EXPECT_GE(H5Pset_chunk(create, 2, chunk.data()), 0);
+    const hid_t dataset =
+        H5Dcreate2(file_, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT);
+    EXPECT_GE(dataset, 0);
+    if (written_rows > 0) {
+      const std::vector<float> ones(written_rows * dims[1], 1.0f);
+      const hsize_t start[2] = {0, 0}, count[2] = {written_rows, dims[1]};
+      EXPECT_GE(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr), 0);
+      const hid_t memory = H5Screate_simple(2, count, nullptr);
+      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory, space, H5P_DEFAULT, ones.data()), 0);
+      H5Sclose(memory);
+    }
+    H5Dclose(dataset);
+    H5Pclose(create);
     H5Sclose(space);
   }
 
@@ -364,6 +388,62 @@ TEST_F(Hdf5IoTest, ZeroRows) {
   const std::string path = file("cur.h5");
   Hdf5Writer(path, names_for(4)).close();
   expect_open_error(path, "/features has zero rows");
+}
+
+// A few kilobytes of file can declare any extent; rows never written would read as the fill value
+// and count as data.
+TEST_F(Hdf5IoTest, DeclaredButUnstoredRowsAreRefused) {
+  const hsize_t unlimited = H5S_UNLIMITED;
+  expect_open_error(raw_file("half.h5",
+                             [](RawFile& f) {
+                               f.chunked_table("/features", {100, 4}, {100, 4}, {10, 4}, 50);
+                             }),
+                    "declares 100 x 4 values but the file stores only part of them");
+  expect_open_error(raw_file("huge.h5",
+                             [&](RawFile& f) {
+                               f.chunked_table("/features", {hsize_t{1} << 40, 6},
+                                               {unlimited, unlimited}, {1024, 6}, 0);
+                             }),
+                    "declares 1099511627776 x 6 values but the file stores only part of them");
+  expect_open_error(
+      raw_file("contiguous.h5",
+               [](RawFile& f) {
+                 f.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {8, 3}, nullptr);
+               }),
+      "declares 8 x 3 values but the file stores only part of them");
+  expect_open_error(raw_file("wide.h5",
+                             [&](RawFile& f) {
+                               f.chunked_table("/features", {3, hsize_t{1} << 31},
+                                               {unlimited, unlimited}, {1, 1024}, 0);
+                             }),
+                    "declares 2147483648 columns, more than 16777216");
+  expect_open_error(raw_file("overflow.h5",
+                             [&](RawFile& f) {
+                               f.chunked_table("/features", {(hsize_t{1} << 61) + 1, 8},
+                                               {unlimited, unlimited}, {1, 8}, 0);
+                             }),
+                    "more than this machine can address");
+  // Written in full, the same layouts read.
+  const std::string whole = raw_file("whole.h5", [](RawFile& f) {
+    f.chunked_table("/features", {100, 4}, {100, 4}, {10, 4}, 100);
+  });
+  EXPECT_EQ(Hdf5BatchReader(whole).rows(), 100u);
+}
+
+// HDF5 never creates a chunk larger than a fixed maximum extent; libhdf5 1.10 reads past its
+// buffers on one, so the layout is refused at open.
+TEST_F(Hdf5IoTest, ChunkLargerThanTheTableIsACorruptLayout) {
+  const std::string path = raw_file("chunk.h5", [](RawFile& f) {
+    f.chunked_table("/features", {200, 5}, {200, 5}, {25, 5}, 200);
+  });
+  std::string bytes = driftguard::testing::read_text(path);
+  // The layout message holds the chunk's dimensions and the element size as 32-bit integers.
+  const std::uint32_t layout[3] = {25, 5, 4}, patched = 8716313;
+  const std::size_t at = bytes.find(std::string(reinterpret_cast<const char*>(layout), 12));
+  ASSERT_NE(at, std::string::npos);
+  std::memcpy(bytes.data() + at, &patched, 4);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  expect_open_error(path, "corrupt layout (chunk 8716313 x 5 in a table of at most 200 x 5)");
 }
 
 TEST_F(Hdf5IoTest, LabelLengthMismatch) {

@@ -142,6 +142,31 @@ TEST_F(Profile, CorruptOrForeignFilesAreRefused) {
   broken.rows += 1;
   broken.save(path);
   EXPECT_THROW(ReferenceProfile::load(path), InvalidInput);
+  // One whose NaN counts wrap around: 3000 values + (2^64 - 2900) NaN "are" 100 rows modulo 2^64,
+  // which would put a PSI of 1e19 in the report.
+  broken = profile;
+  broken.rows = broken.validation.rows = 100;
+  broken.validation.rows_ok = broken.finite_rows = broken.mmd_rows = 0;
+  broken.mmd_sample.clear();
+  std::fill(broken.validation.flag_counts.begin(), broken.validation.flag_counts.end(), 0);
+  for (std::size_t f = 0; f < broken.features(); ++f) {
+    broken.sorted.nan_counts[f] = std::uint64_t{100} - broken.sorted.column(f).size();
+  }
+  broken.save(path);
+  const auto refused_for = [&](const std::string& phrase) {
+    try {
+      ReferenceProfile::load(path);
+      ADD_FAILURE() << "accepted; expected '" << phrase << "'";
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    }
+  };
+  refused_for("does not hold every row");
+  // One that counts more missing cells than rows.
+  broken = profile;
+  broken.validation.flag_counts.front() = broken.rows + 1;
+  broken.save(path);
+  refused_for("a validation count exceeds the profile's rows");
 }
 
 TEST(SampleFiniteRows, KeepsOrderAndOnlyFiniteRows) {
