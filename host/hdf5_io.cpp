@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "driftguard/errors.hpp"
 
 namespace driftguard {
@@ -296,8 +298,15 @@ std::vector<std::string> read_feature_names(const std::string& path, hid_t file,
       names);
   if (!ok) fail(path, "cannot read /feature_names (" + hdf5_error_detail() + ")");
   std::unordered_set<std::string_view> seen;
-  for (const std::string& name : names) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
     if (name.empty()) fail(path, "/feature_names contains an empty name");
+    // Names go into JSON reports, which are UTF-8 (a Latin-1 name from an old CSV is not).
+    try {
+      (void)nlohmann::json(name).dump();
+    } catch (const nlohmann::json::type_error&) {
+      fail(path, "/feature_names[" + std::to_string(i) + "] is not UTF-8 text");
+    }
     if (!seen.insert(name).second) fail(path, "/feature_names has duplicate name '" + name + "'");
   }
   return names;

@@ -357,6 +357,7 @@ ScanReport Monitor::Impl::report() {
     drift.name = ref.schema.features[f].name;
     drift.kind = ref.schema.features[f].kind;
     const auto points = window_spec.points_of(f);
+    drift.by_value = drift.kind == FeatureKind::Numeric && window_spec.categorical[f] != 0;
     drift.points.assign(points.begin(), points.end());
     const auto ref_slots = window_reference_counts.slots(f);
     const auto cur_slots = window_counts.slots(f);

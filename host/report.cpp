@@ -128,7 +128,7 @@ std::string ScanReport::to_json(int indent) const {
         {"validation", flags_json(f.current_flags)},
         {"reference_validation", flags_json(f.reference_flags)},
         {"histogram",
-         {{categorical ? "categories" : "edges", f.points},
+         {{categorical ? "categories" : f.by_value ? "values" : "edges", f.points},
           {"reference", f.reference_slots},
           {"current", f.current_slots}}},
     };

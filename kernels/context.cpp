@@ -131,7 +131,12 @@ HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
 }
 
 Context::Context(ContextOptions options) : impl_(std::make_unique<Impl>()) {
-  if (options.cpu_threads < 0) throw InvalidInput("cpu_threads must be >= 0");
+  // libgomp aborts (or crashes) creating a team of 10^5 threads; 1024 is past any machine's cores.
+  constexpr int kMaxCpuThreads = 1024;
+  if (options.cpu_threads < 0 || options.cpu_threads > kMaxCpuThreads) {
+    throw InvalidInput("cpu_threads must be in [0, " + std::to_string(kMaxCpuThreads) +
+                       "] (0: all cores), got " + std::to_string(options.cpu_threads));
+  }
   impl_->cpu_threads = options.cpu_threads > 0 ? options.cpu_threads : omp_get_max_threads();
 
   Backend backend = requested_backend(options.backend);

@@ -14,6 +14,7 @@
 
 #include "command.hpp"
 #include "driftguard/context.hpp"
+#include "driftguard/hdf5_io.hpp"
 #include "driftguard/report.hpp"
 
 namespace {
@@ -318,6 +319,33 @@ TEST(HtmlReport, EscapesEveryStringFromTheData) {
   EXPECT_NE(page.find("a&amp;b.h5"), std::string::npos);
 }
 
+TEST_F(Cli, EvidentlyValueBinsAreReportedAsValues) {
+  // evidently bins a numeric feature with few distinct values by value: its histogram lists those
+  // values (as for a categorical feature), not B + 1 edges.
+  for (const std::string name : {"halves_ref.h5", "halves_cur.h5"}) {
+    driftguard::Hdf5Writer writer((dir_ / name).string(), {"half", "x"});
+    std::vector<float> rows;
+    for (int r = 0; r < 3000; ++r) {
+      rows.push_back(0.5f + static_cast<float>(r % (name == "halves_ref.h5" ? 3 : 2)));
+      rows.push_back(static_cast<float>(r) * 0.37f);
+    }
+    writer.append(rows.data(), 3000);
+    writer.close();
+  }
+  const fs::path report = dir_ / "halves.json";
+  const CommandResult r =
+      run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
+          (dir_ / "halves_ref.h5").string() + " --current " + (dir_ / "halves_cur.h5").string() +
+          " --binning evidently --no-distances --report " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json features = read_json(report)["features"];
+  const json& half = features[0]["histogram"];
+  EXPECT_EQ(half["values"], json::parse("[0.5, 1.5, 2.5]")) << half.dump();
+  EXPECT_FALSE(half.contains("edges"));
+  EXPECT_EQ(half["reference"].size(), 6u);  // [underflow, 3 values, other, missing]
+  EXPECT_TRUE(features[1]["histogram"].contains("edges"));
+}
+
 TEST_F(Cli, ScoresWithoutAFiniteReferenceValueAreRefusedClearly) {
   // float32(1e300) is infinite: every reference score is, and no bin edge can be drawn.
   const fs::path model = dir_ / "infinite_scores.json";
@@ -409,6 +437,16 @@ TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   r = scan("same.h5", "--backend gpu");
   EXPECT_EQ(r.exit_code, 2) << r.err;
+  // libgomp crashed creating a team of 100000 threads.
+  r = scan("reference.h5", "--threads 100000");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cpu_threads must be in [0, 1024]"), std::string::npos) << r.err;
+  // A profile written over its own reference would destroy the data.
+  const std::string reference = (dir_ / "reference.h5").string();
+  r = run(std::string(DRIFTGUARD_BIN) + " profile --reference " + reference + " -o " + reference);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("is the reference itself"), std::string::npos) << r.err;
+  EXPECT_EQ(scan("reference.h5").exit_code, 0);  // still the data table
   r = run("DRIFTGUARD_BACKEND=cuda " + std::string(DRIFTGUARD_BIN) + " scan --reference " +
           (dir_ / "reference.h5").string() + " --current " + (dir_ / "reference.h5").string());
   if (driftguard::cuda_device_count() == 0) {

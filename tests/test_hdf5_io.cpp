@@ -384,6 +384,15 @@ TEST_F(Hdf5IoTest, DuplicateNames) {
   expect_open_error(path, "/feature_names has duplicate name 'age'");
 }
 
+TEST_F(Hdf5IoTest, NamesThatAreNotUtf8) {
+  const std::vector<float> values(6, 3.0f);
+  const std::string path = raw_file("cur.h5", [&](RawFile& raw) {
+    raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {3, 2}, values.data());
+    raw.fixed_strings("/feature_names", {"age", "r\xe9gion"}, 8);  // Latin-1
+  });
+  expect_open_error(path, "/feature_names[1] is not UTF-8 text");
+}
+
 TEST_F(Hdf5IoTest, ZeroRows) {
   const std::string path = file("cur.h5");
   Hdf5Writer(path, names_for(4)).close();

@@ -419,6 +419,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (profile_cmd->parsed()) {
+      std::error_code same_error;
+      if (std::filesystem::equivalent(profile_reference, profile_output, same_error)) {
+        throw InvalidInput(profile_output +
+                           ": is the reference itself; the profile would replace it");
+      }
       if (!profile_schema.empty()) profile_options.schema = Schema::load(profile_schema);
       Context ctx = make_context(profile_common);
       const ReferenceProfile profile =

@@ -27,7 +27,7 @@ struct ContextOptions {
   // device throws BackendUnavailable: never a silent fallback.
   Backend backend = Backend::Auto;
   int device = 0;       // CUDA device ordinal
-  int cpu_threads = 0;  // 0 = all hardware threads
+  int cpu_threads = 0;  // 0 = all hardware threads; at most 1024
   bool quiet = false;
 };
 

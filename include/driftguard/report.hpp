@@ -31,7 +31,10 @@ std::string_view to_string(DriftRule rule);
 struct FeatureDrift {
   std::string name;
   FeatureKind kind = FeatureKind::Numeric;
-  std::vector<double> points;  // bin edges (numeric) or codes (categorical)
+  // Bin edges (numeric) or codes (categorical); with by_value, a numeric feature's distinct
+  // reference values (the evidently policy bins a few-valued numeric feature by value).
+  bool by_value = false;
+  std::vector<double> points;
   // Histogram slots, HistogramCounts layout: [underflow | bins... | overflow | missing].
   std::vector<std::uint64_t> reference_slots;
   std::vector<std::uint64_t> current_slots;
