@@ -324,12 +324,15 @@ ScanReport Monitor::Impl::report() {
     const std::vector<float> sample = sample_finite_rows(window, opt.mmd_rows, opt.mmd_options.seed,
                                                          &report.mmd_current_finite_rows);
     const std::size_t sample_rows = sample.size() / features;
-    // Too few finite rows leaves the test out of this window's report.
     if (sample_rows >= 2) {
       report.mmd = with_failover("window", first_row, [&](Context& ctx) {
         return mmd_test(ctx, {ref.mmd_sample.data(), ref.mmd_rows, features},
                         {sample.data(), sample_rows, features}, opt.mmd_options);
       });
+    } else {
+      report.mmd_skipped = "the current window has " +
+                           std::to_string(report.mmd_current_finite_rows) +
+                           " rows without NaN or Inf; the test needs 2";
     }
   }
   if (model) {

@@ -128,7 +128,10 @@ std::string ScanReport::to_json(int indent) const {
         {"validation", flags_json(f.current_flags)},
         {"reference_validation", flags_json(f.reference_flags)},
         {"histogram",
-         {{categorical ? "categories" : f.by_value ? "values" : "edges", f.points},
+         {{categorical  ? "categories"
+           : f.by_value ? "values"
+                        : "edges",
+           f.points},
           {"reference", f.reference_slots},
           {"current", f.current_slots}}},
     };
@@ -236,6 +239,10 @@ std::string ScanReport::to_json(int indent) const {
                   {"current_finite_rows", mmd_current_finite_rows},
                   {"drift", mmd->pvalue < alpha}};
   }
+  if (!mmd_skipped.empty()) {
+    doc["mmd"] = {{"skipped", mmd_skipped}, {"current_finite_rows", mmd_current_finite_rows}};
+  }
+
   return indent < 0 ? doc.dump() : doc.dump(indent) + "\n";
 }
 

@@ -240,7 +240,9 @@ std::string page_of(const json& doc) {
             text_of(member(e, "stage")) + "): " + text_of(member(e, "from")) + " &#8594; " +
             text_of(member(e, "to")) + ", " + text_of(member(e, "reason")) + "</p>";
   }
-  if (const json& mmd = member(doc, "mmd"); mmd.is_object()) {
+  if (const json& mmd = member(doc, "mmd"); member(mmd, "skipped").is_string()) {
+    html += "<h2>MMD permutation test</h2><p>not run: " + text_of(mmd["skipped"]) + "</p>";
+  } else if (mmd.is_object()) {
     html += "<h2>MMD permutation test</h2><p>MMD&#178; " + number(member(mmd, "mmd2")) + ", p " +
             number(member(mmd, "pvalue")) + " (" + number(member(mmd, "permutations"), 12) +
             " permutations, &#963; " + number(member(mmd, "sigma")) + ", " +

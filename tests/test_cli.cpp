@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <string>
@@ -344,6 +345,34 @@ TEST_F(Cli, EvidentlyValueBinsAreReportedAsValues) {
   EXPECT_FALSE(half.contains("edges"));
   EXPECT_EQ(half["reference"].size(), 6u);  // [underflow, 3 values, other, missing]
   EXPECT_TRUE(features[1]["histogram"].contains("edges"));
+}
+
+TEST_F(Cli, MmdThatCannotRunSaysWhy) {
+  // Every current row has a NaN (one sparse column is enough): MMD has no row to sample, and the
+  // report says so instead of leaving the test out.
+  for (const std::string name : {"sparse_ref.h5", "sparse_cur.h5"}) {
+    driftguard::Hdf5Writer writer((dir_ / name).string(), {"sparse", "x"});
+    std::vector<float> rows;
+    for (int r = 0; r < 400; ++r) {
+      rows.push_back(name == "sparse_cur.h5" ? std::numeric_limits<float>::quiet_NaN() : 1.0f);
+      rows.push_back(static_cast<float>(r % 37));
+    }
+    writer.append(rows.data(), 400);
+    writer.close();
+  }
+  const fs::path report = dir_ / "sparse.json", page = dir_ / "sparse.html";
+  const CommandResult r =
+      run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
+          (dir_ / "sparse_ref.h5").string() + " --current " + (dir_ / "sparse_cur.h5").string() +
+          " --mmd --report " + report.string() + " --html " + page.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json mmd = read_json(report)["mmd"];
+  EXPECT_EQ(mmd["current_finite_rows"], 0) << mmd.dump();
+  EXPECT_NE(mmd["skipped"].get<std::string>().find("0 rows without NaN or Inf"), std::string::npos);
+  EXPECT_FALSE(mmd.contains("pvalue"));
+  EXPECT_NE(r.out.find("MMD: not run: the current window has 0 rows"), std::string::npos) << r.out;
+  EXPECT_NE(driftguard::testing::read_text(page).find("MMD permutation test</h2><p>not run:"),
+            std::string::npos);
 }
 
 TEST_F(Cli, ScoresWithoutAFiniteReferenceValueAreRefusedClearly) {

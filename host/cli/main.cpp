@@ -148,6 +148,7 @@ void print_table(const ScanReport& report, std::ostream& out) {
         << report.mmd->permutations << " permutations, sigma " << report.mmd->sigma << ", "
         << report.mmd->n_reference << " vs " << report.mmd->n_current << " rows)\n";
   }
+  if (!report.mmd_skipped.empty()) out << "MMD: not run: " << report.mmd_skipped << "\n";
   out << "drift: " << report.drifted_features() << " of " << report.features.size()
       << " features; dataset drift: " << (report.dataset_drift() ? "yes" : "no") << "\n"
       << "rule: " << report.decision_rule() << "\n";

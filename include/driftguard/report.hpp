@@ -139,6 +139,7 @@ struct ScanReport {
   std::vector<ScoreDrift> scores;  // one per model output
   std::optional<MmdResult> mmd;
   std::uint64_t mmd_current_finite_rows = 0;  // current rows without NaN/Inf, the MMD pool
+  std::string mmd_skipped;  // why a requested MMD test did not run (too few finite rows)
   // Set on one window's report (Monitor::close_window, the JSON Lines records of a scan).
   std::optional<WindowInfo> window;
   // A windowed scan's final report: every window in order. Its features then carry the whole
