@@ -335,10 +335,19 @@ Dataset open_column(const std::string& path, hid_t file, const char* name, std::
   return dataset;
 }
 
-// Reads rows [first, first + count) clamped to `rows` of a 1-D (columns == 0) or 2-D dataset.
+// HDF5 converts an out-of-range value to the nearest one it can hold (a uint64 row id above 2^63
+// to INT64_MAX); for identifiers and timestamps that is a wrong answer, so such a read fails.
+H5T_conv_ret_t refuse_out_of_range(H5T_conv_except_t exception, hid_t, hid_t, void*, void*, void*) {
+  return exception == H5T_CONV_EXCEPT_RANGE_HI || exception == H5T_CONV_EXCEPT_RANGE_LOW
+             ? H5T_CONV_ABORT
+             : H5T_CONV_UNHANDLED;
+}
+
+// Reads rows [first, first + count) clamped to `rows` of a 1-D (columns == 0) or 2-D dataset;
+// `exact`: values out of mem_type's range fail the read instead of being clamped.
 std::size_t read_rows(const std::string& path, hid_t dataset, const char* name, std::size_t rows,
                       std::size_t columns, hid_t mem_type, std::size_t first, std::size_t count,
-                      void* out) {
+                      void* out, bool exact = false) {
   if (dataset < 0) fail(path, std::string("has no ") + name + " dataset");
   if (first >= rows || count == 0) return 0;
   const std::size_t n = std::min(count, rows - first);
@@ -348,11 +357,18 @@ std::size_t read_rows(const std::string& path, hid_t dataset, const char* name, 
   const hsize_t block[2] = {n, columns};
   Dataspace file_space(H5Dget_space(dataset));
   Dataspace mem_space(H5Screate_simple(rank, block, nullptr));
+  PropertyList transfer(exact ? H5Pcreate(H5P_DATASET_XFER) : H5I_INVALID_HID);
+  if (exact && (!transfer.valid() ||
+                H5Pset_type_conv_cb(transfer.get(), refuse_out_of_range, nullptr) < 0)) {
+    fail(path, std::string("cannot read ") + name + " (" + hdf5_error_detail() + ")");
+  }
   if (!file_space.valid() || !mem_space.valid() ||
       H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, block, nullptr) < 0 ||
-      H5Dread(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0) {
+      H5Dread(dataset, mem_type, mem_space.get(), file_space.get(),
+              exact ? transfer.get() : H5P_DEFAULT, out) < 0) {
     fail(path, "cannot read rows " + row_range(first, n) + " of " + name +
-                   " (corrupt block?: " + hdf5_error_detail() + ")");
+                   (exact ? " (a value beyond int64, or a corrupt block: " : " (corrupt block?: ") +
+                   hdf5_error_detail() + ")");
   }
   return n;
 }
@@ -589,13 +605,13 @@ std::size_t Hdf5BatchReader::read_timestamp(std::size_t first, std::size_t count
                                             std::int64_t* out) {
   silence_hdf5_stack_printing();
   return read_rows(impl_->path, impl_->timestamp.get(), "/timestamp", impl_->rows, 0,
-                   H5T_NATIVE_INT64, first, count, out);
+                   H5T_NATIVE_INT64, first, count, out, /*exact=*/true);
 }
 
 std::size_t Hdf5BatchReader::read_row_id(std::size_t first, std::size_t count, std::int64_t* out) {
   silence_hdf5_stack_printing();
   return read_rows(impl_->path, impl_->row_id.get(), "/row_id", impl_->rows, 0, H5T_NATIVE_INT64,
-                   first, count, out);
+                   first, count, out, /*exact=*/true);
 }
 
 namespace {

@@ -393,6 +393,34 @@ TEST_F(Hdf5IoTest, NamesThatAreNotUtf8) {
   expect_open_error(path, "/feature_names[1] is not UTF-8 text");
 }
 
+TEST_F(Hdf5IoTest, Uint64RowIdsBeyondInt64FailInsteadOfClamping) {
+  const std::vector<float> values(6, 3.0f);
+  const std::vector<std::uint64_t> small = {1, 2, 3}, big = {1, (std::uint64_t{1} << 63) + 5, 3};
+  for (const auto* ids : {&small, &big}) {
+    const std::string path = raw_file(ids == &small ? "small.h5" : "big.h5", [&](RawFile& raw) {
+      raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {3, 2}, values.data());
+      raw.dataset("/row_id", H5T_STD_U64LE, H5T_NATIVE_UINT64, {3}, ids->data());
+    });
+    Hdf5BatchReader reader(path);
+    std::int64_t out[3] = {};
+    if (ids == &small) {
+      ASSERT_EQ(reader.read_row_id(0, 3, out), 3u);
+      EXPECT_EQ(out[1], 2);
+      continue;
+    }
+    ::testing::internal::CaptureStderr();
+    try {
+      reader.read_row_id(0, 3, out);
+      ADD_FAILURE() << "a row id above 2^63 was read as " << out[1];
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("rows 0..2 of /row_id (a value beyond int64"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  }
+}
+
 TEST_F(Hdf5IoTest, ZeroRows) {
   const std::string path = file("cur.h5");
   Hdf5Writer(path, names_for(4)).close();
