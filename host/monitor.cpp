@@ -34,6 +34,17 @@ std::span<const std::uint64_t> without_missing(std::span<const std::uint64_t> sl
   return slots.first(slots.size() - 1);
 }
 
+// build_histogram_spec over the profile; a feature it cannot bin is named with the reference.
+HistogramSpec histogram_spec_of(const ReferenceProfile& ref, const BinningOptions& binning,
+                                const std::vector<ColumnStats>& reference_stats,
+                                const std::vector<ColumnStats>* current_stats) {
+  try {
+    return build_histogram_spec(ref.schema, binning, ref.sorted, reference_stats, current_stats);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(ref.source + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 struct Monitor::Impl {
@@ -117,7 +128,7 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
   m.rules = ValidationRules::from_schema(ref.schema);
   m.reference_stats = ref.column_stats();
   if (opt.binning.policy != BinningPolicy::Evidently) {
-    m.spec = build_histogram_spec(ref.schema, opt.binning, ref.sorted, m.reference_stats, nullptr);
+    m.spec = histogram_spec_of(ref, opt.binning, m.reference_stats, nullptr);
     m.reference_counts = ref.histogram(*m.spec);
   }
   if (opt.distances) {
@@ -291,8 +302,7 @@ ScanReport Monitor::Impl::report() {
   } else {
     std::vector<ColumnStats> current_stats(features);
     observe_columns(window, current_stats);
-    window_spec =
-        build_histogram_spec(ref.schema, opt.binning, ref.sorted, reference_stats, &current_stats);
+    window_spec = histogram_spec_of(ref, opt.binning, reference_stats, &current_stats);
     window_counts = with_failover("window", first_row, [&](Context& ctx) {
       HistogramCounts counts(window_spec);
       histogram(ctx, window, window_spec, counts);
