@@ -529,6 +529,22 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   if (!create.valid()) fail(path, "cannot read the layout of /features");
   const H5D_layout_t layout = H5Pget_layout(create.get());
   hsize_t chunk[2] = {0, 0};
+  // A filter missing from this libhdf5 (h5py's lzf, a plugin not installed) would fail every
+  // read with a message about plugin directories; name it once, here.
+  const int filters = H5Pget_nfilters(create.get());
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t values = 0;
+    char filter_name[64] = {};
+    const H5Z_filter_t filter =
+        H5Pget_filter2(create.get(), static_cast<unsigned>(i), &flags, &values, nullptr,
+                       sizeof filter_name, filter_name, &config);
+    if (filter < 0 || H5Zfilter_avail(filter) <= 0) {
+      fail(path, "/features is compressed with HDF5 filter " + std::to_string(filter) +
+                     (filter_name[0] != '\0' ? " (" + std::string(filter_name) + ")" : "") +
+                     ", which this HDF5 library does not have; rewrite it with gzip");
+    }
+  }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
   if (chunked) {
