@@ -47,8 +47,11 @@ std::string escape(std::string_view text) {
   return out;
 }
 
+// A string field as text; numbers and literals as JSON writes them; anything else (an array or
+// object where text belongs, which a hand-edited report may nest thousands deep) as a dash.
 std::string text_of(const json& value) {
-  return escape(value.is_string() ? value.get<std::string>() : value.dump());
+  if (value.is_string()) return escape(value.get<std::string>());
+  return value.is_primitive() ? escape(value.dump()) : "&#8212;";
 }
 
 // A number to `digits` significant digits; null (an undefined statistic) as a dash.
@@ -274,7 +277,7 @@ std::string report_html(std::string_view report_json, std::optional<std::uint64_
   const auto parse = [](std::string_view text, const std::string& what) {
     try {
       return json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // syntax, and numbers beyond double (1e400)
       throw InvalidInput(what + "not JSON: " + e.what());
     }
   };
@@ -282,7 +285,7 @@ std::string report_html(std::string_view report_json, std::optional<std::uint64_
   if (!window) {
     try {
       doc = json::parse(report_json);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       const std::string_view first_line = report_json.substr(0, report_json.find('\n'));
       if (json::accept(first_line) && json::parse(first_line).contains("window")) {
         throw InvalidInput(
@@ -308,6 +311,13 @@ std::string report_html(std::string_view report_json, std::optional<std::uint64_
   }
   if (!doc.is_object() || member(doc, "report_version") != 1) {
     throw InvalidInput("not a driftguard scan report (a JSON object with \"report_version\": 1)");
+  }
+  // The verdict is the page's headline: without it (or the features it counts) the page would
+  // say "no drift" about a report that does not say so.
+  if (!member(member(doc, "drift"), "dataset_drift").is_boolean() ||
+      !member(doc, "features").is_array()) {
+    throw InvalidInput(
+        "not a complete scan report: drift.dataset_drift (true or false) or features is missing");
   }
   return page_of(doc);
 }

@@ -389,6 +389,7 @@ ScanReport aggregate_report(Monitor& monitor, const CheckpointState& state) {
   report.current_rows = state.validation.rows;
   report.scores.clear();
   report.mmd.reset();
+  report.mmd_skipped.clear();  // MMD is per window: the whole file is never tested
   report.mmd_current_finite_rows = 0;
   std::size_t slot = 0;
   for (std::size_t f = 0; f < report.features.size(); ++f) {

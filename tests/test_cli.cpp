@@ -274,6 +274,11 @@ TEST_F(Cli, HtmlCommandRefusesWhatIsNotAReport) {
       {"garbage", "not JSON"},
       {R"({"features": []})", "not a driftguard scan report"},
       {R"([{"report_version": 1}])", "not a driftguard scan report"},
+      // Without its verdict a page would say "no drift" about a report that does not say so.
+      {R"({"report_version": 1})", "not a complete scan report"},
+      {R"({"report_version": 1, "drift": {"dataset_drift": "true"}, "features": []})",
+       "not a complete scan report"},
+      {R"({"report_version": 1, "current_rows": 1e400})", "not JSON"},
   };
   for (const auto& [text, message] : inputs) {
     const fs::path input = dir_ / "not_a_report.json";
@@ -294,11 +299,17 @@ TEST_F(Cli, HtmlCommandRefusesWhatIsNotAReport) {
 
 TEST(HtmlReport, RendersMalformedFieldsAsDashes) {
   // A hand-edited report: wrong types where numbers and histograms belong still give a page.
+  // Text fields holding arrays nested thousands deep are dashes too (writing them out recursed
+  // once per level).
+  const std::string deep = std::string(5000, '[') + std::string(5000, ']');
   const std::string page = driftguard::report_html(
-      R"({"report_version": 1, "current_rows": "many", "features": [{"name": "x",
-          "psi": "high", "histogram": {"reference": [1, "a", 3], "current": [1, 2, 3]}}]})");
+      R"({"report_version": 1, "drift": {"dataset_drift": false}, "current_rows": "many",
+          "backend": )" +
+      deep + R"(, "features": [{"name": "x", "psi": "high", "kind": )" + deep +
+      R"(, "histogram": {"reference": [1, "a", 3], "current": [1, 2, 3]}}]})");
   EXPECT_NE(page.find("<td>x</td>"), std::string::npos);
   EXPECT_EQ(page.find("<svg"), std::string::npos);
+  EXPECT_EQ(page.find("[["), std::string::npos);
   EXPECT_NE(page.find("(&#8212; rows)"), std::string::npos) << page;
 }
 

@@ -736,6 +736,9 @@ class PipelineFailover : public Pipeline {
     const std::vector<json> expected_lines = read_jsonl(base_jsonl);
     ASSERT_EQ(expected_lines.size(), 4u);
     EXPECT_TRUE(expected["failovers"].empty());
+    // MMD is per window: each record has its test, the whole-file report none (not "skipped").
+    for (const json& line : expected_lines) EXPECT_TRUE(line["mmd"].contains("pvalue"));
+    EXPECT_FALSE(expected.contains("mmd")) << expected["mmd"].dump();
     for (const Case& c : cases()) {
       SCOPED_TRACE("launch:" + std::to_string(c.k));
       const fs::path report = dir_ / "fo.json", jsonl = dir_ / "fo.jsonl";

@@ -387,14 +387,16 @@ int main(int argc, char** argv) {
   CLI::App* score_cmd = add_score_command(app, score_command, common);
 
   std::string html_report, html_output;
-  std::optional<std::uint64_t> html_window;
+  std::optional<std::int64_t> html_window;
   CLI::App* html_cmd = app.add_subcommand(
       "html",
       "render a JSON report written by scan (--report, or a --windows-jsonl record) as HTML");
   html_cmd->add_option("report", html_report, "the JSON report")->required();
   html_cmd->add_option("-o,--output", html_output, "the page to write")->required();
-  html_cmd->add_option("--window", html_window,
-                       "the record of this window index, in a --windows-jsonl file");
+  html_cmd
+      ->add_option("--window", html_window,
+                   "the record of this window index, in a --windows-jsonl file")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
@@ -413,7 +415,9 @@ int main(int argc, char** argv) {
       }
       text << in.rdbuf();
       try {
-        detail::write_file_atomically(html_output, report_html(text.str(), html_window));
+        const std::optional<std::uint64_t> window =
+            html_window ? std::optional<std::uint64_t>(*html_window) : std::nullopt;
+        detail::write_file_atomically(html_output, report_html(text.str(), window));
       } catch (const InvalidInput& e) {
         throw InvalidInput(html_report + ": " + e.what());
       }
