@@ -131,8 +131,6 @@ HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
 }
 
 Context::Context(ContextOptions options) : impl_(std::make_unique<Impl>()) {
-  // libgomp aborts (or crashes) creating a team of 10^5 threads; 1024 is past any machine's cores.
-  constexpr int kMaxCpuThreads = 1024;
   if (options.cpu_threads < 0 || options.cpu_threads > kMaxCpuThreads) {
     throw InvalidInput("cpu_threads must be in [0, " + std::to_string(kMaxCpuThreads) +
                        "] (0: all cores), got " + std::to_string(options.cpu_threads));

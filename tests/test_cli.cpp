@@ -15,6 +15,7 @@
 
 #include "command.hpp"
 #include "driftguard/context.hpp"
+#include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/report.hpp"
 
@@ -477,10 +478,12 @@ TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   r = scan("same.h5", "--backend gpu");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  // libgomp crashed creating a team of 100000 threads.
+  // libgomp crashed creating a team of 100000 threads: a usage error, and refused by the library.
   r = scan("reference.h5", "--threads 100000");
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("cpu_threads must be in [0, 1024]"), std::string::npos) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("not in range 0 to 1024"), std::string::npos) << r.err;
+  EXPECT_THROW(driftguard::Context(driftguard::ContextOptions{.cpu_threads = 100000}),
+               driftguard::InvalidInput);
   // A profile written over its own reference would destroy the data.
   const std::string reference = (dir_ / "reference.h5").string();
   r = run(std::string(DRIFTGUARD_BIN) + " profile --reference " + reference + " -o " + reference);

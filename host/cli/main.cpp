@@ -57,6 +57,21 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitDrift = 3;
 
+// CLI11's PositiveNumber and NonNegativeNumber quote their upper end, DBL_MAX, in 300 digits.
+CLI::Validator greater_than_zero(bool or_equal) {
+  return CLI::Validator(
+      [or_equal](std::string& input) -> std::string {
+        double value = 0;
+        if (CLI::detail::lexical_cast(input, value) && (or_equal ? value >= 0 : value > 0)) {
+          return {};
+        }
+        return std::string("must be a number ") + (or_equal ? ">= 0" : "> 0") + ", got " + input;
+      },
+      or_equal ? "NONNEGATIVE" : "POSITIVE");
+}
+const CLI::Validator kPositive = greater_than_zero(false);
+const CLI::Validator kNonNegative = greater_than_zero(true);
+
 struct CommonOptions {
   std::string backend = "auto";
   int threads = 0;
@@ -68,7 +83,7 @@ void add_common(CLI::App& app, CommonOptions& common) {
                  "auto | cpu | cuda (default: DRIFTGUARD_BACKEND, else CUDA when a device exists)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--threads", common.threads, "CPU threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, kMaxCpuThreads));
   app.add_flag("-q,--quiet", common.quiet, "print nothing but errors");
 }
 
@@ -180,7 +195,7 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommand& cmd, CommonOptions& com
   sub->add_flag("--best-iteration", cmd.options.use_best_iteration,
                 "use rounds [0, best_iteration] of an early-stopped model");
   sub->add_option("--batch-rows", cmd.batch_rows, "rows per batch (default: about 16 MiB)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   add_common(*sub, common);
   return sub;
 }
@@ -284,7 +299,7 @@ int main(int argc, char** argv) {
       ->add_option("--mmd-permutations", scan_options.mmd_options.permutations, "MMD permutations")
       ->check(CLI::Range(1u, 1000000u));
   scan_cmd->add_option("--mmd-sigma", mmd_sigma, "RBF bandwidth (default: median heuristic)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   scan_cmd->add_option("--mmd-pvalue", mmd_pvalue, "conservative | alibi")
       ->check(CLI::IsMember({"conservative", "alibi"}));
   scan_cmd->add_option("--seed", scan_options.mmd_options.seed,
@@ -300,11 +315,11 @@ int main(int argc, char** argv) {
   scan_cmd
       ->add_option("--psi-moderate", scan_options.bands.moderate,
                    "PSI from which a shift is moderate")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   scan_cmd
       ->add_option("--psi-significant", scan_options.bands.significant,
                    "PSI from which a shift is significant")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   scan_cmd
       ->add_option("--drift-band", drift_band, "band that counts as drift: moderate | significant")
       ->check(CLI::IsMember({"moderate", "significant"}));
@@ -312,15 +327,15 @@ int main(int argc, char** argv) {
   scan_cmd
       ->add_option("--batch-rows", scan_options.batch_rows,
                    "rows per batch (default: about 16 MiB)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   scan_cmd
       ->add_option("--window-rows", scan_options.window_rows,
                    "tumbling windows of this many rows, each with its own statistics")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   scan_cmd
       ->add_option("--window-time", window_time,
                    "tumbling windows of this width in /timestamp units ([k*W, (k+1)*W))")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   scan_cmd->add_option("--windows-jsonl", scan_options.windows_jsonl,
                        "write each window's report here, one JSON line per window");
   scan_cmd->add_option("--checkpoint", scan_options.checkpoint_path,
@@ -344,7 +359,7 @@ int main(int argc, char** argv) {
   scan_cmd
       ->add_option("--range-margin", scan_options.range_margin,
                    "schema inference: widen observed numeric ranges by this fraction per side")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   add_common(*scan_cmd, common);
 
   std::string infer_reference, infer_output;
@@ -359,7 +374,7 @@ int main(int argc, char** argv) {
   schema_cmd
       ->add_option("--range-margin", infer_range_margin,
                    "widen observed numeric ranges by this fraction of their width per side")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
 
   std::string profile_reference, profile_output, profile_schema;
   ProfileOptions profile_options;
@@ -375,7 +390,7 @@ int main(int argc, char** argv) {
   profile_cmd
       ->add_option("--range-margin", profile_options.range_margin,
                    "schema inference: widen observed numeric ranges by this fraction")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   profile_cmd->add_option("--mmd-rows", profile_options.mmd_rows, "reference rows kept for MMD");
   profile_cmd->add_option("--seed", profile_options.seed, "seed of the MMD sample");
   profile_cmd->add_option("--model", profile_options.model_path,
@@ -396,7 +411,7 @@ int main(int argc, char** argv) {
   html_cmd
       ->add_option("--window", html_window,
                    "the record of this window index, in a --windows-jsonl file")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
 
   try {
     app.parse(argc, argv);

@@ -20,6 +20,10 @@ bool cuda_compiled() noexcept;
 // build has no CUDA backend.
 int cuda_device_count() noexcept;
 
+// Most CPU threads a Context takes: libgomp aborts or crashes creating a team of 10^5 threads,
+// and 1024 is past any machine's cores.
+inline constexpr int kMaxCpuThreads = 1024;
+
 struct ContextOptions {
   // Auto resolves, in order: the DRIFTGUARD_BACKEND environment variable (auto|cpu|cuda), then
   // CUDA when compiled in and a device is present, else CPU. Choosing CPU under Auto is said once
@@ -27,7 +31,7 @@ struct ContextOptions {
   // device throws BackendUnavailable: never a silent fallback.
   Backend backend = Backend::Auto;
   int device = 0;       // CUDA device ordinal
-  int cpu_threads = 0;  // 0 = all hardware threads; at most 1024
+  int cpu_threads = 0;  // 0 = all hardware threads; at most kMaxCpuThreads
   bool quiet = false;
 };
 
