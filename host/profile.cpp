@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <span>
 #include <string>
 
 #include "driftguard/context.hpp"
@@ -250,6 +252,18 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
   for (const std::uint64_t cells : profile.validation.flag_counts) {
     if (cells > profile.rows) corrupt(path, "a validation count exceeds the profile's rows");
   }
+  // Flags that spoil a row whatever the schema: each such cell lies in an invalid row.
+  for (std::size_t f = 0; f < features; ++f) {
+    std::uint64_t spoiling = 0;
+    for (const CellFlag flag : {kNonFinite, kBelowMin, kAboveMax, kUnknownCategory}) {
+      spoiling += profile.validation.count(f, flag);
+    }
+    if (spoiling > profile.validation.rows_invalid()) {
+      corrupt(path, "feature '" + profile.schema.features[f].name + "' has " +
+                        std::to_string(spoiling) + " invalid cells but the profile " +
+                        std::to_string(profile.validation.rows_invalid()) + " invalid rows");
+    }
+  }
   try {
     profile.sorted.check();
   } catch (const InvalidInput& e) {
@@ -262,8 +276,23 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
            columns.column(f).size() == profile.rows - columns.nan_counts[f];
   };
   for (std::size_t f = 0; f < features; ++f) {
+    const std::string& name = profile.schema.features[f].name;
     if (!covers_every_row(profile.sorted, f)) {
-      corrupt(path, "column '" + profile.schema.features[f].name + "' does not hold every row");
+      corrupt(path, "column '" + name + "' does not hold every row");
+    }
+    // The counts the sorted column shows by itself: NaN (left out of it) and the infinities at
+    // its two ends.
+    const std::span<const float> column = profile.sorted.column(f);
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    const auto finite_begin =
+        std::partition_point(column.begin(), column.end(), [](float x) { return x == -kInf; });
+    const auto finite_end =
+        std::partition_point(finite_begin, column.end(), [](float x) { return x != kInf; });
+    const auto infinite =
+        static_cast<std::uint64_t>((finite_begin - column.begin()) + (column.end() - finite_end));
+    if (profile.validation.count(f, kMissing) != profile.sorted.nan_counts[f] ||
+        profile.validation.count(f, kNonFinite) != infinite) {
+      corrupt(path, "the validation counts of '" + name + "' disagree with its column");
     }
   }
   if (const auto model = store.string_attribute("score_model")) {

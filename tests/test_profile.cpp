@@ -167,6 +167,15 @@ TEST_F(Profile, CorruptOrForeignFilesAreRefused) {
   broken.validation.flag_counts.front() = broken.rows + 1;
   broken.save(path);
   refused_for("a validation count exceeds the profile's rows");
+  // One that counts NaN its column does not have, or fewer invalid rows than invalid cells.
+  broken = profile;
+  broken.validation.flag_counts[flag_index(kMissing)] += 1;
+  broken.save(path);
+  refused_for("the validation counts of 'x' disagree with its column");
+  broken = profile;
+  broken.validation.rows_ok = broken.rows;
+  broken.save(path);
+  refused_for("invalid cells but the profile 0 invalid rows");
 }
 
 TEST(SampleFiniteRows, KeepsOrderAndOnlyFiniteRows) {
