@@ -62,10 +62,12 @@ CLI::Validator greater_than_zero(bool or_equal) {
   return CLI::Validator(
       [or_equal](std::string& input) -> std::string {
         double value = 0;
-        if (CLI::detail::lexical_cast(input, value) && (or_equal ? value >= 0 : value > 0)) {
+        if (CLI::detail::lexical_cast(input, value) && std::isfinite(value) &&
+            (or_equal ? value >= 0 : value > 0)) {
           return {};
         }
-        return std::string("must be a number ") + (or_equal ? ">= 0" : "> 0") + ", got " + input;
+        return std::string("must be a finite number ") + (or_equal ? ">= 0" : "> 0") + ", got " +
+               input;
       },
       or_equal ? "NONNEGATIVE" : "POSITIVE");
 }
