@@ -547,6 +547,10 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
+  // Chunks or a contiguous block never written read as the fill value: rows that would count as
+  // data though the file has none. (Counted per chunk: libhdf5 1.10's H5Dget_space_status calls
+  // a fully written compressed dataset partly allocated.)
+  bool stored = true;
   if (chunked) {
     // HDF5 refuses to create a chunk larger than a fixed maximum extent, so one is a corrupt
     // layout, which libhdf5 1.10 then reads past its own buffers.
@@ -562,18 +566,11 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
                        std::to_string(max_dims[0]) + " x " + std::to_string(max_dims[1]) + ")");
       }
     }
-  }
-  // Chunks or a contiguous block never written read as the fill value: rows that would count as
-  // data though the file has none. (Counted per chunk: libhdf5 1.10's H5Dget_space_status calls
-  // a fully written compressed dataset partly allocated.)
-  bool stored = true;
-  if (chunked) {
     hsize_t chunks = 0;
     const hsize_t expected =
         (r.rows + chunk[0] - 1) / chunk[0] * ((r.features + chunk[1] - 1) / chunk[1]);
-    Dataspace space(H5Dget_space(r.features_data.get()));
-    stored = space.valid() && H5Dget_num_chunks(r.features_data.get(), space.get(), &chunks) >= 0 &&
-             chunks >= expected;
+    stored =
+        H5Dget_num_chunks(r.features_data.get(), space.get(), &chunks) >= 0 && chunks >= expected;
   } else if (layout == H5D_CONTIGUOUS && H5Pget_external_count(create.get()) == 0) {
     H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
     stored = H5Dget_space_status(r.features_data.get(), &status) >= 0 &&
@@ -601,6 +598,19 @@ const std::vector<std::string>& Hdf5BatchReader::feature_names() const noexcept 
   return impl_->names;
 }
 std::size_t Hdf5BatchReader::chunk_rows() const noexcept { return impl_->chunk_rows; }
+
+std::size_t Hdf5BatchReader::batch_rows(std::size_t requested,
+                                        std::size_t extra_floats_per_row) const {
+  const std::size_t chunk = std::max<std::size_t>(1, impl_->chunk_rows);
+  const std::size_t whole_file = std::max(chunk, (impl_->rows + chunk - 1) / chunk * chunk);
+  if (requested > 0) {
+    const std::size_t rows = std::min(requested, whole_file);
+    return std::max(chunk, (rows + chunk - 1) / chunk * chunk);
+  }
+  const std::size_t row_bytes = (impl_->features + extra_floats_per_row) * sizeof(float);
+  const std::size_t target = std::max<std::size_t>(1, (std::size_t{16} << 20) / row_bytes);
+  return std::min(whole_file, std::max(chunk, target / chunk * chunk));
+}
 bool Hdf5BatchReader::has_label() const noexcept { return impl_->label.valid(); }
 bool Hdf5BatchReader::has_timestamp() const noexcept { return impl_->timestamp.valid(); }
 bool Hdf5BatchReader::has_row_id() const noexcept { return impl_->row_id.valid(); }

@@ -29,21 +29,6 @@ using detail::Block;
 using detail::CheckpointState;
 using detail::steady_seconds;
 
-// About 16 MiB of features and model scores per batch, rounded to whole HDF5 chunks so no chunk
-// is read twice, and no more chunks than the file has (the ring holds several batches).
-std::size_t batch_rows_for(const Hdf5BatchReader& reader, std::size_t requested,
-                           std::size_t score_outputs) {
-  const std::size_t chunk = std::max<std::size_t>(1, reader.chunk_rows());
-  const std::size_t whole_file = std::max(chunk, (reader.rows() + chunk - 1) / chunk * chunk);
-  if (requested > 0) {
-    const std::size_t rows = std::min(requested, whole_file);
-    return std::max(chunk, (rows + chunk - 1) / chunk * chunk);
-  }
-  const std::size_t row_bytes = (reader.features() + score_outputs) * sizeof(float);
-  const std::size_t target = std::max<std::size_t>(1, (std::size_t{16} << 20) / row_bytes);
-  return std::min(whole_file, std::max(chunk, target / chunk * chunk));
-}
-
 ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, bool& is_profile) {
   is_profile = ReferenceProfile::is_profile(options.reference_path);
   if (!is_profile) {
@@ -582,8 +567,8 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   double compute_seconds = 0;
   std::optional<ScanReport> whole;
   {
-    const std::size_t block_rows = batch_rows_for(
-        current, options.batch_rows, options.model_path ? monitor.profile().scores.features : 0);
+    const std::size_t block_rows = current.batch_rows(
+        options.batch_rows, options.model_path ? monitor.profile().scores.features : 0);
     detail::BlockRing ring(run_ctx, current, state.next_row, block_rows, options.ring_buffers,
                            options.window_time.has_value(),
                            options.on_bad_block == BadBlockPolicy::Skip);

@@ -270,6 +270,18 @@ TEST_F(Hdf5IoTest, DefaultChunksHoldAboutOneMebibyte) {
   EXPECT_EQ(Hdf5BatchReader(path).chunk_rows(), 100u);  // never more than the rows stored
 }
 
+TEST_F(Hdf5IoTest, BatchRowsAreWholeChunksWithinTheFile) {
+  const std::string path = file("batches.h5");
+  write_table(path, random_table(20000, 32, 4), names_for(32), {.chunk_rows = 1000});
+  const Hdf5BatchReader reader(path);
+  // 16 MiB of 32 floats a row would be 131072 rows: the file's 20 chunks are all there is.
+  EXPECT_EQ(reader.batch_rows(0), 20000u);
+  EXPECT_EQ(reader.batch_rows(2500), 3000u);  // rounded up to whole chunks
+  EXPECT_EQ(reader.batch_rows(std::size_t{1} << 62), 20000u);
+  // 1000 model outputs a row leave room for 4 chunks (16 MiB / (1032 * 4 B) = 4064 rows).
+  EXPECT_EQ(reader.batch_rows(0, 1000), 4000u);
+}
+
 TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
   const Table t = random_table(1000, 3, 6);
   const std::string path = file("blocks.h5");

@@ -213,13 +213,9 @@ int run_score(const ScoreCommand& cmd, const CommonOptions& common) {
   if (model.has_points()) columns.push_back({"/points", 0});
   Hdf5ColumnWriter writer(cmd.output, columns, reader.has_row_id());
 
-  // About 16 MiB of features and outputs per batch (a 1000-class model's outputs outweigh its
-  // features), and never more rows than the file holds.
-  const std::size_t row_bytes =
-      (reader.features() + 2 * k + (model.has_points() ? 1 : 0)) * sizeof(float);
-  const std::size_t rows_per_batch = std::clamp<std::size_t>(
-      cmd.batch_rows != 0 ? cmd.batch_rows : (std::size_t{16} << 20) / row_bytes, 1,
-      std::max<std::size_t>(1, reader.rows()));
+  // A 1000-class model's margins and probabilities outweigh its features: they count too.
+  const std::size_t rows_per_batch =
+      reader.batch_rows(cmd.batch_rows, 2 * k + (model.has_points() ? 1 : 0));
   std::vector<float> batch(rows_per_batch * reader.features()), margin(rows_per_batch * k),
       probability(rows_per_batch * k), points(model.has_points() ? rows_per_batch : 0);
   std::vector<std::int64_t> row_id(reader.has_row_id() ? rows_per_batch : 0);

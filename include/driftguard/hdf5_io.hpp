@@ -32,6 +32,10 @@ class Hdf5BatchReader {
   const std::vector<std::string>& feature_names() const noexcept;
   // Rows per chunk of /features (a good block size to read), or rows() when contiguous.
   std::size_t chunk_rows() const noexcept;
+  // Rows per batch: `requested`, or 0 for about 16 MiB of features plus `extra_floats_per_row`
+  // (a model's outputs, say); rounded to whole chunks, so no chunk is read twice, and no more
+  // chunks than the file has.
+  std::size_t batch_rows(std::size_t requested, std::size_t extra_floats_per_row = 0) const;
   bool has_label() const noexcept;
   bool has_timestamp() const noexcept;
   bool has_row_id() const noexcept;
