@@ -137,7 +137,7 @@ const char* op_name(Op op) {
 }
 
 Context& cpu_context() {
-  static Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  static Context ctx(ContextOptions{.backend = Backend::Cpu});
   return ctx;
 }
 
@@ -178,7 +178,7 @@ class DeviceWindow {
 };
 
 struct CudaBench {
-  Context ctx{ContextOptions{.backend = Backend::Cuda, .quiet = true}};
+  Context ctx{ContextOptions{.backend = Backend::Cuda}};
   std::unique_ptr<DeviceWindow> reference, current;
 };
 std::unique_ptr<CudaBench> cuda_bench;

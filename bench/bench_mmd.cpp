@@ -70,7 +70,7 @@ void report(benchmark::State& state, const MmdResult& r) {
 }
 
 Context& cpu_context() {
-  static Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  static Context ctx(ContextOptions{.backend = Backend::Cpu});
   return ctx;
 }
 
@@ -97,7 +97,7 @@ using driftguard::bench::cuda_check;
 
 // Device copies of one case's windows, the L2 flush buffer and timing events.
 struct CudaCase {
-  Context ctx{ContextOptions{.backend = Backend::Cuda, .quiet = true}};
+  Context ctx{ContextOptions{.backend = Backend::Cuda}};
   float* d_reference = nullptr;
   float* d_current = nullptr;
   bench::CudaTimer timer;

@@ -235,7 +235,7 @@ void ensure_table(const std::string& path, std::size_t rows, DataKind kind, bool
 }
 
 Context& cpu_context() {
-  static Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  static Context ctx(ContextOptions{.backend = Backend::Cpu});
   return ctx;
 }
 
@@ -581,7 +581,7 @@ int main(int argc, char** argv) {
   fs::create_directories(config.dir);
   const bool cuda = cuda_device_count() > 0;
   if (cuda) {
-    cuda_ctx = std::make_unique<Context>(ContextOptions{.backend = Backend::Cuda, .quiet = true});
+    cuda_ctx = std::make_unique<Context>(ContextOptions{.backend = Backend::Cuda});
     benchmark::AddCustomContext("cuda_device", cuda_ctx->device_name());
 #ifdef DRIFTGUARD_WITH_CUDA
     cuda_timer = std::make_unique<bench::CudaTimer>();

@@ -42,7 +42,7 @@ Table load(const std::string& path, std::size_t bins) {
 }
 
 void run_pass(benchmark::State& state, Backend backend, const Table& t, bool validate_too) {
-  Context ctx(ContextOptions{.backend = backend, .quiet = true});
+  Context ctx(ContextOptions{.backend = backend});
   const ValidationRules rules = ValidationRules::permissive(t.features);
   const BatchView batch{t.values.data(), t.rows, t.features};
   for (auto _ : state) {

@@ -81,7 +81,7 @@ std::vector<float> random_rows(std::size_t rows, std::size_t features) {
 
 void run_score(benchmark::State& state, Backend backend, int threads, const Model& model,
                const std::vector<float>& values, const std::vector<std::string>& names) {
-  Context ctx(ContextOptions{.backend = backend, .cpu_threads = threads, .quiet = true});
+  Context ctx(ContextOptions{.backend = backend, .cpu_threads = threads});
   const std::size_t features = names.size(), rows = values.size() / features;
   const BoundModel bound(model, names);
   std::vector<float> probability(rows * model.outputs());

@@ -159,7 +159,7 @@ void set_throughput(benchmark::State& state, const Dataset& d) {
 }
 
 Context& cpu_context() {
-  static Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  static Context ctx(ContextOptions{.backend = Backend::Cpu});
   return ctx;
 }
 
@@ -188,7 +188,7 @@ struct CudaBench {
   // Copy bandwidth (bytes read + written per second) per batch size, from copy_d2d.
   std::map<std::size_t, double> copy_bandwidth;
 
-  CudaBench() { ctx.emplace(ContextOptions{.backend = Backend::Cuda, .quiet = true}); }
+  CudaBench() { ctx.emplace(ContextOptions{.backend = Backend::Cuda}); }
   ~CudaBench() {
     cudaFree(d_data);
     cudaFree(d_copy);

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       writer.close();
     }
 
-    Context ctx(ContextOptions{.quiet = true});  // CUDA when a device is present, else the CPU
+    Context ctx;  // CUDA when a device is present, else the CPU
     ReferenceProfile profile = ReferenceProfile::build(ctx, reference_path, {.mmd_rows = 1000});
     DriftOptions options;
     options.mmd = true;

@@ -154,11 +154,11 @@ std::vector<double> value_bins(const std::string& name, std::span<const std::int
   return values;
 }
 
-void require_reference_values(const FeatureSpec& feature, const ColumnStats& stats) {
-  if (stats.count == 0) {
-    throw InvalidInput("feature '" + feature.name +
-                       "': no finite reference values to place bins on");
-  }
+// A reference column without one finite value gets a single bin holding every finite float: its
+// PSI then weighs how much of each window is missing, so a feature that fills up in the current
+// window shows as drift, and the other features are still scanned.
+std::vector<double> edges_without_reference_values() {
+  return {std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max()};
 }
 
 std::vector<double> fixed_edges(const FeatureSpec& feature) {
@@ -406,12 +406,13 @@ HistogramSpec build_spec(const Schema& schema, const BinningOptions& options,
     }
     switch (options.policy) {
       case BinningPolicy::Quantile:
-        require_reference_values(feature, reference);
-        spec.add_numeric(quantile_of(f, options.bins));
+        spec.add_numeric(reference.count == 0 ? edges_without_reference_values()
+                                              : quantile_of(f, options.bins));
         break;
       case BinningPolicy::EqualWidth:
-        require_reference_values(feature, reference);
-        spec.add_numeric(equal_width_edges(reference.min, reference.max, options.bins));
+        spec.add_numeric(reference.count == 0
+                             ? edges_without_reference_values()
+                             : equal_width_edges(reference.min, reference.max, options.bins));
         break;
       case BinningPolicy::Fixed:
         spec.add_numeric(fixed_edges(feature));

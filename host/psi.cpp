@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,7 @@ double evidently_fill(const std::vector<Cell>& cells, std::uint64_t Cell::*windo
   for (const Cell& cell : cells) {
     if (cell.*window != 0) smallest = std::min(smallest, cell.*window);
   }
+  if (smallest == std::numeric_limits<std::uint64_t>::max()) return kEvidentlyFillCeiling;
   // Division rounds monotonically, so the smallest count gives evidently's smallest proportion.
   const double min_share = static_cast<double>(smallest) / total;
   return min_share <= kEvidentlyFillCeiling ? min_share / kEvidentlyFillDivisor
@@ -103,7 +106,15 @@ double psi(std::span<const std::uint64_t> reference_slots,
     reference_total += cell.reference;
     current_total += cell.current;
   }
-  if (reference_total == 0 || current_total == 0) return std::numeric_limits<double>::quiet_NaN();
+  // A window with rows but no value in the participating slots (every value missing, with no
+  // missing bin) has every proportion 0: the fills stand in for all of them, as for empty bins.
+  // Only an empty window leaves PSI undefined.
+  const auto rows = [](std::span<const std::uint64_t> slots) {
+    return std::accumulate(slots.begin(), slots.end(), std::uint64_t{0});
+  };
+  if (rows(reference_slots) == 0 || rows(current_slots) == 0) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
   const auto r_total = static_cast<double>(reference_total);
   const auto c_total = static_cast<double>(current_total);
 

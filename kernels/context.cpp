@@ -2,7 +2,6 @@
 #include <omp.h>
 
 #include <cstdlib>
-#include <iostream>
 #include <new>
 #include <string>
 #include <utility>
@@ -143,11 +142,7 @@ Context::Context(ContextOptions options) : impl_(std::make_unique<Impl>()) {
       backend = Backend::Cuda;
     } else {
       backend = Backend::Cpu;
-      if (!options.quiet) {
-        std::cerr << "driftguard: "
-                  << (cuda_compiled() ? "no CUDA device found" : "built without CUDA")
-                  << ", using the CPU backend (" << impl_->cpu_threads << " threads)\n";
-      }
+      impl_->auto_cpu_reason = cuda_compiled() ? "no CUDA device found" : "built without CUDA";
     }
   }
   if (backend == Backend::Cuda) {
@@ -168,6 +163,8 @@ Context& Context::operator=(Context&&) noexcept = default;
 
 Backend Context::backend() const noexcept { return impl_->backend; }
 int Context::cpu_threads() const noexcept { return impl_->cpu_threads; }
+
+std::string_view Context::auto_cpu_reason() const noexcept { return impl_->auto_cpu_reason; }
 
 std::string Context::device_name() const {
   if (impl_->backend == Backend::Cuda) return cuda::device_name(*impl_->cuda);

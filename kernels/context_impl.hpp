@@ -12,6 +12,7 @@ struct Context::Impl {
   Backend backend = Backend::Cpu;
   int cpu_threads = 1;
   cuda::DeviceStatePtr cuda;  // set when backend == Cuda
+  const char* auto_cpu_reason = "";
 
   // Fault injection for failover tests: DRIFTGUARD_INJECT_CUDA_FAULT=<alloc|launch>:<N> makes
   // the Nth kernel call of this context and every later one throw the CudaError that call would
@@ -24,11 +25,11 @@ struct Context::Impl {
   void fault_point(const char* operation);
 };
 
-// The CPU context a run moves to after a CUDA failure: the failed context's threads, quiet, and
+// The CPU context a run moves to after a CUDA failure: the failed context's threads, and
 // free of injected faults (they stand for a failing device).
 inline std::unique_ptr<Context> cpu_fallback_context(const Context& failed) {
   auto cpu = std::make_unique<Context>(
-      ContextOptions{.backend = Backend::Cpu, .cpu_threads = failed.cpu_threads(), .quiet = true});
+      ContextOptions{.backend = Backend::Cpu, .cpu_threads = failed.cpu_threads()});
   cpu->impl().inject_faults = false;
   return cpu;
 }

@@ -15,7 +15,7 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
     if (GetParam() == Backend::Cuda && cuda_device_count() == 0) {
       GTEST_SKIP() << (cuda_compiled() ? "no CUDA device on this machine" : "built without CUDA");
     }
-    ctx_.emplace(ContextOptions{.backend = GetParam(), .quiet = true});
+    ctx_.emplace(ContextOptions{.backend = GetParam()});
   }
   Context& ctx() { return *ctx_; }
 

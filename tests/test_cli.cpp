@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -509,3 +510,68 @@ TEST_F(Cli, MismatchedFeaturesAreRefused) {
 }
 
 }  // namespace
+
+// The library writes nothing itself: under --backend auto an error stays one line, and the
+// summary says why auto ran on the CPU.
+TEST_F(Cli, AutoBackendGivesItsReasonInTheSummaryNotOnStderr) {
+  const std::string base = "env -u DRIFTGUARD_BACKEND " + std::string(DRIFTGUARD_BIN) +
+                           " scan --backend auto --reference " + (dir_ / "reference.h5").string() +
+                           " --current ";
+  CommandResult r = run(base + (dir_ / "absent.h5").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  r = run(base + (dir_ / "reference.h5").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  const driftguard::Context named(driftguard::ContextOptions{.backend = driftguard::Backend::Cpu});
+  EXPECT_EQ(named.auto_cpu_reason(), "");
+  if (driftguard::cuda_device_count() == 0) {
+    const std::string reason =
+        driftguard::cuda_compiled() ? "no CUDA device found" : "built without CUDA";
+    EXPECT_NE(r.out.find("(CPU ("), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("; auto: " + reason + ")"), std::string::npos) << r.out;
+    EXPECT_EQ(driftguard::Context(driftguard::ContextOptions{.backend = driftguard::Backend::Auto})
+                  .auto_cpu_reason(),
+              reason);
+  }
+}
+
+// Broken data must not read as "no drift", nor stop the other features' scan: a column empty in
+// the reference gets one bin for every finite value, and a column that empties out in the current
+// window drifts under evidently's binning too (PSI was NaN there, which read as stable).
+TEST_F(Cli, AColumnWithoutValuesInOneWindowDriftsAndTheOthersAreScanned) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto write = [&](const std::string& name, bool empty_column) {
+    driftguard::Hdf5Writer writer((dir_ / name).string(), {"emptied", "x"});
+    std::vector<float> rows;
+    for (int r = 0; r < 600; ++r) {
+      rows.push_back(empty_column ? nan : static_cast<float>(r % 50));
+      rows.push_back(static_cast<float>((r * 7) % 101));
+    }
+    writer.append(rows.data(), 600);
+    writer.close();
+  };
+  write("full.h5", false);
+  write("emptied.h5", true);
+  for (const auto& [reference, current, binning] :
+       {std::tuple{"emptied.h5", "full.h5", "quantile"},
+        std::tuple{"emptied.h5", "full.h5", "equal_width"},
+        std::tuple{"full.h5", "emptied.h5", "evidently"},
+        std::tuple{"emptied.h5", "full.h5", "evidently"}}) {
+    const fs::path report = dir_ / "emptied.json";
+    const CommandResult r =
+        run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
+            (dir_ / reference).string() + " --current " + (dir_ / current).string() +
+            " --binning " + binning + " --report " + report.string());
+    const std::string what = std::string(reference) + " vs " + current + ", " + binning;
+    ASSERT_EQ(r.exit_code, 0) << what << "\n" << r.err;
+    const json features = read_json(report)["features"];
+    EXPECT_TRUE(features[0]["drifted"].get<bool>()) << what << "\n" << features[0].dump();
+    EXPECT_EQ(features[0]["band"], "significant") << what;
+    EXPECT_GT(features[0]["psi"].get<double>(), 1.0) << what;
+    EXPECT_TRUE(features[0]["ks"]["statistic"].is_null()) << what;  // no sample on one side
+    EXPECT_FALSE(features[1]["drifted"].get<bool>()) << what;
+    EXPECT_EQ(features[1]["psi"].get<double>(), 0.0) << what;
+  }
+}

@@ -604,7 +604,7 @@ TEST_P(Ks, ResidentReferenceServesOnlyItsContext) {
   const std::vector<float> ref{1.0f, 2.0f, 3.0f}, cur{2.5f, 3.5f};
   const SortedColumns columns = SortedColumns::from_batch(ctx(), {ref.data(), 3, 1});
   const ResidentReference resident(ctx(), columns);
-  Context other(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context other(ContextOptions{.backend = Backend::Cpu});
   EXPECT_THROW(ks_two_sample(other, resident, {cur.data(), 2, 1}), InvalidInput);
   EXPECT_THROW(ks_two_sample(ctx(), resident, {cur.data(), 1, 2}), InvalidInput);
   SortedColumns broken = columns;
@@ -672,7 +672,7 @@ TEST_P(Ks, DeviceResidentBatchesMatchTheCpu) {
   ASSERT_EQ(cudaMalloc(&d_cur, cur.size() * sizeof(float)), cudaSuccess);
   cudaMemcpy(d_ref, ref.data(), ref.size() * sizeof(float), cudaMemcpyHostToDevice);
   cudaMemcpy(d_cur, cur.data(), cur.size() * sizeof(float), cudaMemcpyHostToDevice);
-  Context cpu(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context cpu(ContextOptions{.backend = Backend::Cpu});
   const SortedColumns on_gpu =
       SortedColumns::from_batch(ctx(), {d_ref, rows, features, MemorySpace::Device});
   const SortedColumns on_cpu = SortedColumns::from_batch(cpu, {ref.data(), rows, features});

@@ -287,7 +287,7 @@ TEST_P(MmdTest, PermutationsDependOnlyOnTheSeed) {
   EXPECT_TRUE(c.exceed_count != a.exceed_count || e.exceed_count != a.exceed_count);
   EXPECT_NE(c.threshold, a.threshold);
   // A single thread gives the same count (the statistic may differ in the last bits).
-  Context one(ContextOptions{.backend = GetParam(), .cpu_threads = 1, .quiet = true});
+  Context one(ContextOptions{.backend = GetParam(), .cpu_threads = 1});
   const MmdResult f = mmd_test(one, x.view(), y.view(), {.permutations = 200, .seed = 7});
   EXPECT_EQ(f.exceed_count, a.exceed_count);
   EXPECT_LT(relative_error(f.mmd2, a.mmd2), 1e-12);
@@ -358,7 +358,7 @@ TEST_P(MmdTest, RejectsBadInput) {
 DG_INSTANTIATE_BACKENDS(MmdTest);
 
 TEST(MmdCpu, DeviceBatchesNeedTheCudaBackend) {
-  Context cpu(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context cpu(ContextOptions{.backend = Backend::Cpu});
   const Window x = normal_window(10, 2, 0.0, 51);
   BatchView device = x.view();
   device.space = MemorySpace::Device;
@@ -428,8 +428,8 @@ TEST(MmdParity, CudaMatchesCpu) {
   if (cuda_device_count() == 0) {
     GTEST_SKIP() << (cuda_compiled() ? "no CUDA device on this machine" : "built without CUDA");
   }
-  Context cpu(ContextOptions{.backend = Backend::Cpu, .quiet = true});
-  Context gpu(ContextOptions{.backend = Backend::Cuda, .quiet = true});
+  Context cpu(ContextOptions{.backend = Backend::Cpu});
+  Context gpu(ContextOptions{.backend = Backend::Cuda});
   struct Case {
     std::size_t n, m, d;
     double shift;

@@ -209,8 +209,8 @@ class CudaParity : public ::testing::Test {
  protected:
   void SetUp() override {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    cpu_.emplace(ContextOptions{.backend = Backend::Cpu, .quiet = true});
-    gpu_.emplace(ContextOptions{.backend = Backend::Cuda, .quiet = true});
+    cpu_.emplace(ContextOptions{.backend = Backend::Cpu});
+    gpu_.emplace(ContextOptions{.backend = Backend::Cuda});
     seed_ = test_seed();
     rng_.seed(seed_);
   }
@@ -397,14 +397,13 @@ TEST(CudaBinSearch, PaddedSearchEqualsSlotOf) {
 
 TEST(CudaBackend, RequestWithoutDeviceThrows) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
-  EXPECT_THROW(Context(ContextOptions{.backend = Backend::Cuda, .quiet = true}),
-               BackendUnavailable);
+  EXPECT_THROW(Context(ContextOptions{.backend = Backend::Cuda}), BackendUnavailable);
 }
 
 TEST(CudaBackend, MissingDeviceOrdinalThrows) {
   const int devices = cuda_device_count();
   if (devices == 0) GTEST_SKIP() << "no CUDA device";
-  EXPECT_THROW(Context(ContextOptions{.backend = Backend::Cuda, .device = devices, .quiet = true}),
+  EXPECT_THROW(Context(ContextOptions{.backend = Backend::Cuda, .device = devices}),
                BackendUnavailable);
 }
 

@@ -915,7 +915,7 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
 TEST_F(Pipeline, MonitorFedFromThreadsEqualsSequential) {
   using namespace driftguard;
   synth("monitor_current.h5", 40000, "mean_shift", 18);
-  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
   const ReferenceProfile ref = ReferenceProfile::build(ctx, (dir_ / "reference.h5").string());
   const Table table = read_table(dir_ / "monitor_current.h5");
   ASSERT_EQ(table.names.size(), ref.features());

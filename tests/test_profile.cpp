@@ -47,7 +47,7 @@ class Profile : public ::testing::Test {
   static constexpr std::size_t kRows = 3000;
   fs::path dir_;
   std::vector<float> values_;
-  Context ctx_{ContextOptions{.backend = Backend::Cpu, .quiet = true}};
+  Context ctx_{ContextOptions{.backend = Backend::Cpu}};
 };
 
 TEST_F(Profile, SaveLoadRoundTrip) {

@@ -159,7 +159,7 @@ void large_batch_equals_row_by_row(Context& ctx, const Case& input) {
   const BoundModel bound(input.model, input.names);
   std::vector<float> margin(rows * k, -1.0f), one(k);
   score(ctx, bound, {big.data(), rows, f}, {.margin = margin.data()});
-  Context cpu(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 1, .quiet = true});
+  Context cpu(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 1});
   for (std::size_t r = 0; r < rows; r += 97) {
     score(cpu, bound, {big.data() + r * f, 1, f}, {.margin = one.data()});
     for (std::size_t c = 0; c < k; ++c) ASSERT_EQ(margin[r * k + c], one[c]) << "row " << r;
@@ -209,7 +209,7 @@ TEST_P(ScoreGolden, MatchesPeerOnEveryRow) {
 
 TEST_P(ScoreGolden, CudaMatchesCpu) {
   if (GetParam() == Backend::Cpu) GTEST_SKIP() << "compares the CUDA backend with the CPU";
-  Context cpu(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context cpu(ContextOptions{.backend = Backend::Cpu});
   for (const json& c : golden()["cases"]) {
     const Case input = load_case(c);
     SCOPED_TRACE(input.name);
@@ -257,7 +257,7 @@ TEST(ScoreModel, BindingChecksNamesAndColumns) {
   for (std::size_t i = 0; i < 23; ++i) columns[i] = i;
   EXPECT_THROW(BoundModel(model, columns, 22), InvalidInput);
   const BoundModel bound(model, columns, 30);
-  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
   std::vector<float> row(30, 1.0f), points(1);
   EXPECT_THROW(score(ctx, bound, {row.data(), 1, 23}, {.margin = row.data()}), InvalidInput);
   EXPECT_THROW(score(ctx, bound, {row.data(), 1, 30}, {.points = points.data()}), InvalidInput);
@@ -381,7 +381,7 @@ std::string mutate(std::string text, std::mt19937_64& rng) {
 // or a ModelError, never another exception.
 TEST(ScoreMalformed, RandomEditsAreRefusedOrScored) {
   const fs::path dir = source_dir() / "tests/models/malformed";
-  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
   std::mt19937_64 rng(20261126);
   std::vector<float> rows(64 * 3);
   std::uniform_real_distribution<float> value(-3.0f, 6.0f);

@@ -294,7 +294,7 @@ TEST(ValidateHistogramCpu, EveryVectorWidthMatchesTheReference) {
   // The CPU backend counts histogram lanes 16, 8 or 4 features at a time (AVX-512, AVX2, SSE or
   // NEON); a narrower width can be forced, so one machine checks every path. 37 features leave
   // a partial chunk at each width.
-  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
   for (const char* width : {"4", "8", "16"}) {
     SCOPED_TRACE(width);
     setenv("DRIFTGUARD_CPU_VECTOR_WIDTH", width, 1);
@@ -304,14 +304,14 @@ TEST(ValidateHistogramCpu, EveryVectorWidthMatchesTheReference) {
 }
 
 TEST(Context, CpuBackendIsAlwaysThere) {
-  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
   EXPECT_EQ(ctx.backend(), Backend::Cpu);
   EXPECT_GE(ctx.cpu_threads(), 1);
   EXPECT_THROW(parse_backend("gpu"), InvalidInput);
 }
 
 TEST(Context, DeviceBatchNeedsCuda) {
-  Context ctx(ContextOptions{.backend = Backend::Cpu, .quiet = true});
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
   const ValidationRules rules = ValidationRules::permissive(1);
   ValidationCounts counts(1);
   const float x = 1.0f;

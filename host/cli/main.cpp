@@ -90,9 +90,8 @@ void add_common(CLI::App& app, CommonOptions& common) {
 }
 
 Context make_context(const CommonOptions& common) {
-  return Context(ContextOptions{.backend = parse_backend(common.backend),
-                                .cpu_threads = common.threads,
-                                .quiet = common.quiet});
+  return Context(
+      ContextOptions{.backend = parse_backend(common.backend), .cpu_threads = common.threads});
 }
 
 std::string fixed(double value, int digits) {
@@ -110,7 +109,14 @@ std::string pvalue_text(double value) {
   return buffer;
 }
 
-void print_table(const ScanReport& report, std::ostream& out) {
+// "CPU (2 threads); auto: no CUDA device found": what ran, and why auto did not pick CUDA.
+std::string device_text(std::string_view device, const Context& ctx) {
+  std::string text(device);
+  if (!ctx.auto_cpu_reason().empty()) text += "; auto: " + std::string(ctx.auto_cpu_reason());
+  return text;
+}
+
+void print_table(const ScanReport& report, const Context& ctx, std::ostream& out) {
   char line[256];
   std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %8s %9s %9s %9s\n", "feature", "kind",
                 "PSI", "band", "KS D", "KS p adj", "missing", "invalid");
@@ -133,7 +139,7 @@ void print_table(const ScanReport& report, std::ostream& out) {
       << v.rows_invalid() << " invalid); reference: " << report.reference_rows << " rows"
       << (report.reference_is_profile ? " (profile)" : "") << "\n"
       << "binning: " << to_string(report.binning.policy) << ", backend: " << report.backend << " ("
-      << report.device << "), " << fixed(report.seconds, 3) << " s\n";
+      << device_text(report.device, ctx) << "), " << fixed(report.seconds, 3) << " s\n";
   if (!report.windows.empty()) {
     std::size_t drifted = 0;
     for (const WindowSummary& w : report.windows) drifted += w.dataset_drift ? 1 : 0;
@@ -235,8 +241,8 @@ int run_score(const ScoreCommand& cmd, const CommonOptions& common) {
     std::cout << "scored " << reader.rows() << " rows with " << model.objective() << " ("
               << (model.kind() == ModelKind::TreeEnsemble ? std::to_string(model.trees()) + " trees"
                                                           : std::string("linear"))
-              << ") on " << ctx.device_name() << " in " << fixed(seconds, 3) << " s -> "
-              << cmd.output << "\n";
+              << ") on " << device_text(ctx.device_name(), ctx) << " in " << fixed(seconds, 3)
+              << " s -> " << cmd.output << "\n";
   }
   return 0;
 }
@@ -495,7 +501,7 @@ int main(int argc, char** argv) {
       const ScanReport report = scan(ctx, scan_options);
       if (!report_path.empty()) detail::write_file_atomically(report_path, report.to_json());
       if (!html_path.empty()) detail::write_file_atomically(html_path, report.to_html());
-      if (!common.quiet) print_table(report, std::cout);
+      if (!common.quiet) print_table(report, ctx, std::cout);
       return fail_on_drift && report.dataset_drift() ? kExitDrift : 0;
     }
   } catch (const driftguard::Error& e) {

@@ -16,7 +16,9 @@
 //                data first (ColumnStats of both windows).
 // Under the other policies categorical features are binned by their codes: the schema's
 // categories plus any other code seen in the reference.
-// A constant column gets the single bin [v - 0.5, v + 0.5], as NumPy does.
+// A constant column gets the single bin [v - 0.5, v + 0.5], as NumPy does. Under quantile and
+// equal_width a reference column without a finite value gets the single bin [lowest float, max
+// float]: its PSI compares the windows' missing shares, and the scan goes on.
 // Binning by values needs at most ColumnStats::kMaxDistinct distinct values per window.
 #include <cstddef>
 #include <cstdint>
@@ -82,8 +84,8 @@ std::vector<double> sturges_edges(std::uint64_t count, double min, double max);
 // only, may be SortedColumns{} otherwise);
 // `reference_stats` and, for the evidently policy, `current_stats` summarise the windows.
 // InvalidInput naming the feature when a policy cannot be applied (fixed without valid
-// bin_edges, quantile / equal_width without finite reference values, evidently without current
-// stats, value bins with too many distinct values or with nothing to bin).
+// bin_edges, evidently without current stats, value bins with too many distinct values or with
+// nothing to bin).
 HistogramSpec build_histogram_spec(const Schema& schema, const BinningOptions& options,
                                    const SortedColumns& reference,
                                    const std::vector<ColumnStats>& reference_stats,

@@ -26,13 +26,13 @@ inline constexpr int kMaxCpuThreads = 1024;
 
 struct ContextOptions {
   // Auto resolves, in order: the DRIFTGUARD_BACKEND environment variable (auto|cpu|cuda), then
-  // CUDA when compiled in and a device is present, else CPU. Choosing CPU under Auto is said once
-  // on stderr unless `quiet`. Asking for Cuda (here or through the variable) without a usable
-  // device throws BackendUnavailable: never a silent fallback.
+  // CUDA when compiled in and a device is present, else CPU; Context::auto_cpu_reason() says why
+  // CPU was chosen (the library writes nothing to stdout or stderr). Asking for Cuda (here or
+  // through the variable) without a usable device throws BackendUnavailable: never a silent
+  // fallback.
   Backend backend = Backend::Auto;
   int device = 0;       // CUDA device ordinal
   int cpu_threads = 0;  // 0 = all hardware threads; at most kMaxCpuThreads
-  bool quiet = false;
 };
 
 class Context {
@@ -49,6 +49,9 @@ class Context {
   int cpu_threads() const noexcept;
   // "CPU (N threads)" or the CUDA device's name.
   std::string device_name() const;
+  // Why Backend::Auto resolved to the CPU: "built without CUDA" or "no CUDA device found"; empty
+  // when the backend was named or CUDA was chosen.
+  std::string_view auto_cpu_reason() const noexcept;
 
   // Backend resources; the type is private to the library.
   struct Impl;

@@ -52,9 +52,12 @@ PsiOptions evidently_psi_options();  // merge_outer, no missing bin, EmptyBins::
 EmptyBins parse_empty_bins(std::string_view name);
 std::string_view to_string(EmptyBins rule);
 
-// `kind` is how the slots were binned (HistogramSpec::categorical). NaN when either window has no
-// counted value. InvalidInput when the slot counts differ or are < 4 (one bin), or on a bad
-// epsilon.
+// `kind` is how the slots were binned (HistogramSpec::categorical). NaN when either window is
+// empty (no row in any slot). A window whose rows all sit outside the participating slots (every
+// value missing, without include_missing) has every proportion 0, filled as empty slots are, so
+// a feature that empties out is as far from the other window as the fill allows, never "no
+// drift"; evidently stops with an error there. InvalidInput when the slot counts differ or are < 4
+// (one bin), or on a bad epsilon.
 double psi(std::span<const std::uint64_t> reference_slots,
            std::span<const std::uint64_t> current_slots, const PsiOptions& options = {},
            FeatureKind kind = FeatureKind::Numeric);
