@@ -453,6 +453,22 @@ TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
     }
   }
   EXPECT_GT(report["validation"]["rows_invalid"].get<std::uint64_t>(), 200u);
+
+  // --fail-on-invalid gates on the invalid fraction, before --fail-on-drift (KS sees the shift of
+  // age); 0 fails on any invalid row.
+  const auto invalid = report["validation"]["rows_invalid"].get<double>();
+  const auto rows = report["validation"]["rows"].get<double>();
+  const double fraction = invalid / rows;
+  for (const auto& [gate, code] :
+       {std::pair{fraction * 0.9, 4}, std::pair{0.0, 4}, std::pair{fraction * 1.1, 3}}) {
+    const CommandResult r =
+        scan("out_of_range.h5",
+             "--drift-rule ks --fail-on-drift --fail-on-invalid " + std::to_string(gate));
+    EXPECT_EQ(r.exit_code, code) << gate << "\n" << r.out << r.err;
+    EXPECT_EQ(r.out.find("more than --fail-on-invalid") != std::string::npos, code == 4) << r.out;
+  }
+  EXPECT_EQ(scan("reference.h5", "--fail-on-invalid 0").exit_code, 0);
+  EXPECT_EQ(scan("reference.h5", "--fail-on-invalid 1.5").exit_code, 2);
 }
 
 TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {

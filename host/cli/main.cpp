@@ -1,5 +1,5 @@
 // The driftguard command-line tool. Exit codes: 0 done, 1 failed run, 2 usage error,
-// 3 drift found under --fail-on-drift.
+// 3 drift found under --fail-on-drift, 4 too many invalid rows under --fail-on-invalid.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -56,6 +56,7 @@ std::string one_line(std::string_view message) {
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitDrift = 3;
+constexpr int kExitInvalid = 4;
 
 // CLI11's PositiveNumber and NonNegativeNumber quote their upper end, DBL_MAX, in 300 digits.
 CLI::Validator greater_than_zero(bool or_equal) {
@@ -177,6 +178,20 @@ void print_table(const ScanReport& report, const Context& ctx, std::ostream& out
       << "rule: " << report.decision_rule() << "\n";
 }
 
+// The --fail-on-invalid gate: rows that fail validation and rows quarantined unread, over every
+// row of the current file. Says so on stdout unless quiet.
+bool too_many_invalid_rows(const ScanReport& report, double fraction, bool quiet) {
+  const std::uint64_t bad = report.current_validation.rows_invalid() + report.quarantined_rows;
+  const std::uint64_t rows = report.current_rows + report.quarantined_rows;
+  const bool tripped = static_cast<double>(bad) > fraction * static_cast<double>(rows);
+  if (tripped && !quiet) {
+    std::cout << "validation: " << bad << " of " << rows
+              << " current rows are invalid or unreadable, more than --fail-on-invalid " << fraction
+              << " allows\n";
+  }
+  return tripped;
+}
+
 // ---- score: a model's margins, probabilities (and scorecard points) for every row ----
 
 struct ScoreCommand {
@@ -272,6 +287,7 @@ int main(int argc, char** argv) {
               drift_rule = "psi", mmd_pvalue = "conservative";
   std::optional<double> mmd_sigma;
   std::optional<std::int64_t> window_time;
+  std::optional<double> fail_on_invalid;
   bool fail_on_drift = false, no_ks = false, no_distances = false;
   std::string on_bad_block = "stop", progress = "auto";
   CLI::App* scan_cmd =
@@ -328,6 +344,11 @@ int main(int argc, char** argv) {
       ->add_option("--drift-band", drift_band, "band that counts as drift: moderate | significant")
       ->check(CLI::IsMember({"moderate", "significant"}));
   scan_cmd->add_flag("--fail-on-drift", fail_on_drift, "exit with code 3 when a feature drifted");
+  scan_cmd
+      ->add_option("--fail-on-invalid", fail_on_invalid,
+                   "exit with code 4 when more than this fraction of the current rows is invalid "
+                   "or unreadable (0: any such row); checked before --fail-on-drift")
+      ->check(CLI::Range(0.0, 1.0));
   scan_cmd
       ->add_option("--batch-rows", scan_options.batch_rows,
                    "rows per batch (default: about 16 MiB)")
@@ -502,6 +523,9 @@ int main(int argc, char** argv) {
       if (!report_path.empty()) detail::write_file_atomically(report_path, report.to_json());
       if (!html_path.empty()) detail::write_file_atomically(html_path, report.to_html());
       if (!common.quiet) print_table(report, ctx, std::cout);
+      if (fail_on_invalid && too_many_invalid_rows(report, *fail_on_invalid, common.quiet)) {
+        return kExitInvalid;
+      }
       return fail_on_drift && report.dataset_drift() ? kExitDrift : 0;
     }
   } catch (const driftguard::Error& e) {
