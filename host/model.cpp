@@ -86,8 +86,14 @@ class Checker {
       }
       return static_cast<std::int64_t>(u);
     }
-    if (value.is_boolean()) return value.get<bool>() ? 1 : 0;
     fail(where + " is not an integer");
+  }
+  // default_left: 0 / 1, or a JSON boolean.
+  bool flag(const json& value, const std::string& where) const {
+    if (value.is_boolean()) return value.get<bool>();
+    const std::int64_t v = integer(value, where);
+    if (v != 0 && v != 1) fail(where + " is neither 0 nor 1");
+    return v == 1;
   }
   double number(const json& value, const std::string& where) const {
     if (!value.is_number()) fail(where + " is not a number");
@@ -340,8 +346,7 @@ struct TreeParser {
         check.fail(at + ": split feature " + std::to_string(f) + " is out of range [0, " +
                    std::to_string(num_feature) + ")");
       }
-      const std::int64_t dl = check.integer(default_left[id], at + " default_left");
-      if (dl != 0 && dl != 1) check.fail(at + ": default_left is neither 0 nor 1");
+      const bool dl = check.flag(default_left[id], at + ": default_left");
       const std::int64_t type =
           split_type == nullptr ? 0 : check.integer((*split_type)[id], at + " split type");
       node.feature = static_cast<std::uint32_t>(f) | (dl ? detail::kDefaultLeftBit : 0u);
@@ -585,6 +590,7 @@ struct LightGBMText {
   TextBlock header;
   std::vector<std::string_view> flags;  // header lines without '=' ("tree", "average_output")
   std::vector<TextBlock> trees;
+  std::vector<std::size_t> tree_offsets;  // byte offset of each "Tree=i" line in the file
 };
 
 LightGBMText split_lightgbm_text(const Checker& check, std::string_view text) {
@@ -593,6 +599,7 @@ LightGBMText split_lightgbm_text(const Checker& check, std::string_view text) {
     check.fail("no \"end of trees\" line (the model text is truncated)");
   }
   LightGBMText out;
+  const char* const file_begin = text.data();
   out.header.where = "the header";
   TextBlock* block = &out.header;
   std::size_t line_number = 0;
@@ -625,6 +632,7 @@ LightGBMText split_lightgbm_text(const Checker& check, std::string_view text) {
                    "\" where Tree=" + expected + " was expected");
       }
       out.trees.push_back({"tree " + expected, {}});
+      out.tree_offsets.push_back(static_cast<std::size_t>(line.data() - file_begin));
       block = &out.trees.back();
       continue;
     }
@@ -936,6 +944,36 @@ void add_lightgbm_tree(const Checker& check, const TextBlock& tree, std::size_t 
   out.tree_depth.push_back(max_depth);
 }
 
+// LightGBM finds its trees by the header's tree_sizes (bytes per "Tree=i" block), not by reading
+// on: with fewer sizes than trees it silently drops the rest, and with a size that misses a
+// "Tree=" line it aborts. A file whose sizes disagree with its trees is refused here, so that
+// driftguard never scores trees LightGBM would not.
+void check_lightgbm_tree_sizes(const Checker& check, const LightGBMText& file) {
+  const std::string_view* listed = file.header.find("tree_sizes");
+  if (listed == nullptr) return;  // LightGBM then reads the trees in order, as here
+  const std::vector<std::string_view> sizes = split_words(*listed);
+  if (sizes.size() != file.trees.size()) {
+    check.fail("tree_sizes lists " + std::to_string(sizes.size()) + " sizes for " +
+               std::to_string(file.trees.size()) + " trees");
+  }
+  std::size_t at = file.tree_offsets.empty() ? 0 : file.tree_offsets.front();
+  for (std::size_t t = 0; t < sizes.size(); ++t) {
+    if (file.tree_offsets[t] != at) {
+      check.fail("tree_sizes puts tree " + std::to_string(t) + " at byte " + std::to_string(at) +
+                 ", where \"Tree=" + std::to_string(t) + "\" starts at byte " +
+                 std::to_string(file.tree_offsets[t]) +
+                 " (sizes count bytes of \\n-terminated lines)");
+    }
+    std::size_t size = 0;
+    const auto [end, error] =
+        std::from_chars(sizes[t].data(), sizes[t].data() + sizes[t].size(), size);
+    if (error != std::errc{} || end != sizes[t].data() + sizes[t].size()) {
+      check.fail("tree_sizes entry \"" + std::string(sizes[t]) + "\" is not a byte count");
+    }
+    at += size;
+  }
+}
+
 ModelData parse_lightgbm(const Checker& check, std::string_view text, const ModelOptions& options) {
   const LightGBMText file = split_lightgbm_text(check, text);
   const TextBlock& header = file.header;
@@ -1009,6 +1047,8 @@ ModelData parse_lightgbm(const Checker& check, std::string_view text, const Mode
     }
     ensemble.tree_group.push_back(static_cast<std::uint32_t>(t % model.outputs));
   }
+  // After the trees, so that a defect inside a tree is named rather than the sizes it shifted.
+  check_lightgbm_tree_sizes(check, file);
   return model;
 }
 

@@ -332,6 +332,27 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   EXPECT_NO_THROW((void)Model::load((dir / "base_lgb.txt").string()));
 }
 
+// default_left may be written as JSON booleans (older XGBoost did); no other integer may.
+TEST(ScoreModel, DefaultLeftAsBooleansScoresAlike) {
+  const fs::path path = source_dir() / "tests/models/malformed/base_xgb.json";
+  nlohmann::json model = nlohmann::json::parse(driftguard::testing::read_text(path));
+  for (nlohmann::json& tree : model["learner"]["gradient_booster"]["model"]["trees"]) {
+    for (nlohmann::json& flag : tree["default_left"]) flag = flag.get<int>() == 1;
+  }
+  const Model ints = Model::load(path.string());
+  const Model booleans = Model::parse(model.dump(), {}, "booleans");
+  const std::vector<std::string> names = ints.feature_names();
+  // Every split's NaN direction matters on an all-NaN row; a row of zeros takes the thresholds.
+  std::vector<float> rows(2 * names.size(), 0.0f);
+  std::fill(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(names.size()),
+            std::numeric_limits<float>::quiet_NaN());
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
+  std::vector<float> a(2), b(2);
+  score(ctx, BoundModel(ints, names), {rows.data(), 2, names.size()}, {.margin = a.data()});
+  score(ctx, BoundModel(booleans, names), {rows.data(), 2, names.size()}, {.margin = b.data()});
+  EXPECT_EQ(a, b);
+}
+
 // One random edit of a model file: a cut, a byte changed to a JSON character or to any value (the
 // binary format's markers and counts), a line dropped or doubled, or a number replaced by an
 // extreme one.

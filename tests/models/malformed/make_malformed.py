@@ -139,6 +139,7 @@ def main():
     xgb_case("node_reached_twice", "reached twice",
              lambda m, t, l: t["right_children"].__setitem__(0, t["left_children"][0]))
     xgb_case("child_is_float", "not an integer", set_at("left_children", 0, 1.5))
+    xgb_case("child_is_boolean", "not an integer", set_at("left_children", 0, True))
     xgb_case("feature_out_of_range", "split feature 3", set_at("split_indices", 0, 3))
     xgb_case("feature_negative", "split feature -1", set_at("split_indices", 0, -1))
     xgb_case("threshold_inf", "threshold is not finite", set_at("split_conditions", 0, 1e39))
@@ -336,6 +337,11 @@ def main():
              drop_line("objective"))
     lgb_case("lgb_bare_line_in_tree", "is not key=value",
              lambda t: t.replace("Tree=0\n", "Tree=0\nsplit_feature\n"))
+    # LightGBM locates trees by tree_sizes: fewer sizes drop trees silently, a wrong one aborts it.
+    lgb_case("lgb_tree_sizes_fewer", "tree_sizes lists 2 sizes for 3 trees",
+             lambda t: edit_line(t, "tree_sizes", lambda v: " ".join(v.split()[:-1])))
+    lgb_case("lgb_tree_sizes_wrong", "tree_sizes puts tree 1 at byte",
+             set_header("tree_sizes", "5 5 5"))
 
     with open(os.path.join(HERE, "expected.json"), "w") as f:
         json.dump(cases, f, indent=1, sort_keys=True)
