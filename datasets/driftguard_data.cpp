@@ -1,6 +1,7 @@
 // driftguard-data: makes the data sets the tests, demos and benchmarks use.
-//   synth  synthetic credit-scoring data with an injected drift scenario
-//   uci    the UCI credit card CSV split into reference/current windows
+//   synth    synthetic credit-scoring data with an injected drift scenario
+//   uci      the UCI credit card CSV split into reference/current windows
+//   weather  the NOAA daily weather CSV as a reference decade and a time-stamped stream
 // Exit codes: 0 success, 1 failure (I/O, malformed input file), 2 usage error.
 #include <CLI/CLI.hpp>
 
@@ -13,6 +14,7 @@
 #include "driftguard/errors.hpp"
 #include "synth.hpp"
 #include "uci.hpp"
+#include "weather.hpp"
 
 namespace {
 
@@ -111,6 +113,17 @@ int main(int argc, char** argv) {
       ->required();
   uci_command->add_option("--seed", uci_seed, "Seed of the random split")->capture_default_str();
 
+  std::string weather_input;
+  std::string weather_output_dir;
+  CLI::App* weather_command = app.add_subcommand(
+      "weather",
+      "Split the NOAA daily weather CSV into a reference decade and the stream after it.");
+  weather_command->add_option("--input", weather_input, "noaa_weather.csv or .csv.gz")->required();
+  weather_command
+      ->add_option("--output-dir", weather_output_dir,
+                   "Directory for weather_reference.h5 and weather_stream.h5")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -123,6 +136,12 @@ int main(int argc, char** argv) {
     if (*synth_command) {
       synth.scenario = scenarios.at(scenario);
       print_synth_summary(synth, data::synth(synth));
+    } else if (*weather_command) {
+      const data::WeatherSummary s = data::convert_weather(weather_input, weather_output_dir);
+      std::printf(
+          "weather: %zu days from %s -> %s: reference days [0, %zu), stream days [%zu, %zu)\n",
+          s.rows, weather_input.c_str(), weather_output_dir.c_str(), s.reference, s.reference,
+          s.rows);
     } else {
       const data::UciSummary s = data::convert_uci(uci_input, uci_output_dir, uci_seed);
       std::printf(

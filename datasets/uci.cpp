@@ -2,14 +2,9 @@
 // random split needs every row before it can pick half of them.
 #include "uci.hpp"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <charconv>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <random>
@@ -17,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "csv.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 
@@ -42,59 +38,6 @@ struct Table {
   std::vector<double> age;
 };
 
-// Lines of a plain or gzip-compressed text file (zlib reads both).
-class LineReader {
- public:
-  explicit LineReader(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
-    if (file_ == nullptr) {
-      throw IoError(path + ": " + (errno == ENOENT ? "no such file" : std::strerror(errno)));
-    }
-  }
-  LineReader(const LineReader&) = delete;
-  LineReader& operator=(const LineReader&) = delete;
-  ~LineReader() { gzclose(file_); }
-
-  // The next line without its line ending; false at the end of the file.
-  bool next(std::string& line) {
-    line.clear();
-    char buffer[4096];
-    while (gzgets(file_, buffer, sizeof buffer) != nullptr) {
-      line += buffer;
-      if (line.back() == '\n') {
-        line.pop_back();
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        ++number_;
-        return true;
-      }
-    }
-    int status = Z_OK;
-    const char* message = gzerror(file_, &status);
-    if (status != Z_OK) {
-      throw IoError(path_ + ": cannot read after line " + std::to_string(number_) + " (" + message +
-                    ")");
-    }
-    if (line.empty()) return false;
-    ++number_;  // a last line without a newline
-    return true;
-  }
-  std::size_t number() const { return number_; }
-
- private:
-  std::string path_;
-  gzFile file_;
-  std::size_t number_ = 0;
-};
-
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  for (std::size_t start = 0;;) {
-    const std::size_t comma = line.find(',', start);
-    fields.push_back(line.substr(start, comma - start));
-    if (comma == std::string_view::npos) return fields;
-    start = comma + 1;
-  }
-}
-
 std::string column_name(std::size_t column) {
   if (column == 0) return "ID";
   if (column <= kFeatures) return std::string(kFeatureNames[column - 1]);
@@ -102,8 +45,7 @@ std::string column_name(std::size_t column) {
 }
 
 void check_header(const std::string& path, std::string_view line) {
-  if (line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);  // byte-order mark from Excel
-  const std::vector<std::string_view> fields = split_fields(line);
+  const std::vector<std::string_view> fields = split_fields(without_bom(line));
   const std::string where = path + ": line 1: ";
   if (fields.size() != kColumns) {
     throw IoError(where + "header has " + std::to_string(fields.size()) + " columns, expected " +
@@ -141,9 +83,7 @@ Table read_table(const std::string& path) {
     std::array<double, kColumns> values{};
     for (std::size_t c = 0; c < kColumns; ++c) {
       const std::string_view field = fields[c];
-      const auto [end, error] =
-          std::from_chars(field.data(), field.data() + field.size(), values[c]);
-      if (error != std::errc() || end != field.data() + field.size() || !std::isfinite(values[c])) {
+      if (!parse_finite(field, values[c])) {
         throw IoError(where + column_name(c) + " is not a number: '" + std::string(field) + "'");
       }
       // UCI values are integers; one that float32 cannot hold exactly would change silently.

@@ -1,5 +1,5 @@
-// driftguard-data, run as users run it: synth determinism and scenarios, the UCI converter and
-// its errors. The binary's path comes from CMake as DRIFTGUARD_DATA_EXE.
+// driftguard-data, run as users run it: synth determinism and scenarios, the UCI and weather
+// converters and their errors. The binary's path comes from CMake as DRIFTGUARD_DATA_EXE.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -455,6 +455,48 @@ TEST_F(DatasetsTest, UciMalformedInputNamesTheLine) {
   expect_error("uci --input '" + path("absent.csv").string() + "'" + out, 1,
                "absent.csv: no such file");
   expect_error("uci --output-dir x", 2, "--input is required");
+}
+
+TEST_F(DatasetsTest, WeatherSplitsTheFirstDecadeFromTheStampedStream) {
+  // 3650 reference days and 3 stream days; the values make each row's day recoverable.
+  std::vector<std::string> lines = {
+      "feat_1,feat_2,feat_3,feat_4,feat_5,feat_6,feat_7,feat_8,target"};
+  for (int day = 0; day < 3653; ++day) {
+    std::string line = std::to_string(day) + ".5";
+    for (int f = 1; f < 8; ++f) line.append(",").append(std::to_string(f));
+    lines.push_back(line + (day % 3 == 0 ? ",1" : ",0"));
+  }
+  const fs::path out = path("weather");
+  run_ok("weather --input '" + write_csv(path("weather.csv"), lines).string() + "' --output-dir '" +
+         out.string() + "'");
+  const Table reference = load(out / "weather_reference.h5");
+  const Table stream = load(out / "weather_stream.h5");
+  ASSERT_EQ(reference.rows, 3650u);
+  ASSERT_EQ(stream.rows, 3u);
+  EXPECT_TRUE(reference.timestamp.empty());
+  EXPECT_EQ(stream.timestamp, (std::vector<std::int64_t>{3650, 3651, 3652}));
+  EXPECT_EQ(stream.row_id, stream.timestamp);
+  EXPECT_EQ(reference.row_id.back(), 3649);
+  EXPECT_EQ(stream.column("feat_1"), (std::vector<double>{3650.5, 3651.5, 3652.5}));
+  EXPECT_EQ(stream.label, (std::vector<float>{0, 1, 0}));  // days 3650, 3651, 3652
+  EXPECT_EQ(reference.names.size(), 8u);
+
+  const std::string to = " --output-dir '" + path("weather_bad").string() + "'";
+  std::vector<std::string> bad = lines;
+  bad[10] += ",0";
+  expect_error("weather --input '" + write_csv(path("w_fields.csv"), bad).string() + "'" + to, 1,
+               "w_fields.csv: line 11: expected 9 fields, got 10");
+  bad = lines;
+  bad[3].replace(bad[3].size() - 1, 1, "7");
+  expect_error("weather --input '" + write_csv(path("w_target.csv"), bad).string() + "'" + to, 1,
+               "w_target.csv: line 4: target must be 0 or 1, got '7'");
+  bad = lines;
+  bad[0] = "a,b";
+  expect_error("weather --input '" + write_csv(path("w_header.csv"), bad).string() + "'" + to, 1,
+               "header is not feat_1,...,feat_8,target");
+  bad.assign(lines.begin(), lines.begin() + 3651);
+  expect_error("weather --input '" + write_csv(path("w_short.csv"), bad).string() + "'" + to, 1,
+               "3650 days; the reference takes 3650");
 }
 
 }  // namespace

@@ -1,0 +1,41 @@
+#pragma once
+// The CSV reading the dataset converters share: lines of a plain or gzip file, comma-separated
+// fields (the bundled files quote nothing), and numbers that must fill their whole field.
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct gzFile_s;
+
+namespace driftguard::data {
+
+// Lines of a plain or gzip-compressed text file (zlib reads both).
+class LineReader {
+ public:
+  explicit LineReader(const std::string& path);  // IoError when it cannot be opened
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+  ~LineReader();
+
+  // The next line without its line ending; false at the end of the file. IoError when the file
+  // cannot be read (a corrupt gzip stream).
+  bool next(std::string& line);
+  // The number of the line next() returned last, counting from 1.
+  std::size_t number() const { return number_; }
+
+ private:
+  std::string path_;
+  gzFile_s* file_;
+  std::size_t number_ = 0;
+};
+
+std::vector<std::string_view> split_fields(std::string_view line);
+
+// A header line without the byte-order mark Excel writes.
+std::string_view without_bom(std::string_view line);
+
+// The whole field as a finite number; false for anything else ("", "1e999", "3 ", "nan").
+bool parse_finite(std::string_view field, double& value);
+
+}  // namespace driftguard::data
