@@ -45,6 +45,26 @@ HistogramSpec histogram_spec_of(const ReferenceProfile& ref, const BinningOption
   }
 }
 
+// FeatureDrift::labels: the schema's name for each code the categorical feature is binned by.
+std::vector<std::optional<std::string>> labels_of(const FeatureSpec& feature,
+                                                  const HistogramSpec& spec, std::size_t f) {
+  std::vector<std::optional<std::string>> labels;
+  if (feature.labels.empty() || spec.categorical[f] == 0) return labels;
+  for (const double point : spec.points_of(f)) {
+    // Under the evidently policy the points are any values seen, 2.5 or 1e30 included.
+    const bool integral =
+        std::abs(point) <= static_cast<double>(kMaxCategoryCode) && point == std::trunc(point);
+    const auto code = integral ? static_cast<std::int64_t>(point) : std::int64_t{0};
+    const auto at = std::lower_bound(feature.categories.begin(), feature.categories.end(), code);
+    const bool listed = integral && at != feature.categories.end() && *at == code;
+    labels.push_back(
+        listed ? std::optional<std::string>(
+                     feature.labels[static_cast<std::size_t>(at - feature.categories.begin())])
+               : std::nullopt);
+  }
+  return labels;
+}
+
 }  // namespace
 
 struct Monitor::Impl {
@@ -372,6 +392,7 @@ ScanReport Monitor::Impl::report() {
     const auto points = window_spec.points_of(f);
     drift.by_value = drift.kind == FeatureKind::Numeric && window_spec.categorical[f] != 0;
     drift.points.assign(points.begin(), points.end());
+    drift.labels = labels_of(ref.schema.features[f], window_spec, f);
     const auto ref_slots = window_reference_counts.slots(f);
     const auto cur_slots = window_counts.slots(f);
     drift.reference_slots.assign(ref_slots.begin(), ref_slots.end());

@@ -135,6 +135,12 @@ std::string ScanReport::to_json(int indent) const {
           {"reference", f.reference_slots},
           {"current", f.current_slots}}},
     };
+    if (!f.labels.empty()) {
+      json& labels = item["histogram"]["labels"] = json::array();
+      for (const std::optional<std::string>& label : f.labels) {
+        labels.push_back(label ? json(*label) : json(nullptr));
+      }
+    }
     if (!windows.empty()) item["windows_drifted"] = f.windows_drifted;
     if (f.ks) item["ks"] = ks_json(*f.ks, f.ks_pvalue_adjusted, alpha);
     if (f.wasserstein) {

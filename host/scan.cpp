@@ -401,6 +401,7 @@ ScanReport aggregate_report(Monitor& monitor, const CheckpointState& state) {
           options.drift_rule != DriftRule::Ks && !std::isnan(d.psi) && d.band >= options.drift_band;
     } else {
       d.points.clear();
+      d.labels.clear();
       d.reference_slots.clear();
       d.current_slots.clear();
       d.psi = std::nan("");

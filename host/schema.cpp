@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -14,7 +15,6 @@ namespace driftguard {
 namespace {
 
 using nlohmann::json;
-constexpr std::int64_t kMaxCategoryCode = std::int64_t{1} << 24;  // exact in float32
 
 [[noreturn]] void bad(const std::string& where, const std::string& what) {
   throw InvalidInput("schema: " + where + ": " + what);
@@ -63,7 +63,8 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
     if (spec.kind != FeatureKind::Categorical)
       bad(where, "only categorical features list categories");
     if (!item["categories"].is_array()) bad(where, "'categories' must be an array of integers");
-    std::set<std::int64_t> codes;
+    std::vector<std::int64_t> codes;  // as listed, parallel to the labels
+    std::set<std::int64_t> seen;
     for (const json& code : item["categories"]) {
       // An unsigned code above INT64_MAX would wrap to a negative one; every code beyond the
       // range is refused before it is converted.
@@ -76,10 +77,36 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
       if (value > kMaxCategoryCode || value < -kMaxCategoryCode) {
         bad(where, "category " + std::to_string(value) + " is beyond +-2^24");
       }
-      if (!codes.insert(value).second)
+      if (!seen.insert(value).second)
         bad(where, "category " + std::to_string(value) + " is listed twice");
+      codes.push_back(value);
     }
-    spec.categories.assign(codes.begin(), codes.end());
+    std::vector<std::string> labels;
+    std::set<std::string> seen_labels;
+    if (item.contains("labels")) {
+      const json& names = item["labels"];
+      if (!names.is_array() || names.size() != codes.size()) {
+        bad(where, "'labels' must be an array of one string per category");
+      }
+      for (const json& name : names) {
+        if (!name.is_string()) bad(where, "labels must be strings");
+        if (!seen_labels.insert(name.get<std::string>()).second) {
+          bad(where, "label " + name.dump() + " is listed twice");
+        }
+        labels.push_back(name.get<std::string>());
+      }
+    }
+    // Codes ascending, each keeping its label.
+    std::vector<std::size_t> order(codes.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return codes[a] < codes[b]; });
+    for (std::size_t i : order) {
+      spec.categories.push_back(codes[i]);
+      if (!labels.empty()) spec.labels.push_back(std::move(labels[i]));
+    }
+  } else if (item.contains("labels")) {
+    bad(where, "'labels' name the categories, and there are none");
   }
   if (item.contains("bin_edges")) {
     if (!item["bin_edges"].is_array()) bad(where, "'bin_edges' must be an array of numbers");
@@ -149,6 +176,7 @@ std::string Schema::to_json() const {
     if (f.kind == FeatureKind::Categorical) {
       item["kind"] = "categorical";
       item["categories"] = f.categories;
+      if (!f.labels.empty()) item["labels"] = f.labels;
     } else {
       item["kind"] = "numeric";
       item["min"] = number_json(f.min);

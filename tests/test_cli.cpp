@@ -482,6 +482,33 @@ TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {
   const CommandResult r = scan("same2.h5", "--schema " + schema.string());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(read_json(dir_ / "same2.h5.json")["schema_inferred"].get<bool>());
+
+  // Labels given to a categorical feature's codes name its histogram's bins; a code the schema
+  // does not list (its last one, dropped here: the reference still has it) has none.
+  json labelled = read_json(schema);
+  json* feature = nullptr;
+  for (json& f : labelled["features"]) {
+    if (f["kind"] == "categorical" && f["categories"].size() >= 2) feature = &f;
+  }
+  ASSERT_NE(feature, nullptr);
+  json& codes = (*feature)["categories"];
+  codes.erase(codes.size() - 1);
+  json labels = json::array();
+  for (const json& code : codes) labels.push_back("code " + code.dump());
+  (*feature)["labels"] = labels;
+  std::ofstream(dir_ / "labelled.json") << labelled.dump();
+  ASSERT_EQ(scan("same2.h5", "--schema " + (dir_ / "labelled.json").string()).exit_code, 0);
+  for (const json& f : read_json(dir_ / "same2.h5.json")["features"]) {
+    if (f["name"] != (*feature)["name"]) {
+      EXPECT_FALSE(f["histogram"].contains("labels")) << f["name"];
+      continue;
+    }
+    const json& bins = f["histogram"]["categories"];
+    json expected = labels;
+    expected.push_back(nullptr);
+    ASSERT_EQ(bins.size(), expected.size());
+    EXPECT_EQ(f["histogram"]["labels"], expected);
+  }
 }
 
 TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {

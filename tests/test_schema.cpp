@@ -30,6 +30,16 @@ TEST(Schema, JsonRoundTrip) {
   EXPECT_EQ(Schema::from_json(schema.to_json()), schema);
 }
 
+// Labels name the codes a converter made from text; they follow their codes into ascending order.
+TEST(Schema, LabelsFollowTheirCodes) {
+  const Schema schema = Schema::from_json(R"({"features": [
+      {"name": "housing", "kind": "categorical", "categories": [2, 0, 1],
+       "labels": ["rent", "for free", "own"]}]})");
+  EXPECT_EQ(schema.features[0].categories, (std::vector<std::int64_t>{0, 1, 2}));
+  EXPECT_EQ(schema.features[0].labels, (std::vector<std::string>{"for free", "own", "rent"}));
+  EXPECT_EQ(Schema::from_json(schema.to_json()), schema);
+}
+
 TEST(Schema, BadDocumentsNameTheProblem) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "not valid JSON"},
@@ -45,6 +55,15 @@ TEST(Schema, BadDocumentsNameTheProblem) {
        "listed twice"},
       {R"({"features": [{"name": "a", "kind": "categorical", "categories": [99999999]}]})", "2^24"},
       {R"({"features": [{"name": "a", "categories": [1]}]})", "only categorical"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "categories": [1, 2],
+           "labels": ["x"]}]})",
+       "one string per category"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "categories": [1], "labels": [1]}]})",
+       "labels must be strings"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "categories": [1, 2],
+           "labels": ["x", "x"]}]})",
+       "label \"x\" is listed twice"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "labels": []}]})", "there are none"},
       {R"({"features": [{"name": "a", "bin_edges": [1, 1]}]})", "strictly increasing"},
       {R"({"features": [{"name": "a"}, {"name": "a"}]})", "listed twice"},
       {R"({"version": 2, "features": [{"name": "a"}]})", "unsupported version"},

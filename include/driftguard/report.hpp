@@ -35,10 +35,13 @@ struct FeatureDrift {
   // reference values (the evidently policy bins a few-valued numeric feature by value).
   bool by_value = false;
   std::vector<double> points;
+  // Categorical features whose schema names its codes: the name of each point's code, parallel to
+  // `points` (empty for a code the schema does not list); empty otherwise.
+  std::vector<std::optional<std::string>> labels;
   // Histogram slots, HistogramCounts layout: [underflow | bins... | overflow | missing].
   std::vector<std::uint64_t> reference_slots;
   std::vector<std::uint64_t> current_slots;
-  double psi = 0;  // NaN when a window has no counted value
+  double psi = 0;  // NaN for an empty window (psi.hpp)
   PsiBand band = PsiBand::Stable;
   std::optional<KsResult> ks;
   double ks_pvalue_adjusted = 0;  // after the correction; NaN without a test

@@ -3,7 +3,8 @@
 //   {"format": "driftguard-schema", "version": 1,
 //    "features": [{"name": "AGE", "kind": "numeric", "min": 21, "max": 79,
 //                  "missing_allowed": false, "bin_edges": [..optional..]},
-//                 {"name": "SEX", "kind": "categorical", "categories": [1, 2]}]}
+//                 {"name": "SEX", "kind": "categorical", "categories": [1, 2],
+//                  "labels": ["male", "female"]}]}
 // Absent min/max mean unbounded; absent missing_allowed means true.
 #include <cstddef>
 #include <cstdint>
@@ -17,12 +18,18 @@ namespace driftguard {
 
 enum class FeatureKind { Numeric, Categorical };
 
+// Largest |code| of a category: every such integer is exact in float32.
+inline constexpr std::int64_t kMaxCategoryCode = std::int64_t{1} << 24;
+
 struct FeatureSpec {
   std::string name;
   FeatureKind kind = FeatureKind::Numeric;
   double min = -std::numeric_limits<double>::infinity();  // numeric: inclusive lower bound
   double max = std::numeric_limits<double>::infinity();   // numeric: inclusive upper bound
-  std::vector<std::int64_t> categories;  // categorical: allowed codes, |code| <= 2^24
+  std::vector<std::int64_t> categories;  // categorical: allowed codes, |code| <= 2^24, ascending
+  // categorical, optional: the name of each code (the text a converter turned into it), parallel
+  // to `categories`; reports show them next to the codes.
+  std::vector<std::string> labels;
   bool missing_allowed = true;
   std::vector<double> bin_edges;  // optional fixed histogram edges (binning policy "fixed")
   bool operator==(const FeatureSpec&) const = default;
