@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -42,13 +43,36 @@ bool LineReader::next(std::string& line) {
   return true;
 }
 
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  for (std::size_t start = 0;;) {
-    const std::size_t comma = line.find(',', start);
-    fields.push_back(line.substr(start, comma - start));
-    if (comma == std::string_view::npos) return fields;
-    start = comma + 1;
+std::vector<std::string> split_fields(std::string_view line, const std::string& where) {
+  std::vector<std::string> fields;
+  std::size_t at = 0;
+  for (;;) {
+    std::string field;
+    if (at < line.size() && line[at] == '"') {
+      for (++at;; ++at) {
+        if (at == line.size()) throw IoError(where + "a quoted field is not closed");
+        if (line[at] != '"') {
+          field += line[at];
+        } else if (at + 1 < line.size() && line[at + 1] == '"') {
+          field += '"';
+          ++at;
+        } else {
+          ++at;
+          break;
+        }
+      }
+      if (at < line.size() && line[at] != ',') {
+        throw IoError(where + "text after the closing quote of field " +
+                      std::to_string(fields.size() + 1));
+      }
+    } else {
+      const std::size_t comma = std::min(line.find(',', at), line.size());
+      field = line.substr(at, comma - at);
+      at = comma;
+    }
+    fields.push_back(std::move(field));
+    if (at == line.size()) return fields;
+    ++at;  // the comma
   }
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The CSV reading the dataset converters share: lines of a plain or gzip file, comma-separated
-// fields (the bundled files quote nothing), and numbers that must fill their whole field.
+// fields (RFC 4180 quoting within a line), and numbers that must fill their whole field.
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -30,7 +30,9 @@ class LineReader {
   std::size_t number_ = 0;
 };
 
-std::vector<std::string_view> split_fields(std::string_view line);
+// The fields of one line. A field may be quoted ("a, b"; "" inside stands for one quote); a quote
+// left open, or text after a closing quote, is an IoError starting with `where`.
+std::vector<std::string> split_fields(std::string_view line, const std::string& where);
 
 // A header line without the byte-order mark Excel writes.
 std::string_view without_bom(std::string_view line);

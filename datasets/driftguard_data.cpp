@@ -2,6 +2,7 @@
 //   synth    synthetic credit-scoring data with an injected drift scenario
 //   uci      the UCI credit card CSV split into reference/current windows
 //   weather  the NOAA daily weather CSV as a reference decade and a time-stamped stream
+//   german   the German credit CSV: text categories as labelled codes, split by age
 // Exit codes: 0 success, 1 failure (I/O, malformed input file), 2 usage error.
 #include <CLI/CLI.hpp>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "driftguard/errors.hpp"
+#include "german.hpp"
 #include "synth.hpp"
 #include "uci.hpp"
 #include "weather.hpp"
@@ -124,6 +126,17 @@ int main(int argc, char** argv) {
                    "Directory for weather_reference.h5 and weather_stream.h5")
       ->required();
 
+  std::string german_input;
+  std::string german_output_dir;
+  CLI::App* german_command = app.add_subcommand(
+      "german", "Split the German credit CSV by age, its text categories as labelled codes.");
+  german_command->add_option("--input", german_input, "german_credit.csv or .csv.gz")->required();
+  german_command
+      ->add_option("--output-dir", german_output_dir,
+                   "Directory for german_age_reference.h5, german_age_current.h5 and "
+                   "german.schema.json")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -136,6 +149,13 @@ int main(int argc, char** argv) {
     if (*synth_command) {
       synth.scenario = scenarios.at(scenario);
       print_synth_summary(synth, data::synth(synth));
+    } else if (*german_command) {
+      const data::GermanSummary s = data::convert_german(german_input, german_output_dir);
+      std::printf(
+          "german: %zu rows from %s -> %s: age split %zu/%zu (age_in_years < %d / >= %d), %zu "
+          "categorical features as labelled codes\n",
+          s.rows, german_input.c_str(), german_output_dir.c_str(), s.reference, s.current,
+          data::kGermanAgeSplit, data::kGermanAgeSplit, s.categorical);
     } else if (*weather_command) {
       const data::WeatherSummary s = data::convert_weather(weather_input, weather_output_dir);
       std::printf(

@@ -45,8 +45,8 @@ std::string column_name(std::size_t column) {
 }
 
 void check_header(const std::string& path, std::string_view line) {
-  const std::vector<std::string_view> fields = split_fields(without_bom(line));
   const std::string where = path + ": line 1: ";
+  const std::vector<std::string> fields = split_fields(without_bom(line), where);
   if (fields.size() != kColumns) {
     throw IoError(where + "header has " + std::to_string(fields.size()) + " columns, expected " +
                   std::to_string(kColumns) + " (ID, LIMIT_BAL, ..., PAY_AMT6, " +
@@ -75,7 +75,7 @@ Table read_table(const std::string& path) {
   while (lines.next(line)) {
     if (line.empty()) continue;  // blank lines hold no row
     const std::string where = path + ": line " + std::to_string(lines.number()) + ": ";
-    const std::vector<std::string_view> fields = split_fields(line);
+    const std::vector<std::string> fields = split_fields(line, where);
     if (fields.size() != kColumns) {
       throw IoError(where + "expected " + std::to_string(kColumns) + " fields, got " +
                     std::to_string(fields.size()));

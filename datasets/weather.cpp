@@ -1,6 +1,7 @@
 // NOAA weather CSV -> a reference decade and the time-stamped stream after it.
 #include "weather.hpp"
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <string_view>
@@ -29,15 +30,15 @@ Days read_days(const std::string& path) {
   LineReader lines(path);
   std::string line;
   if (!lines.next(line)) throw IoError(path + ": empty file, expected the NOAA weather CSV");
-  const std::vector<std::string_view> header = split_fields(without_bom(line));
-  if (header != std::vector<std::string_view>(kColumns.begin(), kColumns.end())) {
+  const std::vector<std::string> header = split_fields(without_bom(line), path + ": line 1: ");
+  if (!std::equal(header.begin(), header.end(), kColumns.begin(), kColumns.end())) {
     throw IoError(path + ": line 1: header is not feat_1,...,feat_8,target");
   }
   Days days;
   while (lines.next(line)) {
     if (line.empty()) continue;  // blank lines hold no day
     const std::string where = path + ": line " + std::to_string(lines.number()) + ": ";
-    const std::vector<std::string_view> fields = split_fields(line);
+    const std::vector<std::string> fields = split_fields(line, where);
     if (fields.size() != kColumns.size()) {
       throw IoError(where + "expected " + std::to_string(kColumns.size()) + " fields, got " +
                     std::to_string(fields.size()));

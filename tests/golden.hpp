@@ -1,5 +1,8 @@
 #pragma once
 // Golden files (tests/golden/*.json, made by the scripts beside them from the real peers).
+#include <gtest/gtest.h>
+
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -21,6 +24,16 @@ inline const nlohmann::json& golden(const std::string& file) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path);
   return cache.emplace(file, nlohmann::json::parse(in)).first->second;
+}
+
+// |actual - expected| <= rel |expected| + abs, saying both values on failure.
+inline ::testing::AssertionResult close(double actual, double expected, double rel,
+                                        double abs = 0.0) {
+  if (std::abs(actual - expected) <= rel * std::abs(expected) + abs) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "actual " << actual << " expected " << expected
+                                       << " (diff " << std::abs(actual - expected) << ")";
 }
 
 }  // namespace driftguard::testing

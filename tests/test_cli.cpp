@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -21,13 +22,22 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/report.hpp"
+#include "golden.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using driftguard::testing::close;
 using driftguard::testing::CommandResult;
+
+// The checkout, where the bundled data sets and golden files are (set by CTest).
+fs::path source_dir() {
+  const char* root = std::getenv("DRIFTGUARD_SOURCE_DIR");
+  if (root == nullptr) throw std::runtime_error("DRIFTGUARD_SOURCE_DIR is not set");
+  return root;
+}
 
 json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -625,9 +635,7 @@ TEST_F(Cli, AColumnWithoutValuesInOneWindowDriftsAndTheOthersAreScanned) {
 // (tests/golden/make_weather_windows_golden.py). Every window's KS (statistic, exact p-value,
 // BH-adjusted p-value), Wasserstein, Cramer-von Mises and PSI.
 TEST_F(Cli, WeatherDecadeWindowsMatchSciPy) {
-  const char* source = std::getenv("DRIFTGUARD_SOURCE_DIR");
-  if (source == nullptr) GTEST_SKIP() << "DRIFTGUARD_SOURCE_DIR is not set";
-  const fs::path root(source);
+  const fs::path root = source_dir();
   const fs::path out = dir_ / "weather";
   CommandResult r =
       run(std::string(DRIFTGUARD_DATA_BIN) + " weather --input " +
@@ -639,14 +647,11 @@ TEST_F(Cli, WeatherDecadeWindowsMatchSciPy) {
           (out / "weather_stream.h5").string() + " --window-time 3650 --windows-jsonl " +
           windows.string() + " --report " + (out / "report.json").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const json golden = read_json(root / "tests/golden/weather_windows.json");
+  const json& golden = driftguard::testing::golden("weather_windows.json");
   std::ifstream lines(windows);
   std::vector<json> records;
   for (std::string line; std::getline(lines, line);) records.push_back(json::parse(line));
   ASSERT_EQ(records.size(), golden["windows"].size());
-  const auto close = [](double actual, double expected, double relative, double absolute = 0) {
-    return std::abs(actual - expected) <= std::max(relative * std::abs(expected), absolute);
-  };
   for (std::size_t w = 0; w < records.size(); ++w) {
     const json& expected = golden["windows"][w];
     const json& record = records[w];
@@ -674,6 +679,57 @@ TEST_F(Cli, WeatherDecadeWindowsMatchSciPy) {
       EXPECT_TRUE(close(a["cramer_von_mises"]["pvalue"], e["cvm"]["pvalue"], 1e-10, 1e-14))
           << a["cramer_von_mises"].dump();
       EXPECT_TRUE(close(a["psi"], e["psi"], 1e-12)) << a["psi"];
+    }
+  }
+}
+
+// Real categorical data against SciPy and NumPy: the German credit applicants split by age
+// (tests/golden/make_german_golden.py), text categories coded and labelled by driftguard-data.
+TEST_F(Cli, GermanCreditAgeSplitMatchesSciPy) {
+  const fs::path out = dir_ / "german";
+  CommandResult r = run(std::string(DRIFTGUARD_DATA_BIN) + " german --input " +
+                        (source_dir() / "datasets/german_credit.csv.gz").string() +
+                        " --output-dir " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path report = out / "report.json";
+  r = run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
+          (out / "german_age_reference.h5").string() + " --current " +
+          (out / "german_age_current.h5").string() + " --schema " +
+          (out / "german.schema.json").string() + " --report " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The table cuts names past 40 bytes (they overflowed its 256-byte lines) and aligns the rest.
+  EXPECT_NE(r.out.find("\ninstallment_rate_in_percentage_of_dispo~ numeric "), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\nhousing                                  categorical "),
+            std::string::npos);
+  const json& golden = driftguard::testing::golden("german_age.json");
+  const json actual = read_json(report);
+  EXPECT_EQ(actual["reference_rows"], golden["reference_rows"]);
+  EXPECT_EQ(actual["current_rows"], golden["current_rows"]);
+  ASSERT_EQ(actual["features"].size(), golden["features"].size());
+  for (std::size_t f = 0; f < golden["features"].size(); ++f) {
+    const json& e = golden["features"][f];
+    const json& a = actual["features"][f];
+    SCOPED_TRACE(e["name"].get<std::string>());
+    EXPECT_EQ(a["name"], e["name"]);
+    EXPECT_EQ(a["ks"]["method"], e["ks"]["method"]);
+    EXPECT_TRUE(close(a["ks"]["statistic"], e["ks"]["statistic"], 1e-14));
+    EXPECT_TRUE(close(a["ks"]["pvalue"], e["ks"]["pvalue"], 1e-10));
+    EXPECT_TRUE(close(a["ks"]["pvalue_adjusted"], e["ks"]["pvalue_bh"], 1e-10));
+    EXPECT_TRUE(close(a["psi"], e["psi"], 1e-12));
+    if (e.contains("chi_squared")) {
+      EXPECT_EQ(a["kind"], "categorical");
+      EXPECT_EQ(a["histogram"]["labels"], e["labels"]);
+      EXPECT_EQ(a["chi_squared"]["dof"], e["chi_squared"]["dof"]);
+      EXPECT_TRUE(
+          close(a["chi_squared"]["statistic"], e["chi_squared"]["statistic"], 1e-12, 1e-14));
+      EXPECT_TRUE(close(a["chi_squared"]["pvalue"], e["chi_squared"]["pvalue"], 1e-10));
+    } else {
+      EXPECT_EQ(a["kind"], "numeric");
+      EXPECT_TRUE(close(a["wasserstein"], e["wasserstein"], 1e-12));
+      EXPECT_TRUE(close(a["cramer_von_mises"]["statistic"], e["cvm"]["statistic"], 1e-12));
+      // The series residue below 1e-7 (see WeatherDecadeWindowsMatchSciPy).
+      EXPECT_TRUE(close(a["cramer_von_mises"]["pvalue"], e["cvm"]["pvalue"], 1e-10, 1e-14));
     }
   }
 }

@@ -499,4 +499,60 @@ TEST_F(DatasetsTest, WeatherSplitsTheFirstDecadeFromTheStampedStream) {
                "3650 days; the reference takes 3650");
 }
 
+TEST_F(DatasetsTest, GermanCodesTextCategoriesWithLabelsAndSplitsByAge) {
+  const std::string header =
+      "status_of_existing_checking_account,duration_in_month,credit_history,purpose,"
+      "credit_amount,savings_account_and_bonds,present_employment_since,"
+      "installment_rate_in_percentage_of_disposable_income,personal_status_and_sex,"
+      "other_debtors_or_guarantors,present_residence_since,property,age_in_years,"
+      "other_installment_plans,housing,number_of_existing_credits_at_this_bank,job,"
+      "number_of_people_being_liable_to_provide_maintenance_for,telephone,foreign_worker,"
+      "creditability";
+  // Quoted texts hold commas and doubled quotes; ages 22 and 34 go to the reference, 35 and 67
+  // to the current window.
+  const auto row = [](const std::string& housing, int age, const std::string& telephone,
+                      const std::string& credit) {
+    return "A,6,h,p,1169,s,e,4,m,none,4,r," + std::to_string(age) + ",none," + housing + ",2,j,1," +
+           telephone + ",yes," + credit;
+  };
+  const std::vector<std::string> lines = {
+      header, row("own", 67, "none", "good"), row("rent", 22, "\"yes, \"\"registered\"\"\"", "bad"),
+      row("for free", 35, "none", "good"), row("own", 34, "none", "bad")};
+  const fs::path out = path("german");
+  run_ok("german --input '" + write_csv(path("german.csv"), lines).string() + "' --output-dir '" +
+         out.string() + "'");
+  const Table reference = load(out / "german_age_reference.h5");
+  const Table current = load(out / "german_age_current.h5");
+  EXPECT_EQ(reference.row_id, (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(current.row_id, (std::vector<std::int64_t>{1, 3}));
+  EXPECT_EQ(reference.label, (std::vector<float>{1, 1}));  // bad credits
+  EXPECT_EQ(current.label, (std::vector<float>{0, 0}));
+  // housing: "for free" 0, "own" 1, "rent" 2 (byte order); telephone: "none" 0, the quoted 1.
+  EXPECT_EQ(reference.column("housing"), (std::vector<double>{2, 1}));
+  EXPECT_EQ(current.column("housing"), (std::vector<double>{1, 0}));
+  EXPECT_EQ(reference.column("telephone"), (std::vector<double>{1, 0}));
+  EXPECT_EQ(current.column("age_in_years"), (std::vector<double>{67, 35}));
+  const std::string schema = read_text(out / "german.schema.json");
+  EXPECT_NE(schema.find(R"("yes, \"registered\"")"), std::string::npos) << schema;
+  EXPECT_NE(schema.find("\"for free\",\n        \"own\",\n        \"rent\""), std::string::npos)
+      << schema;
+
+  const std::string to = " --output-dir '" + path("german_bad").string() + "'";
+  std::vector<std::string> bad = lines;
+  bad[2] = row("rent", 22, "\"yes, unclosed", "bad");
+  expect_error("german --input '" + write_csv(path("g_quote.csv"), bad).string() + "'" + to, 1,
+               "g_quote.csv: line 3: a quoted field is not closed");
+  bad = lines;
+  bad[1] = row("own", 67, "none", "fine");
+  expect_error("german --input '" + write_csv(path("g_credit.csv"), bad).string() + "'" + to, 1,
+               "g_credit.csv: line 2: creditability must be good or bad, got 'fine'");
+  bad = lines;
+  bad[3] = row("own", 67, "none", "good").replace(2, 1, "six");
+  expect_error("german --input '" + write_csv(path("g_number.csv"), bad).string() + "'" + to, 1,
+               "g_number.csv: line 4: duration_in_month is not a number: 'six'");
+  bad = {header, row("own", 40, "none", "good")};
+  expect_error("german --input '" + write_csv(path("g_old.csv"), bad).string() + "'" + to, 1,
+               "no rows with age_in_years < 35");
+}
+
 }  // namespace

@@ -23,6 +23,8 @@ namespace {
 
 const double inf = std::numeric_limits<double>::infinity();
 
+using testing::close;
+
 const nlohmann::json& golden() { return testing::golden("distances_scipy.json"); }
 
 // The golden values are float32 values written as doubles: the conversion back is exact.
@@ -34,15 +36,6 @@ std::vector<float> floats(const nlohmann::json& values) {
 
 std::vector<std::uint64_t> counts(const nlohmann::json& values) {
   return values.get<std::vector<std::uint64_t>>();
-}
-
-// |actual - expected| <= rel |expected| + abs.
-::testing::AssertionResult close(double actual, double expected, double rel, double abs = 0.0) {
-  if (std::abs(actual - expected) <= rel * std::abs(expected) + abs) {
-    return ::testing::AssertionSuccess();
-  }
-  return ::testing::AssertionFailure() << "actual " << actual << " expected " << expected
-                                       << " (diff " << std::abs(actual - expected) << ")";
 }
 
 TEST(Distances, GoldenIsPresent) {

@@ -117,17 +117,32 @@ std::string device_text(std::string_view device, const Context& ctx) {
   return text;
 }
 
+// A feature name for the table: at most kNameWidth bytes, cut at a UTF-8 character boundary
+// and marked with '~' when longer (the report keeps the whole name).
+constexpr std::size_t kNameWidth = 40;
+std::string table_name(const std::string& name) {
+  if (name.size() <= kNameWidth) return name;
+  std::size_t cut = kNameWidth - 1;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+  return name.substr(0, cut) + "~";
+}
+
 void print_table(const ScanReport& report, const Context& ctx, std::ostream& out) {
+  int width = 24;
+  for (const FeatureDrift& f : report.features) {
+    width = std::max(width, static_cast<int>(table_name(f.name).size()));
+  }
   char line[256];
-  std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %8s %9s %9s %9s\n", "feature", "kind",
-                "PSI", "band", "KS D", "KS p adj", "missing", "invalid");
+  std::snprintf(line, sizeof line, "%-*s %-12s %9s  %-12s %8s %9s %9s %9s\n", width, "feature",
+                "kind", "PSI", "band", "KS D", "KS p adj", "missing", "invalid");
   out << line;
   for (const FeatureDrift& f : report.features) {
     const std::uint64_t invalid =
         f.current_flags[flag_index(kNonFinite)] + f.current_flags[flag_index(kBelowMin)] +
         f.current_flags[flag_index(kAboveMax)] + f.current_flags[flag_index(kUnknownCategory)];
-    std::snprintf(line, sizeof line, "%-24s %-12s %9s  %-12s %8s %9s %9llu %9llu%s\n",
-                  f.name.c_str(), f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
+    std::snprintf(line, sizeof line, "%-*s %-12s %9s  %-12s %8s %9s %9llu %9llu%s\n", width,
+                  table_name(f.name).c_str(),
+                  f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
                   fixed(f.psi, 4).c_str(), std::string(to_string(f.band)).c_str(),
                   f.ks ? fixed(f.ks->statistic, 4).c_str() : "-",
                   f.ks ? pvalue_text(f.ks_pvalue_adjusted).c_str() : "-",
