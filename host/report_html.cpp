@@ -79,8 +79,34 @@ std::vector<double> counts_of(const json& slots) {
   return counts;
 }
 
-// Reference (grey) and current (blue) shares of each histogram slot, side by side; the outer and
-// missing slots only when either window has a value there.
+// What histogram slot i of `slots` holds, for its tooltip: a bin's edges, code (and label) or
+// value, or the outer and missing slots (layout in docs/report.md).
+std::string slot_name(const json& histogram, std::size_t i, std::size_t slots) {
+  if (i + 1 == slots) return "missing";
+  const json& edges = member(histogram, "edges");
+  const bool numeric = edges.is_array();
+  if (i == 0) return "below the first edge";
+  if (i + 2 == slots) return numeric ? "above the last edge" : "other values";
+  const std::size_t bin = i - 1;
+  if (numeric) {
+    if (bin + 1 >= edges.size()) return "bin " + std::to_string(bin);
+    return "[" + number(edges[bin], 6) + ", " + number(edges[bin + 1], 6) +
+           (i + 3 == slots ? "]" : ")");
+  }
+  const json& values = member(histogram, "values");
+  if (values.is_array() && bin < values.size()) return "value " + number(values[bin], 6);
+  const json& codes = member(histogram, "categories");
+  const json& labels = member(histogram, "labels");
+  const std::string code = codes.is_array() && bin < codes.size() ? number(codes[bin], 8) : "?";
+  if (labels.is_array() && bin < labels.size() && labels[bin].is_string()) {
+    return text_of(labels[bin]) + " (code " + code + ")";
+  }
+  return "code " + code;
+}
+
+// Reference (grey) and current (blue) shares of each histogram slot, side by side, each pair
+// titled with its slot and shares; the outer and missing slots only when either window has a
+// value there.
 std::string histogram_svg(const json& histogram) {
   const std::vector<double> reference = counts_of(member(histogram, "reference"));
   const std::vector<double> current = counts_of(member(histogram, "current"));
@@ -106,6 +132,11 @@ std::string histogram_svg(const json& histogram) {
                     "\" height=\"" + std::to_string(static_cast<int>(kHeight)) + "\">";
   double x = 0;
   for (const std::size_t i : shown) {
+    char shares[96];
+    std::snprintf(shares, sizeof shares, ": reference %.1f%%, current %.1f%%",
+                  100 * share(reference[i], reference_total),
+                  100 * share(current[i], current_total));
+    svg += "<g><title>" + slot_name(histogram, i, reference.size()) + shares + "</title>";
     for (const auto& [count, total, css] : {std::tuple{reference[i], reference_total, "r"},
                                             std::tuple{current[i], current_total, "c"}}) {
       const double h = top > 0 ? kHeight * share(count, total) / top : 0.0;
@@ -116,6 +147,7 @@ std::string histogram_svg(const json& histogram) {
       svg += rect;
       x += kBar;
     }
+    svg += "</g>";
     x += 2;
   }
   return svg + "</svg>";

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -230,6 +231,25 @@ TEST_F(Cli, HtmlReportShowsWhatTheJsonSays) {
     EXPECT_NE(page.find("<td>" + f["name"].get<std::string>() + "</td>"), std::string::npos)
         << f["name"];
   }
+  // Each bar pair says what it counts: a numeric bin's edges (the last closed) and both shares.
+  const json& income = report["features"][0]["histogram"];
+  ASSERT_EQ(report["features"][0]["name"], "income");
+  const auto share = [](const json& slots, std::size_t i) {
+    double total = 0;
+    for (const json& s : slots) total += s.get<double>();
+    char text[16];
+    std::snprintf(text, sizeof text, "%.1f%%", 100 * slots[i].get<double>() / total);
+    return std::string(text);
+  };
+  char edges[64];
+  std::snprintf(edges, sizeof edges, "[%.6g, %.6g)", income["edges"][0].get<double>(),
+                income["edges"][1].get<double>());
+  EXPECT_NE(
+      page.find("<g><title>" + std::string(edges) + ": reference " + share(income["reference"], 1) +
+                ", current " + share(income["current"], 1) + "</title>"),
+      std::string::npos)
+      << edges;
+  EXPECT_NE(page.find("<title>missing: reference "), std::string::npos);  // income has NaN
 }
 
 TEST_F(Cli, HtmlCommandRendersASavedReportAsScanDid) {
@@ -695,12 +715,17 @@ TEST_F(Cli, GermanCreditAgeSplitMatchesSciPy) {
   r = run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
           (out / "german_age_reference.h5").string() + " --current " +
           (out / "german_age_current.h5").string() + " --schema " +
-          (out / "german.schema.json").string() + " --report " + report.string());
+          (out / "german.schema.json").string() + " --report " + report.string() + " --html " +
+          (out / "report.html").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The table cuts names past 40 bytes (they overflowed its 256-byte lines) and aligns the rest.
   EXPECT_NE(r.out.find("\ninstallment_rate_in_percentage_of_dispo~ numeric "), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("\nhousing                                  categorical "),
+            std::string::npos);
+  // The page names the categories by their labels.
+  EXPECT_NE(driftguard::testing::read_text(out / "report.html")
+                .find("<g><title>rent (code 2): reference "),
             std::string::npos);
   const json& golden = driftguard::testing::golden("german_age.json");
   const json actual = read_json(report);
