@@ -8,8 +8,7 @@
 #include <vector>
 
 int main() {
-  driftguard::Context ctx(
-      driftguard::ContextOptions{.backend = driftguard::Backend::Cpu});
+  driftguard::Context ctx(driftguard::ContextOptions{.backend = driftguard::Backend::Cpu});
   const std::vector<float> batch = {0.5f, 1.5f, NAN, 2.5f};  // 4 rows x 1 feature
   driftguard::HistogramSpec spec;
   const std::vector<double> edges = {0.0, 1.0, 2.0};

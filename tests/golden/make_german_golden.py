@@ -30,10 +30,10 @@ from scipy import stats
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from make_ks_golden import ks_2samp  # noqa: E402
-from make_psi_quantile_golden import default_psi, reference_edges, slots  # noqa: E402
+from make_psi_quantile_golden import default_psi  # noqa: E402
+from make_weather_windows_golden import BINS, numeric_statistics  # noqa: E402
 
 AGE_SPLIT = 35  # datasets/german.hpp, kGermanAgeSplit
-BINS = 10
 NUMERIC = {"duration_in_month", "credit_amount",
            "installment_rate_in_percentage_of_disposable_income", "present_residence_since",
            "age_in_years", "number_of_existing_credits_at_this_bank",
@@ -60,17 +60,13 @@ def main():
     features = []
     for name in names:
         ref, cur = columns[name][younger], columns[name][~younger]
-        ks, method = ks_2samp(ref, cur, "two-sided", "auto")
-        item = {"name": name,
-                "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue),
-                       "method": method}}
         if name in NUMERIC:
-            edges = reference_edges("quantile", ref, BINS)
-            item["psi"] = default_psi(slots(ref, edges), slots(cur, edges))
-            item["wasserstein"] = float(stats.wasserstein_distance(ref, cur))
-            cvm = stats.cramervonmises_2samp(ref, cur)
-            item["cvm"] = {"statistic": float(cvm.statistic), "pvalue": float(cvm.pvalue)}
+            features.append(numeric_statistics(name, ref, cur))
         else:
+            ks, method = ks_2samp(ref, cur, "two-sided", "auto")
+            item = {"name": name,
+                    "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue),
+                           "method": method}}
             k = len(labels[name])
             ref_counts = np.bincount(ref.astype(int), minlength=k)
             cur_counts = np.bincount(cur.astype(int), minlength=k)
@@ -82,7 +78,7 @@ def main():
             item["chi_squared"] = {"statistic": float(chi2.statistic), "pvalue": float(chi2.pvalue),
                                    "dof": int(chi2.dof)}
             item["labels"] = labels[name]
-        features.append(item)
+            features.append(item)
     adjusted = stats.false_discovery_control([x["ks"]["pvalue"] for x in features])
     for x, p in zip(features, adjusted):
         x["ks"]["pvalue_bh"] = float(p)

@@ -35,6 +35,21 @@ WINDOW_DAYS = 3650
 BINS = 10
 
 
+def numeric_statistics(name, ref, cur):
+    """KS (two-sided, auto), Wasserstein, Cramer-von Mises and the default quantile PSI of one
+    numeric feature, as driftguard's report holds them."""
+    ks, method = ks_2samp(ref, cur, "two-sided", "auto")
+    cvm = stats.cramervonmises_2samp(ref, cur)
+    edges = reference_edges("quantile", ref, BINS)
+    return {
+        "name": name,
+        "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue), "method": method},
+        "wasserstein": float(stats.wasserstein_distance(ref, cur)),
+        "cvm": {"statistic": float(cvm.statistic), "pvalue": float(cvm.pvalue)},
+        "psi": default_psi(slots(ref, edges), slots(cur, edges)),
+    }
+
+
 def main():
     source = HERE.parent.parent / "datasets" / "noaa_weather.csv.gz"
     with gzip.open(source, "rt") as f:
@@ -47,20 +62,8 @@ def main():
     for k, decade in enumerate(np.unique(days // WINDOW_DAYS)):
         in_window = days[days // WINDOW_DAYS == decade]
         window = values[in_window]
-        features = []
-        for f, name in enumerate(names):
-            ref, cur = reference[:, f], window[:, f]
-            ks, method = ks_2samp(ref, cur, "two-sided", "auto")
-            cvm = stats.cramervonmises_2samp(ref, cur)
-            edges = reference_edges("quantile", ref, BINS)
-            features.append({
-                "name": name,
-                "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue),
-                       "method": method},
-                "wasserstein": float(stats.wasserstein_distance(ref, cur)),
-                "cvm": {"statistic": float(cvm.statistic), "pvalue": float(cvm.pvalue)},
-                "psi": default_psi(slots(ref, edges), slots(cur, edges)),
-            })
+        features = [numeric_statistics(name, reference[:, f], window[:, f])
+                    for f, name in enumerate(names)]
         adjusted = stats.false_discovery_control([x["ks"]["pvalue"] for x in features])
         for x, p in zip(features, adjusted):
             x["ks"]["pvalue_bh"] = float(p)
