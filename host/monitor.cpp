@@ -283,7 +283,10 @@ std::vector<ScoreDrift> Monitor::Impl::score_drift(Context& ctx, BatchView windo
     const auto ref_slots = reference_score_counts.slots(k), cur_slots = current_counts.slots(k);
     d.reference_slots.assign(ref_slots.begin(), ref_slots.end());
     d.current_slots.assign(cur_slots.begin(), cur_slots.end());
-    d.psi = psi(ref_slots, cur_slots, options.psi);
+    // Binned by value, "other" (a score no reference row had) is a bin of its own, as a
+    // category's: folded into the last value's bin it would hide exactly the new scores.
+    d.psi = psi(ref_slots, cur_slots, options.psi,
+                d.by_value ? FeatureKind::Categorical : FeatureKind::Numeric);
     d.band = psi_band(d.psi, options.bands);
     d.ks = ks[k];
     d.drifted = !std::isnan(d.psi) && d.band >= options.drift_band;
@@ -397,7 +400,8 @@ ScanReport Monitor::Impl::report() {
     const auto cur_slots = window_counts.slots(f);
     drift.reference_slots.assign(ref_slots.begin(), ref_slots.end());
     drift.current_slots.assign(cur_slots.begin(), cur_slots.end());
-    drift.psi = psi(ref_slots, cur_slots, psi_options, drift.kind);
+    drift.psi = psi(ref_slots, cur_slots, psi_options,
+                    drift.by_value ? FeatureKind::Categorical : drift.kind);
     drift.band = psi_band(drift.psi, opt.bands);
     const bool psi_drift = !std::isnan(drift.psi) && drift.band >= opt.drift_band;
     bool ks_drift = false;

@@ -395,7 +395,8 @@ ScanReport aggregate_report(Monitor& monitor, const CheckpointState& state) {
       std::copy_n(state.current_slots.begin() + slot, d.current_slots.size(),
                   d.current_slots.begin());
       slot += d.current_slots.size();
-      d.psi = psi(d.reference_slots, d.current_slots, report.psi, d.kind);
+      d.psi = psi(d.reference_slots, d.current_slots, report.psi,
+                  d.by_value ? FeatureKind::Categorical : d.kind);
       d.band = psi_band(d.psi, options.bands);
       psi_drift =
           options.drift_rule != DriftRule::Ks && !std::isnan(d.psi) && d.band >= options.drift_band;

@@ -471,6 +471,34 @@ TEST_F(Cli, FewValuedScoresAreBinnedByValue) {
   const auto slots = mix["histogram"]["current"].get<std::vector<std::uint64_t>>();
   ASSERT_EQ(slots.size(), 4u + 3u);
   EXPECT_EQ(slots[0] + slots[5] + slots[6], 0u);
+
+  // A score no reference row had counts in "other", and PSI takes that slot as a bin of its own
+  // (folded into the last value's bin, 30 % new scores read as PSI 0.23 instead of 2.5).
+  for (const auto& [name, new_share] :
+       {std::pair{"codes_ref.h5", 0}, std::pair{"codes_new.h5", 3}}) {
+    driftguard::Hdf5Writer writer((dir_ / name).string(), {"product"});
+    std::vector<float> rows;
+    for (int r = 0; r < 4000; ++r) rows.push_back(r % 10 < new_share ? 9.0f : float(r % 4));
+    writer.append(rows.data(), rows.size());
+    writer.close();
+  }
+  const fs::path report = dir_ / "codes.json";
+  const CommandResult r =
+      run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " +
+          (dir_ / "codes_ref.h5").string() + " --current " + (dir_ / "codes_new.h5").string() +
+          " " + flags + " --report " + report.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json score = read_json(report)["score"]["outputs"][0];
+  const auto current = score["histogram"]["current"].get<std::vector<std::uint64_t>>();
+  ASSERT_EQ(current.size(), 7u) << score.dump();
+  EXPECT_EQ(current[5], 1200u);  // the "other" slot
+  double expected = 0;
+  for (int value = 0; value < 4; ++value) {
+    const double c = static_cast<double>(current[1 + value]) / 4000, ref = 0.25;
+    expected += (c - ref) * std::log(c / ref);
+  }
+  expected += (0.3 - 1e-4) * std::log(0.3 / 1e-4);
+  EXPECT_NEAR(score["psi"].get<double>(), expected, 1e-12);
 }
 
 TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
