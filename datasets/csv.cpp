@@ -81,6 +81,13 @@ std::string_view without_bom(std::string_view line) {
   return line;
 }
 
+std::filesystem::path output_directory(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) throw IoError(dir + ": cannot create directory (" + error.message() + ")");
+  return dir;
+}
+
 bool parse_finite(std::string_view field, double& value) {
   const auto [end, error] = std::from_chars(field.data(), field.data() + field.size(), value);
   return error == std::errc() && end == field.data() + field.size() && std::isfinite(value);

@@ -1,7 +1,9 @@
 #pragma once
-// The CSV reading the dataset converters share: lines of a plain or gzip file, comma-separated
-// fields (RFC 4180 quoting within a line), and numbers that must fill their whole field.
+// What the dataset converters share: lines of a plain or gzip file, comma-separated fields
+// (RFC 4180 quoting within a line), numbers that must fill their whole field, and the directory
+// they write into.
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +38,9 @@ std::vector<std::string> split_fields(std::string_view line, const std::string& 
 
 // A header line without the byte-order mark Excel writes.
 std::string_view without_bom(std::string_view line);
+
+// `dir`, created with its parents when missing; IoError when it cannot be.
+std::filesystem::path output_directory(const std::string& dir);
 
 // The whole field as a finite number; false for anything else ("", "1e999", "3 ", "nan").
 bool parse_finite(std::string_view field, double& value);

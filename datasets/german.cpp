@@ -141,10 +141,7 @@ GermanSummary convert_german(const std::string& input, const std::string& output
     row_id[side].push_back(static_cast<std::int64_t>(r + 1));
   }
 
-  std::error_code error;
-  std::filesystem::create_directories(output_dir, error);
-  if (error) throw IoError(output_dir + ": cannot create directory (" + error.message() + ")");
-  const std::filesystem::path dir(output_dir);
+  const std::filesystem::path dir = output_directory(output_dir);
   const std::string age = std::to_string(kGermanAgeSplit);
   const std::array<std::string, 2> files = {"german_age_reference.h5", "german_age_current.h5"};
   const std::array<std::string, 2> rules = {"age_in_years < " + age, "age_in_years >= " + age};

@@ -148,10 +148,7 @@ UciSummary convert_uci(const std::string& input, const std::string& output_dir,
                        std::uint64_t seed) {
   const Table table = read_table(input);
   const std::size_t rows = table.id.size();
-  std::error_code error;
-  std::filesystem::create_directories(output_dir, error);
-  if (error) throw IoError(output_dir + ": cannot create directory (" + error.message() + ")");
-  const std::filesystem::path dir(output_dir);
+  const std::filesystem::path dir = output_directory(output_dir);
 
   std::vector<bool> older(rows);
   for (std::size_t r = 0; r < rows; ++r) older[r] = table.age[r] >= kUciAgeSplit;

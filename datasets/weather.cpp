@@ -79,10 +79,7 @@ void write_days(const std::filesystem::path& file, const Days& days, std::size_t
 
 WeatherSummary convert_weather(const std::string& input, const std::string& output_dir) {
   const Days days = read_days(input);
-  std::error_code error;
-  std::filesystem::create_directories(output_dir, error);
-  if (error) throw IoError(output_dir + ": cannot create directory (" + error.message() + ")");
-  const std::filesystem::path dir(output_dir);
+  const std::filesystem::path dir = output_directory(output_dir);
   const std::size_t rows = days.rain.size();
   write_days(dir / "weather_reference.h5", days, 0, kWeatherReferenceDays, false);
   write_days(dir / "weather_stream.h5", days, kWeatherReferenceDays, rows, true);
