@@ -244,6 +244,11 @@ void ColumnStats::merge(const ColumnStats& other) {
 
 std::size_t ColumnStats::distinct_count() const { return distinct.size(); }
 
+bool bins_by_value(const ColumnStats& reference, std::size_t bins) {
+  return reference.count > 0 && !reference.too_many_distinct &&
+         reference.distinct_count() <= bins && reference.count >= 2 * reference.distinct_count();
+}
+
 ColumnStats ColumnStats::of_sorted(std::span<const float> sorted) {
   ColumnStats stats;
   const std::span<const float> finite = finite_part(sorted);
@@ -406,8 +411,12 @@ HistogramSpec build_spec(const Schema& schema, const BinningOptions& options,
     }
     switch (options.policy) {
       case BinningPolicy::Quantile:
-        spec.add_numeric(reference.count == 0 ? edges_without_reference_values()
-                                              : quantile_of(f, options.bins));
+        if (bins_by_value(reference, options.bins)) {
+          spec.add_categorical(reference.distinct);
+        } else {
+          spec.add_numeric(reference.count == 0 ? edges_without_reference_values()
+                                                : quantile_of(f, options.bins));
+        }
         break;
       case BinningPolicy::EqualWidth:
         spec.add_numeric(reference.count == 0

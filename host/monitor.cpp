@@ -180,7 +180,7 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
                            " has no finite score on the reference window (every score is NaN "
                            "or infinite), so its drift cannot be binned");
       }
-      if (!stats.too_many_distinct && stats.distinct_count() <= opt.binning.bins) {
+      if (bins_by_value(stats, opt.binning.bins)) {
         m.score_spec.add_categorical(stats.distinct);
       } else {
         m.score_spec.add_numeric(quantile_edges_of_sorted(ref.scores.column(k), opt.binning.bins));

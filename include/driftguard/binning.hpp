@@ -3,7 +3,10 @@
 //
 //   quantile     edges at the reference quantiles i/B, i = 0..B (NumPy's default linear
 //                interpolation, np.quantile), repeated edges merged, so heavy ties give fewer
-//                bins. The credit-risk convention (default, B = 10).
+//                bins. The credit-risk convention (default, B = 10). A discrete column
+//                (bins_by_value) is binned by its reference values instead, as categorical
+//                features are: merged quantile edges would put a 0/1 flag's two values in one
+//                closed bin, whose PSI stays 0 however the flag's share moves.
 //   equal_width  B equal bins over the reference [min, max] (np.linspace).
 //   fixed        the schema's bin_edges for each numeric feature.
 //   evidently    evidently's PSI binning: a numeric feature with more than 20 distinct reference
@@ -60,6 +63,13 @@ struct ColumnStats {
   // length)), stopping after kMaxDistinct + 1 distinct values.
   static ColumnStats of_sorted(std::span<const float> sorted);
 };
+// Whether the quantile policy bins a numeric column (or a model score) by its reference values: it
+// has at most `bins` distinct finite values, each seen twice on average (count >= 2 x distinct).
+// A value of the current window that the reference never took counts in the "other" slot, a bin
+// of its own for PSI. The repeat condition keeps a continuous column with a reference of a few
+// rows on quantile edges, where nearly every current value would be "other".
+bool bins_by_value(const ColumnStats& reference, std::size_t bins);
+
 // Per-feature ColumnStats of a host batch, accumulated into `stats` (size = batch.features;
 // InvalidInput otherwise or for a device batch). Multi-threaded (OpenMP) on large batches.
 void observe_columns(BatchView batch, std::vector<ColumnStats>& stats);

@@ -9,8 +9,9 @@ in byte order (the labels of german.schema.json). Per feature:
   ks           scipy.stats.ks_2samp(reference, current) two-sided, method auto (on the codes of a
                categorical feature, as driftguard computes it), with pvalue_bh over the 20
                features (scipy.stats.false_discovery_control)
-  psi          driftguard's default PSI: numeric features over 10 reference-quantile bins
-               (make_psi_quantile_golden.py's NumPy definitions), categorical ones by code
+  psi          driftguard's default PSI: numeric features over 10 reference-quantile bins, or
+               by value when discrete (make_psi_quantile_golden.py's NumPy definitions: four
+               numeric attributes take 2 to 4 values), categorical ones by code
   chi_squared  categorical: scipy.stats.chi2_contingency on the 2 x k table of code counts,
                codes empty in both windows dropped
   wasserstein, cvm  numeric: scipy.stats.wasserstein_distance, cramervonmises_2samp

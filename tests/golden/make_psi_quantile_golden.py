@@ -4,16 +4,21 @@
     python3 tests/golden/make_psi_quantile_golden.py [--shared ../shared] [--out tests/golden/psi_quantile.json]
 
 Written from the definitions, independently of the C++ code:
+  values  quantile, a discrete reference (at most `bins` distinct finite values, each seen twice
+          on average: count >= 2 x distinct): one bin per value, np.unique(finite_reference)
   edges   quantile:    np.unique(np.quantile(finite_reference, np.linspace(0, 1, bins + 1)))
           equal_width: np.linspace(min, max, bins + 1) over the finite reference
-          a constant reference gets [v - 0.5, v + 0.5] under both policies
+          a constant reference gets [v - 0.5, v + 0.5] under both policies (quantile: when it is
+          not discrete, i.e. a single row)
   counts  histogram.hpp's slots [underflow | bins | overflow | missing]: NaN is missing, x < e_0
           (and -Inf) underflow, x > e_B (and +Inf) overflow, bin i holds e_i <= x < e_{i+1} with
-          the last bin closed (np.histogram's rule)
+          the last bin closed (np.histogram's rule); by value: underflow 0, bin i holds the i-th
+          value, overflow ("other") any other non-NaN value
   psi     driftguard's default PsiOptions: underflow folded into the first bin and overflow into
-          the last, missing a bin of its own when a window has a missing value, proportions over
-          all counted values, a share that is 0 in one window replaced by 1e-4 and a bin empty in
-          both windows skipped, PSI = sum (c - r) ln(c / r)
+          the last (by value: "other" a bin of its own), missing a bin of its own when a window
+          has a missing value, proportions over all counted values, a share that is 0 in one
+          window replaced by 1e-4 and a bin empty in both windows skipped,
+          PSI = sum (c - r) ln(c / r)
 Values are float32 widened to float64 (the library reads float32); NaN/+-Inf are written as
 null/"inf"/"-inf". Edges are stored with repr, so they round-trip exactly.
 """
@@ -29,6 +34,15 @@ EPSILON = 1e-4
 
 def f32(values):
     return np.asarray(values, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
+def discrete_values(policy, reference, bins):
+    """The values a discrete reference is binned by under `policy`, or None."""
+    finite = reference[np.isfinite(reference)]
+    values = np.unique(finite)
+    if policy == "quantile" and len(values) <= bins and len(finite) >= 2 * len(values):
+        return values
+    return None
 
 
 def reference_edges(policy, reference, bins):
@@ -52,10 +66,28 @@ def slots(values, edges):
     return [int(under.sum())] + [int(b) for b in bins] + [int(over.sum()), int(missing.sum())]
 
 
-def default_psi(ref_slots, cur_slots):
+def value_slots(values, points):
+    missing = np.isnan(values)
+    x = values[~missing]
+    bins = [int((x == p).sum()) for p in points]
+    return [0] + bins + [int(len(x) - sum(bins)), int(missing.sum())]
+
+
+def binned(policy, reference, current, bins):
+    """(points, by_value, reference slots, current slots) of one feature under `policy`."""
+    values = discrete_values(policy, reference, bins)
+    if values is not None:
+        return values, True, value_slots(reference, values), value_slots(current, values)
+    edges = reference_edges(policy, reference, bins)
+    return edges, False, slots(reference, edges), slots(current, edges)
+
+
+def default_psi(ref_slots, cur_slots, by_value=False):
     ref, cur = np.array(ref_slots, dtype=np.float64), np.array(cur_slots, dtype=np.float64)
 
     def participating(s):
+        if by_value:
+            return np.append(s[1:-2], s[-2]), s[-1]
         b = s[1:-2].copy()
         b[0] += s[0]
         b[-1] += s[-2]
@@ -118,6 +150,17 @@ def synthetic_cases(rng):
                       f32(rng.normal(1e29, 1e30, 200))))
     cases.append(("quantile_missing_only_in_current", "quantile", 10, normal(200),
                   np.full(50, np.nan)))
+    # Discrete columns: a 0/1 flag whose share of ones moves from 10 % to 40 % (merged quantile
+    # edges would read PSI 0), and a count with a value the reference never took.
+    cases.append(("quantile_flag_share_moves", "quantile", 10,
+                  f32(rng.random(600) < 0.1), f32(rng.random(500) < 0.4)))
+    counts_cur = f32(rng.integers(1, 5, 300))
+    counts_cur[:30] = 7
+    counts_cur[30:33] = np.nan
+    cases.append(("quantile_count_with_new_value", "quantile", 10,
+                  f32(rng.integers(1, 5, 400)), counts_cur))
+    cases.append(("quantile_ten_values_once_each", "quantile", 10, f32(rng.normal(0, 1, 10)),
+                  normal(40)))
     return cases
 
 
@@ -150,14 +193,13 @@ def main():
     rng = np.random.default_rng(20240602)
     cases = []
     for name, policy, bins, ref, cur in synthetic_cases(rng) + uci_cases(args.shared):
-        edges = reference_edges(policy, ref, bins)
-        ref_slots, cur_slots = slots(ref, edges), slots(cur, edges)
-        value = default_psi(ref_slots, cur_slots)
+        points, by_value, ref_slots, cur_slots = binned(policy, ref, cur, bins)
+        value = default_psi(ref_slots, cur_slots, by_value)
         cases.append({"name": name, "policy": policy, "bins": bins,
-                      "edges": [float(e) for e in edges], "reference_slots": ref_slots,
-                      "current_slots": cur_slots, "psi": value,
+                      "values" if by_value else "edges": [float(p) for p in points],
+                      "reference_slots": ref_slots, "current_slots": cur_slots, "psi": value,
                       "reference": json_values(ref), "current": json_values(cur)})
-        print(f"{name:45s} edges={len(edges):3d} psi={value}")
+        print(f"{name:45s} {'values' if by_value else 'edges'}={len(points):3d} psi={value}")
 
     meta = {"numpy": np.__version__, "python": sys.version.split()[0],
             "generator": "tests/golden/make_psi_quantile_golden.py", "epsilon": EPSILON}

@@ -12,8 +12,8 @@ value is the CSV's number rounded to float32 (what the HDF5 files hold). Per win
               window's 8 features (Benjamini-Hochberg, driftguard's default correction)
   wasserstein scipy.stats.wasserstein_distance
   cvm         scipy.stats.cramervonmises_2samp: statistic, pvalue
-  psi         driftguard's default PSI over 10 reference-quantile bins, from the NumPy
-              definitions in make_psi_quantile_golden.py
+  psi         driftguard's default PSI over 10 reference-quantile bins (by value for a
+              discrete feature), from the NumPy definitions in make_psi_quantile_golden.py
 """
 import gzip
 import json
@@ -28,7 +28,7 @@ from scipy import stats
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from make_ks_golden import ks_2samp  # noqa: E402
-from make_psi_quantile_golden import default_psi, reference_edges, slots  # noqa: E402
+from make_psi_quantile_golden import binned, default_psi  # noqa: E402
 
 REFERENCE_DAYS = 3650  # datasets/weather.hpp, kWeatherReferenceDays
 WINDOW_DAYS = 3650
@@ -40,13 +40,13 @@ def numeric_statistics(name, ref, cur):
     numeric feature, as driftguard's report holds them."""
     ks, method = ks_2samp(ref, cur, "two-sided", "auto")
     cvm = stats.cramervonmises_2samp(ref, cur)
-    edges = reference_edges("quantile", ref, BINS)
+    _, by_value, ref_slots, cur_slots = binned("quantile", ref, cur, BINS)
     return {
         "name": name,
         "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue), "method": method},
         "wasserstein": float(stats.wasserstein_distance(ref, cur)),
         "cvm": {"statistic": float(cvm.statistic), "pvalue": float(cvm.pvalue)},
-        "psi": default_psi(slots(ref, edges), slots(cur, edges)),
+        "psi": default_psi(ref_slots, cur_slots, by_value),
     }
 
 
