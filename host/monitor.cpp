@@ -409,7 +409,10 @@ ScanReport Monitor::Impl::report() {
     if (opt.ks) {
       drift.ks = ks[f];
       drift.ks_pvalue_adjusted = ks_adjusted[f];
-      ks_drift = ks_adjusted[f] < opt.alpha;  // false for NaN
+      // A column whose values all vanish from one window (or appear in a window after none in
+      // the other) has no KS test, and its NaN p-value must not read as "no drift".
+      const bool emptied = (ks[f].n_reference == 0) != (ks[f].n_current == 0);
+      ks_drift = emptied || ks_adjusted[f] < opt.alpha;  // false for NaN
     }
     if (opt.distances) {
       drift.wasserstein = wasserstein[f];

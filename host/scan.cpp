@@ -464,7 +464,8 @@ std::string ScanReport::decision_rule() const {
   std::snprintf(alpha_text, sizeof alpha_text, "%g", alpha);
   const std::string psi_rule = "PSI band >= " + std::string(to_string(drift_band));
   const std::string ks_rule = "KS p-value (" + std::string(to_string(correction)) +
-                              "-adjusted over features) < " + alpha_text;
+                              "-adjusted over features) < " + alpha_text +
+                              " (or KS has values on one side only)";
   std::string rule = "a feature drifts when its ";
   rule += drift_rule == DriftRule::Psi  ? psi_rule
           : drift_rule == DriftRule::Ks ? ks_rule

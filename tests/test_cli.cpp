@@ -677,6 +677,23 @@ TEST_F(Cli, AColumnWithoutValuesInOneWindowDriftsAndTheOthersAreScanned) {
     EXPECT_FALSE(features[1]["drifted"].get<bool>()) << what;
     EXPECT_EQ(features[1]["psi"].get<double>(), 0.0) << what;
   }
+  // Under the KS rule too: the emptied column has no KS test, which is drift, not "no drift".
+  for (const auto& [reference, current] :
+       {std::pair{"emptied.h5", "full.h5"}, std::pair{"full.h5", "emptied.h5"}}) {
+    const fs::path report = dir_ / "emptied_ks.json";
+    const CommandResult r = run(std::string(DRIFTGUARD_BIN) +
+                                " scan --backend cpu --drift-rule ks --fail-on-drift --reference " +
+                                (dir_ / reference).string() + " --current " +
+                                (dir_ / current).string() + " --report " + report.string());
+    const std::string what = std::string(reference) + " vs " + current + ", ks";
+    EXPECT_EQ(r.exit_code, 3) << what << "\n" << r.err;
+    const json doc = read_json(report);
+    EXPECT_TRUE(doc["features"][0]["drifted"].get<bool>()) << what;
+    EXPECT_TRUE(doc["features"][0]["ks"]["pvalue"].is_null()) << what;
+    EXPECT_FALSE(doc["features"][1]["drifted"].get<bool>()) << what;
+    EXPECT_EQ(doc["features"][1]["ks"]["pvalue"].get<double>(), 1.0) << what;
+    EXPECT_NE(doc["drift"]["rule"].get<std::string>().find("one side only"), std::string::npos);
+  }
 }
 
 // Real time-ordered data against SciPy and NumPy: the NOAA weather stream in decade windows
