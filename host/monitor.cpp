@@ -20,7 +20,7 @@ bool DriftOptions::holds_window() const noexcept {
 
 void DriftOptions::check() const {
   if (!(alpha > 0 && alpha < 1)) throw InvalidInput("alpha must be in (0, 1)");
-  if (drift_rule != DriftRule::Psi && !ks) {
+  if (uses_test(drift_rule) && !ks) {
     throw InvalidInput("the drift rule '" + std::string(to_string(drift_rule)) +
                        "' needs KS, which is switched off");
   }
@@ -349,9 +349,23 @@ ScanReport Monitor::Impl::report() {
       }
     }
   });
-  std::vector<double> ks_pvalues;
-  for (const KsResult& r : ks) ks_pvalues.push_back(r.pvalue);
-  const std::vector<double> ks_adjusted = adjust_pvalues(ks_pvalues, opt.correction);
+  // Categorical features' chi-squared tests, from the histograms.
+  const bool by_chi_squared = tests_categories_by_chi_squared(opt.drift_rule);
+  std::vector<std::optional<ChiSquaredResult>> chi_squared_results(features);
+  if (opt.distances || by_chi_squared) {
+    for (std::size_t f = 0; f < features; ++f) {
+      if (ref.schema.features[f].kind != FeatureKind::Categorical) continue;
+      chi_squared_results[f] = chi_squared(without_missing(window_reference_counts.slots(f)),
+                                           without_missing(window_counts.slots(f)));
+    }
+  }
+  // The family the correction runs over: each feature's test.
+  std::vector<double> test_pvalues;
+  for (std::size_t f = 0; f < ks.size(); ++f) {
+    test_pvalues.push_back(by_chi_squared && chi_squared_results[f] ? chi_squared_results[f]->pvalue
+                                                                    : ks[f].pvalue);
+  }
+  const std::vector<double> test_adjusted = adjust_pvalues(test_pvalues, opt.correction);
 
   if (opt.mmd) {
     const std::vector<float> sample = sample_finite_rows(window, opt.mmd_rows, opt.mmd_options.seed,
@@ -404,30 +418,30 @@ ScanReport Monitor::Impl::report() {
                     drift.by_value ? FeatureKind::Categorical : drift.kind);
     drift.band = psi_band(drift.psi, opt.bands);
     const bool psi_drift = !std::isnan(drift.psi) && drift.band >= opt.drift_band;
-    bool ks_drift = false;
+    bool test_drift = false;
     drift.ks_pvalue_adjusted = std::nan("");
+    drift.chi_squared = chi_squared_results[f];
     if (opt.ks) {
       drift.ks = ks[f];
-      drift.ks_pvalue_adjusted = ks_adjusted[f];
+      const bool chi_squared_test = by_chi_squared && chi_squared_results[f].has_value();
+      (chi_squared_test ? drift.chi_squared_pvalue_adjusted : drift.ks_pvalue_adjusted) =
+          test_adjusted[f];
       // A column whose values all vanish from one window (or appear in a window after none in
-      // the other) has no KS test, and its NaN p-value must not read as "no drift".
+      // the other) cannot be tested, and its NaN p-value must not read as "no drift".
       const bool emptied = (ks[f].n_reference == 0) != (ks[f].n_current == 0);
-      ks_drift = emptied || ks_adjusted[f] < opt.alpha;  // false for NaN
+      test_drift = emptied || test_adjusted[f] < opt.alpha;  // false for NaN
     }
     if (opt.distances) {
       drift.wasserstein = wasserstein[f];
       drift.wasserstein_normed = wasserstein[f] / normed_scale[f];
       drift.jensen_shannon =
           jensen_shannon(without_missing(ref_slots), without_missing(cur_slots), 2.0);
-      if (drift.kind == FeatureKind::Categorical) {
-        drift.chi_squared = chi_squared(without_missing(ref_slots), without_missing(cur_slots));
-      } else {
+      if (drift.kind != FeatureKind::Categorical) {
         drift.cramer_von_mises = cramer_von_mises_results[f];
       }
     }
-    drift.drifted = opt.drift_rule == DriftRule::Psi  ? psi_drift
-                    : opt.drift_rule == DriftRule::Ks ? ks_drift
-                                                      : psi_drift || ks_drift;
+    drift.drifted =
+        (uses_psi(opt.drift_rule) && psi_drift) || (uses_test(opt.drift_rule) && test_drift);
     for (CellFlag flag : kAllCellFlags) {
       drift.reference_flags[flag_index(flag)] = report.reference_validation.count(f, flag);
       drift.current_flags[flag_index(flag)] = validation.count(f, flag);

@@ -151,6 +151,8 @@ std::string ScanReport::to_json(int indent) const {
     if (f.chi_squared) {
       item["chi_squared"] = {{"statistic", number_or_null(f.chi_squared->statistic)},
                              {"pvalue", number_or_null(f.chi_squared->pvalue)},
+                             {"pvalue_adjusted", number_or_null(f.chi_squared_pvalue_adjusted)},
+                             {"drift", f.chi_squared_pvalue_adjusted < alpha},
                              {"dof", f.chi_squared->dof}};
     }
     if (f.cramer_von_mises) {

@@ -399,7 +399,7 @@ ScanReport aggregate_report(Monitor& monitor, const CheckpointState& state) {
                   d.by_value ? FeatureKind::Categorical : d.kind);
       d.band = psi_band(d.psi, options.bands);
       psi_drift =
-          options.drift_rule != DriftRule::Ks && !std::isnan(d.psi) && d.band >= options.drift_band;
+          uses_psi(options.drift_rule) && !std::isnan(d.psi) && d.band >= options.drift_band;
     } else {
       d.points.clear();
       d.labels.clear();
@@ -423,8 +423,10 @@ DriftRule parse_drift_rule(std::string_view name) {
   if (name == "psi") return DriftRule::Psi;
   if (name == "ks") return DriftRule::Ks;
   if (name == "psi_or_ks") return DriftRule::PsiOrKs;
+  if (name == "test") return DriftRule::Test;
+  if (name == "psi_or_test") return DriftRule::PsiOrTest;
   throw InvalidInput("unknown drift rule '" + std::string(name) +
-                     "' (expected psi, ks or psi_or_ks)");
+                     "' (expected psi, ks, psi_or_ks, test or psi_or_test)");
 }
 
 std::string_view to_string(DriftRule rule) {
@@ -435,8 +437,22 @@ std::string_view to_string(DriftRule rule) {
       return "ks";
     case DriftRule::PsiOrKs:
       return "psi_or_ks";
+    case DriftRule::Test:
+      return "test";
+    case DriftRule::PsiOrTest:
+      return "psi_or_test";
   }
   return "unknown";
+}
+
+bool uses_psi(DriftRule rule) {
+  return rule == DriftRule::Psi || rule == DriftRule::PsiOrKs || rule == DriftRule::PsiOrTest;
+}
+
+bool uses_test(DriftRule rule) { return rule != DriftRule::Psi; }
+
+bool tests_categories_by_chi_squared(DriftRule rule) {
+  return rule == DriftRule::Test || rule == DriftRule::PsiOrTest;
 }
 
 BadBlockPolicy parse_bad_block_policy(std::string_view name) {
@@ -463,13 +479,16 @@ std::string ScanReport::decision_rule() const {
   char alpha_text[32];
   std::snprintf(alpha_text, sizeof alpha_text, "%g", alpha);
   const std::string psi_rule = "PSI band >= " + std::string(to_string(drift_band));
-  const std::string ks_rule = "KS p-value (" + std::string(to_string(correction)) +
-                              "-adjusted over features) < " + alpha_text +
-                              " (or KS has values on one side only)";
+  const std::string test = tests_categories_by_chi_squared(drift_rule)
+                               ? "test's (KS if numeric, chi-squared if categorical)"
+                               : "KS";
+  const std::string test_rule = test + " p-value (" + std::string(to_string(correction)) +
+                                "-adjusted over features) < " + alpha_text + " (or the " +
+                                (test == "KS" ? "KS" : "test") + " has values on one side only)";
   std::string rule = "a feature drifts when its ";
-  rule += drift_rule == DriftRule::Psi  ? psi_rule
-          : drift_rule == DriftRule::Ks ? ks_rule
-                                        : psi_rule + " or its " + ks_rule;
+  rule += !uses_test(drift_rule) ? psi_rule
+          : uses_psi(drift_rule) ? psi_rule + " or its " + test_rule
+                                 : test_rule;
   if (!windows.empty()) rule += " in a window, or by whole-file PSI where the rule has PSI";
   rule += "; the dataset drifts when a feature drifts";
   if (!scores.empty()) rule += ", when a model score's " + psi_rule;

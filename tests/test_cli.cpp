@@ -677,15 +677,16 @@ TEST_F(Cli, AColumnWithoutValuesInOneWindowDriftsAndTheOthersAreScanned) {
     EXPECT_FALSE(features[1]["drifted"].get<bool>()) << what;
     EXPECT_EQ(features[1]["psi"].get<double>(), 0.0) << what;
   }
-  // Under the KS rule too: the emptied column has no KS test, which is drift, not "no drift".
-  for (const auto& [reference, current] :
-       {std::pair{"emptied.h5", "full.h5"}, std::pair{"full.h5", "emptied.h5"}}) {
+  // Under the test rules too: the emptied column has no test, which is drift, not "no drift".
+  for (const auto& [reference, current, rule] :
+       {std::tuple{"emptied.h5", "full.h5", "ks"}, std::tuple{"full.h5", "emptied.h5", "ks"},
+        std::tuple{"full.h5", "emptied.h5", "test"}}) {
     const fs::path report = dir_ / "emptied_ks.json";
-    const CommandResult r = run(std::string(DRIFTGUARD_BIN) +
-                                " scan --backend cpu --drift-rule ks --fail-on-drift --reference " +
-                                (dir_ / reference).string() + " --current " +
-                                (dir_ / current).string() + " --report " + report.string());
-    const std::string what = std::string(reference) + " vs " + current + ", ks";
+    const CommandResult r =
+        run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --fail-on-drift --drift-rule " +
+            rule + " --reference " + (dir_ / reference).string() + " --current " +
+            (dir_ / current).string() + " --report " + report.string());
+    const std::string what = std::string(reference) + " vs " + current + ", " + rule;
     EXPECT_EQ(r.exit_code, 3) << what << "\n" << r.err;
     const json doc = read_json(report);
     EXPECT_TRUE(doc["features"][0]["drifted"].get<bool>()) << what;
@@ -801,5 +802,37 @@ TEST_F(Cli, GermanCreditAgeSplitMatchesSciPy) {
       // The series residue below 1e-7 (see WeatherDecadeWindowsMatchSciPy).
       EXPECT_TRUE(close(a["cramer_von_mises"]["pvalue"], e["cvm"]["pvalue"], 1e-10, 1e-14));
     }
+  }
+
+  // The test rules decide as SciPy's p-values do: KS over every feature, or chi-squared for the
+  // categorical ones (job: KS of its codes 0.25 after BH, chi-squared 7e-4).
+  for (const std::string rule : {"ks", "test"}) {
+    SCOPED_TRACE(rule);
+    const fs::path decided = out / ("report_" + rule + ".json");
+    r = run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --drift-rule " + rule +
+            " --reference " + (out / "german_age_reference.h5").string() + " --current " +
+            (out / "german_age_current.h5").string() + " --schema " +
+            (out / "german.schema.json").string() + " --report " + decided.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json features = read_json(decided)["features"];
+    std::size_t drifted = 0;
+    for (std::size_t f = 0; f < golden["features"].size(); ++f) {
+      const json& e = golden["features"][f];
+      const json& a = features[f];
+      SCOPED_TRACE(e["name"].get<std::string>());
+      const bool chi_squared = rule == "test" && e.contains("chi_squared");
+      const json& expected = rule == "ks" ? e["ks"]["pvalue_bh"] : e["test_pvalue_bh"];
+      const json& adjusted =
+          chi_squared ? a["chi_squared"]["pvalue_adjusted"] : a["ks"]["pvalue_adjusted"];
+      EXPECT_TRUE(close(adjusted, expected, 1e-10));
+      if (chi_squared) EXPECT_TRUE(a["ks"]["pvalue_adjusted"].is_null());
+      EXPECT_EQ(a["drifted"].get<bool>(), expected.get<double>() < 0.05);
+      drifted += a["drifted"].get<bool>() ? 1 : 0;
+      if (e["name"] == "job") EXPECT_EQ(a["drifted"].get<bool>(), rule == "test");
+    }
+    EXPECT_NE(r.out.find(rule == "test" ? "test p adj" : " KS p adj"), std::string::npos);
+    EXPECT_NE(r.out.find("drift: " + std::to_string(drifted) + " of 20 features"),
+              std::string::npos)
+        << r.out;
   }
 }

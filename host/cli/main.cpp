@@ -133,21 +133,26 @@ void print_table(const ScanReport& report, const Context& ctx, std::ostream& out
     width = std::max(width, static_cast<int>(table_name(f.name).size()));
   }
   char line[256];
-  std::snprintf(line, sizeof line, "%-*s %-12s %9s  %-12s %8s %9s %9s %9s\n", width, "feature",
-                "kind", "PSI", "band", "KS D", "KS p adj", "missing", "invalid");
+  // The adjusted p-value of each feature's test: KS, or chi-squared for categorical features
+  // under the test rules.
+  const bool by_chi_squared = tests_categories_by_chi_squared(report.drift_rule);
+  std::snprintf(line, sizeof line, "%-*s %-12s %9s  %-12s %8s %10s %9s %9s\n", width, "feature",
+                "kind", "PSI", "band", "KS D", by_chi_squared ? "test p adj" : "KS p adj",
+                "missing", "invalid");
   out << line;
   for (const FeatureDrift& f : report.features) {
     const std::uint64_t invalid =
         f.current_flags[flag_index(kNonFinite)] + f.current_flags[flag_index(kBelowMin)] +
         f.current_flags[flag_index(kAboveMax)] + f.current_flags[flag_index(kUnknownCategory)];
-    std::snprintf(line, sizeof line, "%-*s %-12s %9s  %-12s %8s %9s %9llu %9llu%s\n", width,
-                  table_name(f.name).c_str(),
-                  f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
-                  fixed(f.psi, 4).c_str(), std::string(to_string(f.band)).c_str(),
-                  f.ks ? fixed(f.ks->statistic, 4).c_str() : "-",
-                  f.ks ? pvalue_text(f.ks_pvalue_adjusted).c_str() : "-",
-                  static_cast<unsigned long long>(f.current_flags[flag_index(kMissing)]),
-                  static_cast<unsigned long long>(invalid), f.drifted ? "  <- drift" : "");
+    const double adjusted =
+        by_chi_squared && f.chi_squared ? f.chi_squared_pvalue_adjusted : f.ks_pvalue_adjusted;
+    std::snprintf(
+        line, sizeof line, "%-*s %-12s %9s  %-12s %8s %10s %9llu %9llu%s\n", width,
+        table_name(f.name).c_str(), f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
+        fixed(f.psi, 4).c_str(), std::string(to_string(f.band)).c_str(),
+        f.ks ? fixed(f.ks->statistic, 4).c_str() : "-", f.ks ? pvalue_text(adjusted).c_str() : "-",
+        static_cast<unsigned long long>(f.current_flags[flag_index(kMissing)]),
+        static_cast<unsigned long long>(invalid), f.drifted ? "  <- drift" : "");
     out << line;
   }
   const ValidationCounts& v = report.current_validation;
@@ -322,8 +327,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"none", "bonferroni", "bh"}));
   scan_cmd->add_option("--alpha", scan_options.alpha, "significance level of KS and MMD")
       ->check(CLI::Range(0.0, 1.0));
-  scan_cmd->add_option("--drift-rule", drift_rule, "what flags a feature: psi | ks | psi_or_ks")
-      ->check(CLI::IsMember({"psi", "ks", "psi_or_ks"}));
+  scan_cmd
+      ->add_option("--drift-rule", drift_rule,
+                   "what flags a feature: psi | ks | psi_or_ks | test (KS, chi-squared for "
+                   "categorical features) | psi_or_test")
+      ->check(CLI::IsMember({"psi", "ks", "psi_or_ks", "test", "psi_or_test"}));
   scan_cmd->add_option(
       "--model", scan_options.model_path,
       "score drift of this model (XGBoost JSON or UBJSON, LightGBM text or driftguard-linear)");

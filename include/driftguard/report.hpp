@@ -3,6 +3,7 @@
 // documented in docs/report.md.
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,14 +20,23 @@
 
 namespace driftguard {
 
-// Which per-feature result makes a feature drifted.
+// Which per-feature result makes a feature drifted. A rule with a test also flags a feature whose
+// values vanish from one window (or appear after none in the other): the test cannot run there.
 enum class DriftRule {
-  Psi,     // PSI band >= DriftOptions::drift_band
-  Ks,      // KS p-value after the correction < alpha
-  PsiOrKs  // either
+  Psi,        // PSI band >= DriftOptions::drift_band
+  Ks,         // KS p-value after the correction < alpha
+  PsiOrKs,    // either
+  Test,       // the kind's test, corrected over all features, < alpha: KS for numeric features,
+              // chi-squared for categorical ones (KS of codes depends on how they are numbered)
+  PsiOrTest,  // PSI or Test
 };
-DriftRule parse_drift_rule(std::string_view name);  // "psi" | "ks" | "psi_or_ks"
+// "psi" | "ks" | "psi_or_ks" | "test" | "psi_or_test"
+DriftRule parse_drift_rule(std::string_view name);
 std::string_view to_string(DriftRule rule);
+bool uses_psi(DriftRule rule);
+bool uses_test(DriftRule rule);  // every rule but Psi: needs KS
+// Whether the rule tests a categorical feature by chi-squared instead of KS.
+bool tests_categories_by_chi_squared(DriftRule rule);
 
 struct FeatureDrift {
   std::string name;
@@ -44,13 +54,17 @@ struct FeatureDrift {
   double psi = 0;  // NaN for an empty window (psi.hpp)
   PsiBand band = PsiBand::Stable;
   std::optional<KsResult> ks;
-  double ks_pvalue_adjusted = 0;  // after the correction; NaN without a test
+  // After the correction over the features' tests; NaN without a test, and for a categorical
+  // feature under a rule that tests it by chi-squared (chi_squared_pvalue_adjusted then).
+  double ks_pvalue_adjusted = 0;
+  double chi_squared_pvalue_adjusted = std::numeric_limits<double>::quiet_NaN();
   // With DriftOptions::distances (NaN where a window has no value):
   std::optional<double> wasserstein, wasserstein_normed;
-  std::optional<double> jensen_shannon;         // over the histogram slots except missing
-  std::optional<ChiSquaredResult> chi_squared;  // categorical features
-  std::optional<CvmResult> cramer_von_mises;    // numeric features
-  bool drifted = false;                         // by the scan's DriftRule
+  std::optional<double> jensen_shannon;  // over the histogram slots except missing
+  // Categorical features, with DriftOptions::distances or a rule that tests them by chi-squared.
+  std::optional<ChiSquaredResult> chi_squared;
+  std::optional<CvmResult> cramer_von_mises;  // numeric features
+  bool drifted = false;                       // by the scan's DriftRule
   // A windowed scan's final report: in how many windows the feature drifted (its `drifted` is
   // then the whole-file PSI rule or any window's drift).
   std::uint64_t windows_drifted = 0;

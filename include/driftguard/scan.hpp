@@ -25,9 +25,6 @@ namespace driftguard {
 
 class Context;
 
-DriftRule parse_drift_rule(std::string_view name);  // "psi" | "ks" | "psi_or_ks"
-std::string_view to_string(DriftRule rule);
-
 enum class BadBlockPolicy {
   Stop,  // an unreadable block ends the run with an IoError naming its rows (resumable)
   Skip   // unreadable HDF5 chunks are quarantined, counted and reported; the run goes on

@@ -15,6 +15,8 @@ in byte order (the labels of german.schema.json). Per feature:
   chi_squared  categorical: scipy.stats.chi2_contingency on the 2 x k table of code counts,
                codes empty in both windows dropped
   wasserstein, cvm  numeric: scipy.stats.wasserstein_distance, cramervonmises_2samp
+  test_pvalue_bh  --drift-rule test: the p-values of chi_squared (categorical) and ks (numeric)
+               adjusted together (scipy.stats.false_discovery_control)
 and the labels, the texts in code order.
 """
 import csv
@@ -83,6 +85,12 @@ def main():
     adjusted = stats.false_discovery_control([x["ks"]["pvalue"] for x in features])
     for x, p in zip(features, adjusted):
         x["ks"]["pvalue_bh"] = float(p)
+    # --drift-rule test: each feature's test (chi-squared for categorical features, KS for
+    # numeric ones) in one Benjamini-Hochberg family.
+    tests = [x["chi_squared"]["pvalue"] if "chi_squared" in x else x["ks"]["pvalue"]
+             for x in features]
+    for x, p in zip(features, stats.false_discovery_control(tests)):
+        x["test_pvalue_bh"] = float(p)
     out = {
         "what": "German credit, applicants under 35 (reference) against 35 and over (current)",
         "peers": f"SciPy {scipy.__version__}, NumPy {np.__version__}, "
