@@ -273,9 +273,12 @@ TEST_P(Ks, StatisticMatchesFloat64BruteForce) {
   SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
   std::vector<std::vector<float>> refs, curs;
-  for (int f = 0; f < 24; ++f) {
-    const auto n1 = static_cast<std::size_t>(1 + rng() % 300);
-    const auto n2 = static_cast<std::size_t>(1 + rng() % 300);
+  // The last 9 features are long enough for the CPU walk's parallel chains to cut every kind of
+  // sample, ties included, at many places.
+  for (int f = 0; f < 33; ++f) {
+    const std::size_t longest_sample = f < 24 ? 300 : 3000;
+    const auto n1 = static_cast<std::size_t>(1 + rng() % longest_sample);
+    const auto n2 = static_cast<std::size_t>(1 + rng() % longest_sample);
     refs.push_back(random_sample(n1, f % 3, rng));
     curs.push_back(random_sample(n2, (f / 3) % 3, rng));
   }
@@ -499,6 +502,28 @@ TEST_P(Ks, OneValueEach) {
   const KsResult asymp = ks_two_sample(ctx(), reference, {cur, 1, 1}, {KsMethod::Asymp})[0];
   EXPECT_EQ(asymp.statistic, 1.0);
   EXPECT_TRUE(std::isnan(asymp.pvalue));
+}
+
+// Where several pooled values reach the statistic, SciPy reports the first in [sorted reference,
+// sorted current] order among those whose F_R - F_C, in double, is extreme (scipy.stats.ks_2samp,
+// SciPy 1.17: the values below). 1 is in both samples and so precedes the current-only 0 at the
+// same difference; 2/3 - 1 rounds below 0 - 1/3, so 2 wins over 0.
+TEST_P(Ks, EqualDifferencesPickSciPysLocation) {
+  struct Case {
+    std::vector<float> ref, cur;
+    double statistic, location;
+    int sign;
+  };
+  for (const Case& c :
+       {Case{{1, 5}, {0, 1}, 0.5, 1, -1}, Case{{1, 1, 5}, {0, 0, 1, 1, 2, 2}, 1.0 / 3, 2, -1},
+        Case{{5, 1}, {1, 0}, 0.5, 1, -1}}) {
+    const SortedColumns reference =
+        SortedColumns::from_batch(ctx(), {c.ref.data(), c.ref.size(), 1});
+    const KsResult r = ks_two_sample(ctx(), reference, {c.cur.data(), c.cur.size(), 1})[0];
+    EXPECT_EQ(r.statistic, c.statistic);
+    EXPECT_EQ(r.statistic_location, c.location);
+    EXPECT_EQ(r.statistic_sign, c.sign);
+  }
 }
 
 TEST_P(Ks, EmptyCurrentWindowGivesNaN) {

@@ -3,9 +3,6 @@
 // the statistic of a feature is one linear merge of its sorted current column with the sorted
 // reference column.
 #include <omp.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include <algorithm>
 #include <array>
@@ -187,133 +184,137 @@ detail::KsExtremes merge_column(std::span<const float> reference, Current cur, s
 // may round to doubles less than an ulp apart, and walk_column's integer test is not exact.
 constexpr std::uint64_t kMaxExactProduct = std::uint64_t{1} << 50;
 
-// The same extremes and candidates as merge_column, with its two costs cut: the reference values
-// below the next current value are counted four at a time (one vector compare; sorted values make
-// the mask a run of ones), so the loop branches once per current value, predictably; and a
-// candidate is evaluated in double only when k = i n2 - j n1 (n1 n2 (F_R - F_C), exact in 64 bits)
-// reaches the running extreme of k. k orders the candidates as their double differences do when
-// n1 n2 <= 2^50 (distinct values differ by at least 1 / (n1 n2), far more than the rounding), and
-// equal k are compared in double by SciPy's rules (ks_precedes_*), so the result is merge_column's.
+// The walk compares keys, not floats: ks_sort_key with -0.0 made +0.0 (equal floats, one run of
+// ties). Each column is preceded by kBefore, below every key of a non-NaN value (-Inf's is
+// 0x007fffff), and followed by kSentinel, above them (+Inf's is 0xff800000; NaN are not walked),
+// so the walk needs no bounds checks.
+constexpr std::uint32_t kBefore = 0;
+constexpr std::uint32_t kSentinel = 0xffffffffu;
+constexpr std::uint32_t kNegativeZeroKey = 0x7fffffffu;  // ks_sort_key(-0.0f) + 1 = key of +0.0f
+inline std::uint32_t walk_key(std::uint32_t sort_key) {
+  return sort_key + (sort_key == kNegativeZeroKey ? 1u : 0u);
+}
+
+// The running extremes of k = i n2 - j n1 (n1 n2 (F_R - F_C), exact in 64 bits) over the walk's
+// evaluation points; a point is evaluated in double only when its k reaches them. k orders the
+// points as their double differences do when n1 n2 <= 2^50 (distinct values differ by at least
+// 1 / (n1 n2), far more than the rounding), and equal k are compared in double by SciPy's rules
+// (ks_precedes_*), so the result is merge_column's.
 struct Extremes {
+  const std::uint32_t* r;
   std::uint64_t n1, n2;
   std::int64_t k_max = std::numeric_limits<std::int64_t>::min();
   std::int64_t k_min = std::numeric_limits<std::int64_t>::max();
   detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
 
-  [[gnu::noinline]] void evaluate(std::int64_t k, std::uint64_t i, std::uint64_t j, float location,
-                                  bool in_reference, bool as_min) {
-    const detail::KsCandidate c{detail::ks_ecdf_difference(i, n1, j, n2), location,
-                                in_reference ? 1u : 0u};
+  // The point after the last tie of value `key`, i reference and j current values taken. The
+  // reference's ties are taken first, so the value is in the reference iff r[i - 1] is it.
+  [[gnu::noinline]] void evaluate(std::int64_t k, std::uint64_t i, std::uint64_t j,
+                                  std::uint32_t key) {
+    const detail::KsCandidate c{detail::ks_ecdf_difference(i, n1, j, n2), detail::ks_key_value(key),
+                                r[i - 1] == key ? 1u : 0u};
     if (k >= k_max) {
       if (k > k_max || detail::ks_precedes_as_max(c, max)) max = c;
       k_max = k;
     }
-    if (as_min && k <= k_min) {
+    if (k <= k_min) {
       if (k < k_min || detail::ks_precedes_as_min(c, min)) min = c;
       k_min = k;
     }
   }
 };
 
-// The current values are cut into kChains ranges at distinct values (no run of equal values is
-// cut); each range is walked by its own chain, side by side, so that the chains' load-compare
-// latencies overlap. The chains share the running extremes (candidates are ordered by value, not
-// by position), and the one candidate a cut hides (the last reference value below the cut) is
-// evaluated after the walk.
-constexpr int kChains = 4;
-
-struct Chain {
-  std::uint64_t i, j, j_end;
-};
-
-// Processes the run of current values at chain.j: the reference values below it, its ties.
-inline void advance(Chain& chain, const float* r, std::uint64_t n1, const float* cur,
-                    std::int64_t s1, std::int64_t s2, Extremes& e) {
-  std::uint64_t i = chain.i, j = chain.j;
-  const float c = cur[j];
-  const std::uint64_t i0 = i;
-#if defined(__SSE2__)
-  const __m128 cv = _mm_set1_ps(c);
-  for (;;) {
-    if (i + 4 > n1) {
-      while (i < n1 && r[i] < c) ++i;
-      break;
-    }
-    const auto below =
-        static_cast<unsigned>(_mm_movemask_ps(_mm_cmplt_ps(_mm_loadu_ps(r + i), cv)));
-    const auto count = static_cast<unsigned>(__builtin_ctz(~below));  // <= 4
-    i += count;
-    if (count < 4) break;
-  }
-#else
-  while (i < n1 && r[i] < c) ++i;
-#endif
-  // The last reference value below c (when there is one) is a candidate maximum.
-  const std::int64_t k_before =
-      static_cast<std::int64_t>(i) * s2 - static_cast<std::int64_t>(j) * s1;
-  if (k_before >= e.k_max && i > i0) e.evaluate(k_before, i, j, r[i - 1], true, false);
-  const std::uint64_t below = i;
-  while (i < n1 && r[i] == c) ++i;
-  do {
-    ++j;
-  } while (j < chain.j_end && cur[j] == c);
+// One step of a merge of reference keys r[i..) and current keys c[j..): takes the smaller head
+// (the reference's on ties), with no data-dependent branch but the rare evaluation (a branch per
+// value would mispredict about once per value). Each distinct value is evaluated once, after its
+// last tie, as SciPy evaluates F_R - F_C at every pooled value. (A reference-only value is never
+// the final minimum, nor a current-only value the final maximum: each differs strictly, the other
+// way, from the value before it; evaluating every point both ways changes no result.)
+inline void step(std::uint64_t& i, std::uint64_t& j, const std::uint32_t* r, const std::uint32_t* c,
+                 std::int64_t s1, std::int64_t s2, Extremes& e) {
+  const std::uint32_t a = r[i], b = c[j];
+  // a <= b as 0 or 1 by arithmetic: GCC turns the comparison into a branch.
+  const std::uint64_t take_reference =
+      (static_cast<std::uint64_t>(b) - static_cast<std::uint64_t>(a)) >> 63 ^ 1;
+  const std::uint32_t v = b ^ ((a ^ b) & (0u - static_cast<std::uint32_t>(take_reference)));
+  i += take_reference;
+  j += take_reference ^ 1;
   const std::int64_t k = static_cast<std::int64_t>(i) * s2 - static_cast<std::int64_t>(j) * s1;
-  if (k >= e.k_max || k <= e.k_min) {
-    const bool in_reference = i > below;
-    e.evaluate(k, i, j, in_reference ? r[i - 1] : cur[j - 1], in_reference, true);
-  }
-  chain.i = i;
-  chain.j = j;
+  const bool run_ends = std::min(r[i], c[j]) > v;
+  if (run_ends & ((k >= e.k_max) | (k <= e.k_min))) e.evaluate(k, i, j, v);
 }
 
-detail::KsExtremes walk_column(std::span<const float> reference, const float* cur,
+// The pooled values are cut into kChains ranges at current values; each range is merged by its
+// own walk, side by side, so that the walks' load-compare latencies overlap. A run of ties is
+// never cut (a range starts at the first key >= its cut in both columns), a range's last value is
+// followed by the next range's values or the sentinel, and the walks share the running extremes
+// (candidates are ordered by value, not by position).
+constexpr int kChains = 4;
+
+// r and c hold n1 and n2 walk keys in ascending order, each between kBefore and kSentinel.
+detail::KsExtremes walk_column(const std::uint32_t* r, std::uint64_t n1, const std::uint32_t* c,
                                std::uint64_t n2) {
-  const std::uint64_t n1 = reference.size();
   const auto s1 = static_cast<std::int64_t>(n1), s2 = static_cast<std::int64_t>(n2);
-  const float* r = reference.data();
-  Extremes e{n1, n2};
-  // Chain w starts at the first current value >= cut_w = cur[n2 w / kChains] and at the first
-  // reference value >= cut_w (chain 0 at the start).
-  std::array<Chain, kChains> chains;
-  std::array<std::uint64_t, kChains> start_i{};
-  for (int w = 0; w < kChains; ++w) {
-    if (w == 0) {
-      chains[w] = {0, 0, 0};
-    } else {
-      const float cut = cur[n2 * static_cast<std::uint64_t>(w) / kChains];
-      chains[w].i = static_cast<std::uint64_t>(std::lower_bound(r, r + n1, cut) - r);
-      chains[w].j = static_cast<std::uint64_t>(std::lower_bound(cur, cur + n2, cut) - cur);
-    }
-    start_i[w] = chains[w].i;
+  Extremes e{r, n1, n2};
+  std::array<std::uint64_t, kChains + 1> cut_i{}, cut_j{};
+  for (int w = 1; w < kChains; ++w) {
+    const std::uint32_t cut = c[n2 * static_cast<std::uint64_t>(w) / kChains];
+    cut_i[w] = static_cast<std::uint64_t>(std::lower_bound(r, r + n1, cut) - r);
+    cut_j[w] = static_cast<std::uint64_t>(std::lower_bound(c, c + n2, cut) - c);
   }
-  for (int w = 0; w < kChains; ++w) chains[w].j_end = w + 1 < kChains ? chains[w + 1].j : n2;
-  for (;;) {
-    bool all = true;
-    for (const Chain& chain : chains) all &= chain.j < chain.j_end;
-    if (!all) break;
-    for (Chain& chain : chains) advance(chain, r, n1, cur, s1, s2, e);
+  cut_i[kChains] = n1;
+  cut_j[kChains] = n2;
+  std::array<std::uint64_t, kChains> i, j, steps;
+  for (int w = 0; w < kChains; ++w) {
+    i[w] = cut_i[w];
+    j[w] = cut_j[w];
+    steps[w] = (cut_i[w + 1] - i[w]) + (cut_j[w + 1] - j[w]);
+  }
+  const std::uint64_t together = *std::min_element(steps.begin(), steps.end());
+  for (std::uint64_t t = 0; t < together; ++t) {
+#pragma GCC unroll 4
+    for (int w = 0; w < kChains; ++w) step(i[w], j[w], r, c, s1, s2, e);
   }
   for (int w = 0; w < kChains; ++w) {
-    Chain& chain = chains[w];
-    while (chain.j < chain.j_end) advance(chain, r, n1, cur, s1, s2, e);
-    // The reference values between the chain's last current value and the next cut.
-    const std::uint64_t next_i = w + 1 < kChains ? start_i[w + 1] : n1;
-    if (next_i > chain.i) {
-      const std::int64_t k =
-          static_cast<std::int64_t>(next_i) * s2 - static_cast<std::int64_t>(chain.j) * s1;
-      if (k >= e.k_max) e.evaluate(k, next_i, chain.j, r[next_i - 1], true, false);
-    }
+    for (std::uint64_t t = together; t < steps[w]; ++t) step(i[w], j[w], r, c, s1, s2, e);
   }
   return {e.max, e.min, n2, 0};
 }
 
-detail::KsExtremes extremes_of(std::span<const float> reference, const float* cur,
-                               std::uint64_t n2) {
+// Per thread: the walk keys of the feature being walked, each column framed by kBefore and
+// kSentinel.
+struct WalkBuffers {
+  std::vector<std::uint32_t> reference, current;
+};
+
+// Sizes `keys` for n walk keys, frames them, and returns where the first goes.
+std::uint32_t* framed(std::vector<std::uint32_t>& keys, std::size_t n) {
+  keys.resize(n + 2);
+  keys.front() = kBefore;
+  keys.back() = kSentinel;
+  return keys.data() + 1;
+}
+
+// Fills `keys` with the framed walk keys of ascending non-NaN floats.
+void walk_keys_of(std::span<const float> sorted, std::vector<std::uint32_t>& keys) {
+  std::uint32_t* out = framed(keys, sorted.size());
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    out[i] = walk_key(detail::ks_sort_key(sorted[i]));
+  }
+}
+
+// The extremes of the reference column against own.current (n2 framed walk keys).
+detail::KsExtremes extremes_of(std::span<const float> reference, std::uint64_t n2,
+                               WalkBuffers& own) {
   const std::uint64_t n1 = reference.size();
   if (n1 == 0 || n2 == 0) return {detail::ks_no_test(), detail::ks_no_test(), n2, 0};
-  if (n1 <= kMaxExactProduct / n2) return walk_column(reference, cur, n2);
-  return merge_column(
-      reference, [cur](std::uint64_t j) { return cur[j]; }, n2);
+  const std::uint32_t* cur = own.current.data() + 1;
+  if (n1 > kMaxExactProduct / n2) {
+    return merge_column(
+        reference, [cur](std::uint64_t j) { return detail::ks_key_value(cur[j]); }, n2);
+  }
+  walk_keys_of(reference, own.reference);
+  return walk_column(own.reference.data() + 1, n1, cur, n2);
 }
 
 }  // namespace
@@ -336,25 +337,27 @@ SortedColumns sort_columns(int threads, BatchView batch) {
 void ks_statistics(int threads, const SortedColumns& reference, BatchView current,
                    std::span<detail::KsExtremes> out) {
   ColumnKeys columns = gather_keys(threads, current);
-  // Per thread: the sorted column as floats (the merge compares floats: -0.0 == +0.0).
-  std::vector<std::vector<float>> values(static_cast<std::size_t>(threads));
+  std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   sort_columns_of(threads, columns, current.features, [&](std::size_t f) {
     const std::uint64_t begin = columns.offsets[f];
     const std::uint64_t n = columns.offsets[f + 1] - begin;
-    std::vector<float>& own = values[static_cast<std::size_t>(omp_get_thread_num())];
-    own.resize(columns.max_column);
-    const std::uint32_t* keys = columns.keys.get() + begin;
-    for (std::uint64_t i = 0; i < n; ++i) own[i] = detail::ks_key_value(keys[i]);
-    out[f] = extremes_of(reference.column(f), own.data(), n);
+    WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
+    std::uint32_t* keys = framed(own.current, n);
+    const std::uint32_t* sorted = columns.keys.get() + begin;
+    for (std::uint64_t i = 0; i < n; ++i) keys[i] = walk_key(sorted[i]);
+    out[f] = extremes_of(reference.column(f), n, own);
     out[f].nan_current = columns.nan_counts[f];
   });
 }
 
 void ks_statistics(int threads, const SortedColumns& reference, const SortedColumns& current,
                    std::span<detail::KsExtremes> out) {
+  std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   parallel_for(threads, current.features, [&](std::size_t f) {
+    WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
     const std::span<const float> c = current.column(f);
-    out[f] = extremes_of(reference.column(f), c.data(), c.size());
+    walk_keys_of(c, own.current);
+    out[f] = extremes_of(reference.column(f), c.size(), own);
     out[f].nan_current = current.nan_counts[f];
   });
 }
