@@ -420,8 +420,10 @@ TEST_P(Ks, FromBatchSortsSpecialColumnsBitExactly) {
        {std::size_t{1}, std::size_t{100}, std::size_t{3000}, std::size_t{70000}}) {
     // 0: all equal; 1: all NaN; 2: specials; 3: specials and one NaN-free constant run;
     // 4: equal values and NaN; 5: denormals and zeros only; 6: wide random bit patterns;
-    // 7: values sharing their high digits, and NaN.
-    const std::size_t features = 8;
+    // 7: values sharing their high digits, and NaN; 8: bell-shaped values over many exponents
+    // (the CPU sort's top-digit buckets, most above the radix-sort size, sorted on their own).
+    const std::size_t features = 9;
+    std::normal_distribution<float> bell(0.0f, 1000.0f);
     std::vector<float> data(rows * features);
     std::uniform_int_distribution<std::size_t> pick(0, std::size(specials) - 1);
     for (std::size_t r = 0; r < rows; ++r) {
@@ -435,6 +437,7 @@ TEST_P(Ks, FromBatchSortsSpecialColumnsBitExactly) {
                                   (rng() % 2 ? 0x80000000u : 0u));
       x[6] = std::bit_cast<float>(static_cast<std::uint32_t>(rng()));
       x[7] = r % 7 == 3 ? kNaN : 40.0f + static_cast<float>(rng() % 1000) / 256;
+      x[8] = bell(rng);
     }
     const SortedColumns sorted = SortedColumns::from_batch(ctx(), {data.data(), rows, features});
     EXPECT_NO_THROW(sorted.check());
