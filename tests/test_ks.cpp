@@ -420,8 +420,7 @@ TEST_P(Ks, FromBatchSortsSpecialColumnsBitExactly) {
        {std::size_t{1}, std::size_t{100}, std::size_t{3000}, std::size_t{70000}}) {
     // 0: all equal; 1: all NaN; 2: specials; 3: specials and one NaN-free constant run;
     // 4: equal values and NaN; 5: denormals and zeros only; 6: wide random bit patterns;
-    // 7: values sharing their high digits, and NaN; 8: bell-shaped values over many exponents
-    // (the CPU sort's top-digit buckets, most above the radix-sort size, sorted on their own).
+    // 7: values sharing their high digits, and NaN; 8: bell-shaped values over many exponents.
     const std::size_t features = 9;
     std::normal_distribution<float> bell(0.0f, 1000.0f);
     std::vector<float> data(rows * features);

@@ -104,17 +104,21 @@ ColumnKeys gather_keys(int threads, const BatchView& batch) {
   return out;
 }
 
-// LSD radix sort of n keys on their low `digits` 8-bit digits (digits shared by every key are
-// skipped), between the buffers a (holding the keys) and b; returns the one the result is in.
-std::uint32_t* radix_sort_low(std::uint32_t* a, std::uint32_t* b, std::size_t n, int digits) {
+// Sorts n keys in place (LSD radix, 8-bit digits; digits shared by every key are skipped).
+// `scratch` holds at least n keys.
+void sort_keys(std::uint32_t* keys, std::uint32_t* scratch, std::size_t n) {
+  if (n < kRadixMinValues) {
+    std::sort(keys, keys + n);
+    return;
+  }
   std::array<std::array<std::size_t, kBuckets>, kDigits> counts{};
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t k = a[i];
-    for (int d = 0; d < digits; ++d) ++counts[d][(k >> (d * kDigitBits)) & (kBuckets - 1)];
+    const std::uint32_t k = keys[i];
+    for (int d = 0; d < kDigits; ++d) ++counts[d][(k >> (d * kDigitBits)) & (kBuckets - 1)];
   }
-  std::uint32_t* src = a;
-  std::uint32_t* dst = b;
-  for (int d = 0; d < digits; ++d) {
+  std::uint32_t* src = keys;
+  std::uint32_t* dst = scratch;
+  for (int d = 0; d < kDigits; ++d) {
     std::array<std::size_t, kBuckets>& count = counts[d];
     const int shift = d * kDigitBits;
     if (count[(src[0] >> shift) & (kBuckets - 1)] == n) continue;
@@ -130,46 +134,7 @@ std::uint32_t* radix_sort_low(std::uint32_t* a, std::uint32_t* b, std::size_t n,
     }
     std::swap(src, dst);
   }
-  return src;
-}
-
-// Sorts n keys in place; `scratch` holds at least n keys. One MSD pass on the top digit, then
-// each of its buckets sorted by LSD radix on the three low digits (a comparison sort below
-// kRadixMinValues): a column of a million keys and its scratch (8 MB) stream from L3 in every
-// pass, a bucket of bell-shaped data (keys spread over a few dozen exponents) and its scratch
-// mostly stay in L2 for three of the four passes.
-void sort_keys(std::uint32_t* keys, std::uint32_t* scratch, std::size_t n) {
-  if (n < kRadixMinValues) {
-    std::sort(keys, keys + n);
-    return;
-  }
-  constexpr int kTopShift = (kDigits - 1) * kDigitBits;
-  std::array<std::size_t, kBuckets + 1> start{};
-  for (std::size_t i = 0; i < n; ++i) ++start[(keys[i] >> kTopShift) + 1];
-  if (start[(keys[0] >> kTopShift) + 1] == n) {
-    std::uint32_t* sorted = radix_sort_low(keys, scratch, n, kDigits - 1);
-    if (sorted != keys) std::copy(sorted, sorted + n, keys);
-    return;
-  }
-  for (std::size_t b = 0; b < kBuckets; ++b) start[b + 1] += start[b];
-  std::array<std::size_t, kBuckets> at;
-  std::copy(start.begin(), start.end() - 1, at.begin());
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t k = keys[i];
-    scratch[at[k >> kTopShift]++] = k;
-  }
-  for (std::size_t b = 0; b < kBuckets; ++b) {
-    const std::size_t first = start[b], size = start[b + 1] - first;
-    if (size == 0) continue;
-    std::uint32_t* bucket = scratch + first;
-    if (size < kRadixMinValues) {
-      std::sort(bucket, bucket + size);
-      std::copy(bucket, bucket + size, keys + first);
-      continue;
-    }
-    const std::uint32_t* sorted = radix_sort_low(bucket, keys + first, size, kDigits - 1);
-    if (sorted != keys + first) std::copy(sorted, sorted + size, keys + first);
-  }
+  if (src != keys) std::copy(src, src + n, keys);
 }
 
 // Sorts every column (threads share the columns; each owns a scratch buffer), then calls
