@@ -211,27 +211,40 @@ inline std::uint32_t walk_key(std::uint32_t sort_key) {
 // 1 / (n1 n2), far more than the rounding), and equal k are compared in double by SciPy's rules
 // (ks_precedes_*), so the result is merge_column's.
 struct Extremes {
+  // A point after the last tie of value `key`, i reference and j current values taken.
+  struct Point {
+    std::uint64_t i = 0, j = 0;
+    std::uint32_t key = 0;
+  };
   const std::uint32_t* r;
   std::uint64_t n1, n2;
   std::int64_t k_max = std::numeric_limits<std::int64_t>::min();
   std::int64_t k_min = std::numeric_limits<std::int64_t>::max();
-  detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
+  Point max, min;
 
-  // The point after the last tie of value `key`, i reference and j current values taken. The
-  // reference's ties are taken first, so the value is in the reference iff r[i - 1] is it.
-  [[gnu::noinline]] void evaluate(std::int64_t k, std::uint64_t i, std::uint64_t j,
-                                  std::uint32_t key) {
-    const detail::KsCandidate c{detail::ks_ecdf_difference(i, n1, j, n2), detail::ks_key_value(key),
-                                r[i - 1] == key ? 1u : 0u};
-    if (k >= k_max) {
-      if (k > k_max || detail::ks_precedes_as_max(c, max)) max = c;
+  // The reference's ties are taken first, so the value is in the reference iff r[i - 1] is it.
+  detail::KsCandidate candidate(const Point& p) const {
+    return {detail::ks_ecdf_difference(p.i, n1, p.j, n2), detail::ks_key_value(p.key),
+            r[p.i - 1] == p.key ? 1u : 0u};
+  }
+  // A new extreme of k only moves integers (on a drifting feature that is a good share of the
+  // points); equal k are settled in double.
+  void evaluate(std::int64_t k, std::uint64_t i, std::uint64_t j, std::uint32_t key) {
+    const Point p{i, j, key};
+    if (k > k_max) {
       k_max = k;
+      max = p;
+    } else if (k == k_max && detail::ks_precedes_as_max(candidate(p), candidate(max))) {
+      max = p;
     }
-    if (k <= k_min) {
-      if (k < k_min || detail::ks_precedes_as_min(c, min)) min = c;
+    if (k < k_min) {
       k_min = k;
+      min = p;
+    } else if (k == k_min && detail::ks_precedes_as_min(candidate(p), candidate(min))) {
+      min = p;
     }
   }
+  detail::KsExtremes result() const { return {candidate(max), candidate(min), n2, 0}; }
 };
 
 // One step of a merge of reference keys r[i..) and current keys c[j..): takes the smaller head
@@ -288,7 +301,7 @@ detail::KsExtremes walk_column(const std::uint32_t* r, std::uint64_t n1, const s
   for (int w = 0; w < kChains; ++w) {
     for (std::uint64_t t = together; t < steps[w]; ++t) step(i[w], j[w], r, c, s1, s2, e);
   }
-  return {e.max, e.min, n2, 0};
+  return e.result();
 }
 
 // Per thread: the walk keys of the feature being walked, each column framed by kBefore and
