@@ -104,6 +104,10 @@ void ks_statistics(int threads, const SortedColumns& reference, BatchView curren
 // Both samples already sorted (host data, whatever the context's backend).
 void ks_statistics(int threads, const SortedColumns& reference, const SortedColumns& current,
                    std::span<detail::KsExtremes> out);
+// Both windows raw: sorted as keys and walked without their values. Returns the reference's
+// layout (offsets and NaN counts; values empty) for the p-values.
+SortedColumns ks_statistics_raw(int threads, BatchView reference, BatchView current,
+                                std::span<detail::KsExtremes> out);
 }  // namespace driftguard::cpu
 
 namespace driftguard::cuda {

@@ -242,12 +242,19 @@ std::vector<KsResult> ks_two_sample(Context& ctx, BatchView reference, BatchView
   check_batch(reference, reference.features, "ks_two_sample: reference");
   check_batch(current, reference.features, "ks_two_sample");
   Context::Impl& impl = ctx.impl();
-  if (impl.backend != Backend::Cuda || reference.rows == 0 || current.rows == 0) {
+  if (impl.backend == Backend::Cuda && (reference.rows == 0 || current.rows == 0)) {
     return ks_two_sample(ctx, SortedColumns::from_batch(ctx, reference), current, options);
+  }
+  if (impl.backend != Backend::Cuda &&
+      (reference.space == MemorySpace::Device || current.space == MemorySpace::Device)) {
+    throw InvalidInput("a device-resident batch needs the CUDA backend");
   }
   impl.fault_point("ks_statistics");
   std::vector<detail::KsExtremes> extremes(reference.features);
-  const SortedColumns layout = cuda::ks_statistics_raw(*impl.cuda, reference, current, extremes);
+  const SortedColumns layout =
+      impl.backend == Backend::Cuda
+          ? cuda::ks_statistics_raw(*impl.cuda, reference, current, extremes)
+          : cpu::ks_statistics_raw(impl.cpu_threads, reference, current, extremes);
   return detail::ks_results(impl.cpu_threads, layout, extremes, options);
 }
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <bit>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <span>
@@ -137,15 +138,18 @@ void sort_keys(std::uint32_t* keys, std::uint32_t* scratch, std::size_t n) {
   if (src != keys) std::copy(src, src + n, keys);
 }
 
-// Sorts every column (threads share the columns; each owns a scratch buffer), then calls
-// done(feature) for the column while it is still in cache.
+// Sorts column f of every table (threads share the features; each owns a scratch buffer), then
+// calls done(f) while the columns are still in cache.
 template <class Done>
-void sort_columns_of(int threads, ColumnKeys& columns, std::size_t features, Done&& done) {
+void sort_columns_of(int threads, std::initializer_list<ColumnKeys*> tables, std::size_t features,
+                     Done&& done) {
+  std::uint64_t longest = 1;
+  for (const ColumnKeys* table : tables) longest = std::max(longest, table->max_column);
   std::vector<Buffer<std::uint32_t>> scratch(static_cast<std::size_t>(threads));
   parallel_for(threads, features, [&](std::size_t f) {
     Buffer<std::uint32_t>& own = scratch[static_cast<std::size_t>(omp_get_thread_num())];
-    if (!own) own = make_buffer<std::uint32_t>(std::max<std::uint64_t>(columns.max_column, 1));
-    sort_keys(columns.column(f), own.get(), columns.size(f));
+    if (!own) own = make_buffer<std::uint32_t>(longest);
+    for (ColumnKeys* table : tables) sort_keys(table->column(f), own.get(), table->size(f));
     done(f);
   });
 }
@@ -157,36 +161,34 @@ void sort_columns_of(int threads, ColumnKeys& columns, std::size_t features, Don
 // at the very end, and a minimum only at a current value: those are the places evaluated. Every
 // other pooled value's difference is strictly inside that range, so skipping it changes no
 // extreme and no tie (the CUDA backend evaluates every pooled value and gets the same result).
-// cur(j) is the j-th smallest current value.
-template <class Current>
-detail::KsExtremes merge_column(std::span<const float> reference, Current cur, std::uint64_t n2) {
-  const std::uint64_t n1 = reference.size();
+// ref(i) and cur(j) are the i-th and j-th smallest values.
+template <class Reference, class Current>
+detail::KsExtremes merge_column(Reference ref, std::uint64_t n1, Current cur, std::uint64_t n2) {
   detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
   auto consider_max = [&max](const detail::KsCandidate& c) {
     if (detail::ks_precedes_as_max(c, max)) max = c;
   };
-  const float* r = reference.data();
   std::uint64_t i = 0, j = 0;
   while (j < n2) {
     const float c = cur(j);
-    if (i < n1 && r[i] < c) {
+    if (i < n1 && ref(i) < c) {
       do {
         ++i;
-      } while (i < n1 && r[i] < c);
-      consider_max({detail::ks_ecdf_difference(i, n1, j, n2), r[i - 1], 1u});
+      } while (i < n1 && ref(i) < c);
+      consider_max({detail::ks_ecdf_difference(i, n1, j, n2), ref(i - 1), 1u});
     }
     const std::uint64_t below = i;
-    while (i < n1 && r[i] == c) ++i;
+    while (i < n1 && ref(i) == c) ++i;
     do {
       ++j;
     } while (j < n2 && cur(j) == c);
     const bool in_reference = i > below;
     const detail::KsCandidate at_c{detail::ks_ecdf_difference(i, n1, j, n2),
-                                   in_reference ? r[i - 1] : cur(j - 1), in_reference ? 1u : 0u};
+                                   in_reference ? ref(i - 1) : cur(j - 1), in_reference ? 1u : 0u};
     consider_max(at_c);
     if (detail::ks_precedes_as_min(at_c, min)) min = at_c;
   }
-  if (i < n1) consider_max({detail::ks_ecdf_difference(n1, n1, n2, n2), r[n1 - 1], 1u});
+  if (i < n1) consider_max({detail::ks_ecdf_difference(n1, n1, n2, n2), ref(n1 - 1), 1u});
   return {max, min, n2, 0};
 }
 
@@ -216,6 +218,9 @@ struct Extremes {
     std::uint64_t i = 0, j = 0;
     std::uint32_t key = 0;
   };
+  Extremes(const std::uint32_t* reference, std::uint64_t n_reference, std::uint64_t n_current)
+      : r(reference), n1(n_reference), n2(n_current) {}
+
   const std::uint32_t* r;
   std::uint64_t n1, n2;
   std::int64_t k_max = std::numeric_limits<std::int64_t>::min();
@@ -278,7 +283,7 @@ constexpr int kChains = 4;
 detail::KsExtremes walk_column(const std::uint32_t* r, std::uint64_t n1, const std::uint32_t* c,
                                std::uint64_t n2) {
   const auto s1 = static_cast<std::int64_t>(n1), s2 = static_cast<std::int64_t>(n2);
-  Extremes e{r, n1, n2};
+  Extremes e(r, n1, n2);
   std::array<std::uint64_t, kChains + 1> cut_i{}, cut_j{};
   for (int w = 1; w < kChains; ++w) {
     const std::uint32_t cut = c[n2 * static_cast<std::uint64_t>(w) / kChains];
@@ -326,18 +331,22 @@ void walk_keys_of(std::span<const float> sorted, std::vector<std::uint32_t>& key
   }
 }
 
-// The extremes of the reference column against own.current (n2 framed walk keys).
-detail::KsExtremes extremes_of(std::span<const float> reference, std::uint64_t n2,
-                               WalkBuffers& own) {
-  const std::uint64_t n1 = reference.size();
+// The same from n sorted sort keys.
+void walk_keys_of(const std::uint32_t* sorted, std::uint64_t n, std::vector<std::uint32_t>& keys) {
+  std::uint32_t* out = framed(keys, n);
+  for (std::uint64_t i = 0; i < n; ++i) out[i] = walk_key(sorted[i]);
+}
+
+// The extremes of own.reference against own.current (n1 and n2 framed walk keys).
+detail::KsExtremes extremes_of(const WalkBuffers& own, std::uint64_t n1, std::uint64_t n2) {
   if (n1 == 0 || n2 == 0) return {detail::ks_no_test(), detail::ks_no_test(), n2, 0};
-  const std::uint32_t* cur = own.current.data() + 1;
+  const std::uint32_t* r = own.reference.data() + 1;
+  const std::uint32_t* c = own.current.data() + 1;
   if (n1 > kMaxExactProduct / n2) {
-    return merge_column(
-        reference, [cur](std::uint64_t j) { return detail::ks_key_value(cur[j]); }, n2);
+    return merge_column([r](std::uint64_t i) { return detail::ks_key_value(r[i]); }, n1,
+                        [c](std::uint64_t j) { return detail::ks_key_value(c[j]); }, n2);
   }
-  walk_keys_of(reference, own.reference);
-  return walk_column(own.reference.data() + 1, n1, cur, n2);
+  return walk_column(r, n1, c, n2);
 }
 
 }  // namespace
@@ -347,7 +356,7 @@ SortedColumns sort_columns(int threads, BatchView batch) {
   SortedColumns out;
   out.features = batch.features;
   out.values.resize(columns.offsets.back());
-  sort_columns_of(threads, columns, batch.features, [&](std::size_t f) {
+  sort_columns_of(threads, {&columns}, batch.features, [&](std::size_t f) {
     const std::uint32_t* keys = columns.column(f);
     float* values = out.values.data() + columns.offsets[f];
     for (std::uint64_t i = 0; i < columns.size(f); ++i) values[i] = detail::ks_key_value(keys[i]);
@@ -361,13 +370,11 @@ void ks_statistics(int threads, const SortedColumns& reference, BatchView curren
                    std::span<detail::KsExtremes> out) {
   ColumnKeys columns = gather_keys(threads, current);
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
-  sort_columns_of(threads, columns, current.features, [&](std::size_t f) {
-    const std::uint64_t n = columns.size(f);
+  sort_columns_of(threads, {&columns}, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
-    std::uint32_t* keys = framed(own.current, n);
-    const std::uint32_t* sorted = columns.column(f);
-    for (std::uint64_t i = 0; i < n; ++i) keys[i] = walk_key(sorted[i]);
-    out[f] = extremes_of(reference.column(f), n, own);
+    walk_keys_of(columns.column(f), columns.size(f), own.current);
+    walk_keys_of(reference.column(f), own.reference);
+    out[f] = extremes_of(own, reference.column(f).size(), columns.size(f));
     out[f].nan_current = columns.nan_counts[f];
   });
 }
@@ -377,11 +384,30 @@ void ks_statistics(int threads, const SortedColumns& reference, const SortedColu
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   parallel_for(threads, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
-    const std::span<const float> c = current.column(f);
-    walk_keys_of(c, own.current);
-    out[f] = extremes_of(reference.column(f), c.size(), own);
+    walk_keys_of(current.column(f), own.current);
+    walk_keys_of(reference.column(f), own.reference);
+    out[f] = extremes_of(own, reference.column(f).size(), current.column(f).size());
     out[f].nan_current = current.nan_counts[f];
   });
+}
+
+SortedColumns ks_statistics_raw(int threads, BatchView reference, BatchView current,
+                                std::span<detail::KsExtremes> out) {
+  ColumnKeys ref = gather_keys(threads, reference);
+  ColumnKeys cur = gather_keys(threads, current);
+  std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
+  sort_columns_of(threads, {&ref, &cur}, current.features, [&](std::size_t f) {
+    WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
+    walk_keys_of(ref.column(f), ref.size(f), own.reference);
+    walk_keys_of(cur.column(f), cur.size(f), own.current);
+    out[f] = extremes_of(own, ref.size(f), cur.size(f));
+    out[f].nan_current = cur.nan_counts[f];
+  });
+  SortedColumns layout;
+  layout.features = reference.features;
+  layout.offsets = std::move(ref.offsets);
+  layout.nan_counts = std::move(ref.nan_counts);
+  return layout;
 }
 
 }  // namespace driftguard::cpu
