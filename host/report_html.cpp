@@ -165,7 +165,8 @@ std::string yes_no(const json& value) {
 std::string features_table(const json& doc) {
   std::string html =
       "<h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS D</th>"
-      "<th>KS p (adjusted)</th><th>Wasserstein (normed)</th><th>Jensen&#8211;Shannon</th>"
+      "<th>p adjusted (KS, or &#967;&#178; where marked)</th><th>Wasserstein (normed)</th>"
+      "<th>Jensen&#8211;Shannon</th>"
       "<th>test p</th><th>missing</th><th>invalid</th><th>histogram</th><th>drifted</th></tr>";
   for (const json& f : member(doc, "features")) {
     const json& ks = member(f, "ks");
@@ -176,13 +177,18 @@ std::string features_table(const json& doc) {
       if (count.is_number()) invalid += count.get<std::uint64_t>();
     }
     const json& test = f.contains("chi_squared") ? f["chi_squared"] : member(f, "cramer_von_mises");
+    // Under the test rules a categorical feature's adjusted p-value is its chi-squared test's.
+    const bool by_chi_squared = member(member(f, "chi_squared"), "pvalue_adjusted").is_number();
+    const std::string adjusted = by_chi_squared
+                                     ? number(member(test, "pvalue_adjusted")) + " (&#967;&#178;)"
+                                     : number(member(ks, "pvalue_adjusted"));
     html += std::string("<tr") + (member(f, "drifted") == true ? " class=\"drifted\"" : "") +
             "><td>" + text_of(member(f, "name")) + "</td><td>" + text_of(member(f, "kind")) +
             "</td>" + band_cell(f) + "<td class=\"num\">" + number(member(ks, "statistic")) +
-            "</td><td class=\"num\">" + number(member(ks, "pvalue_adjusted")) +
-            "</td><td class=\"num\">" + number(member(f, "wasserstein_normed")) +
-            "</td><td class=\"num\">" + number(member(f, "jensen_shannon")) +
-            "</td><td class=\"num\">" + number(member(test, "pvalue")) + "</td><td class=\"num\">" +
+            "</td><td class=\"num\">" + adjusted + "</td><td class=\"num\">" +
+            number(member(f, "wasserstein_normed")) + "</td><td class=\"num\">" +
+            number(member(f, "jensen_shannon")) + "</td><td class=\"num\">" +
+            number(member(test, "pvalue")) + "</td><td class=\"num\">" +
             number(member(validation, "missing"), 12) + "</td><td class=\"num\">" +
             std::to_string(invalid) + "</td><td>" + histogram_svg(member(f, "histogram")) +
             "</td><td>" + yes_no(member(f, "drifted")) + "</td></tr>";

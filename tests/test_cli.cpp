@@ -812,8 +812,13 @@ TEST_F(Cli, GermanCreditAgeSplitMatchesSciPy) {
     r = run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --drift-rule " + rule +
             " --reference " + (out / "german_age_reference.h5").string() + " --current " +
             (out / "german_age_current.h5").string() + " --schema " +
-            (out / "german.schema.json").string() + " --report " + decided.string());
+            (out / "german.schema.json").string() + " --report " + decided.string() + " --html " +
+            (out / ("report_" + rule + ".html")).string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The page marks the adjusted p-values that are chi-squared's.
+    EXPECT_EQ(driftguard::testing::read_text(out / ("report_" + rule + ".html"))
+                      .find(" (&#967;&#178;)</td>") != std::string::npos,
+              rule == "test");
     const json features = read_json(decided)["features"];
     std::size_t drifted = 0;
     for (std::size_t f = 0; f < golden["features"].size(); ++f) {
@@ -825,10 +830,14 @@ TEST_F(Cli, GermanCreditAgeSplitMatchesSciPy) {
       const json& adjusted =
           chi_squared ? a["chi_squared"]["pvalue_adjusted"] : a["ks"]["pvalue_adjusted"];
       EXPECT_TRUE(close(adjusted, expected, 1e-10));
-      if (chi_squared) EXPECT_TRUE(a["ks"]["pvalue_adjusted"].is_null());
+      if (chi_squared) {
+        EXPECT_TRUE(a["ks"]["pvalue_adjusted"].is_null());
+      }
       EXPECT_EQ(a["drifted"].get<bool>(), expected.get<double>() < 0.05);
       drifted += a["drifted"].get<bool>() ? 1 : 0;
-      if (e["name"] == "job") EXPECT_EQ(a["drifted"].get<bool>(), rule == "test");
+      if (e["name"] == "job") {
+        EXPECT_EQ(a["drifted"].get<bool>(), rule == "test");
+      }
     }
     EXPECT_NE(r.out.find(rule == "test" ? "test p adj" : " KS p adj"), std::string::npos);
     EXPECT_NE(r.out.find("drift: " + std::to_string(drifted) + " of 20 features"),
