@@ -40,22 +40,23 @@ Buffer<T> make_buffer(std::size_t n) {
   return Buffer<T>(new T[n]);
 }
 
-// Keys between consecutive columns. Columns of equal length a power of two apart would map every
-// column's write position to the same L1 set while the gather writes them row by row (a million
-// rows: 4 MiB apart), and 32 columns in a 12-way set evict each other's lines before they fill.
-constexpr std::uint64_t kColumnStagger = 16;  // one cache line
+// Column f starts kColumnStagger * f keys past a multiple of 4 KiB (padding up to 4 KiB per
+// column). Columns a multiple of 4 KiB apart (a million rows: 4 MiB) would map every column's write
+// position to the same L1 set while the gather writes them row by row, and 32 columns in a 12-way
+// set evict each other's lines before they fill; one cache line apart, they spread over the sets.
+constexpr std::uint64_t kColumnStagger = 16;  // one cache line of keys
+constexpr std::uint64_t kKeysPer4KiB = 1024;
 
 // The non-NaN values of every column as sort keys, column after column.
 struct ColumnKeys {
   Buffer<std::uint32_t> keys;
   std::vector<std::uint64_t> offsets;     // features + 1: the columns' sizes, summed
+  std::vector<std::uint64_t> starts;      // features: where each column is in `keys`
   std::vector<std::uint64_t> nan_counts;  // features
   std::uint64_t max_column = 0;
 
   std::uint64_t size(std::size_t f) const { return offsets[f + 1] - offsets[f]; }
-  std::uint32_t* column(std::size_t f) const {
-    return keys.get() + offsets[f] + f * kColumnStagger;
-  }
+  std::uint32_t* column(std::size_t f) const { return keys.get() + starts[f]; }
 };
 
 // Two passes over the batch in row blocks: count each block's non-NaN values per feature, then
@@ -76,21 +77,26 @@ ColumnKeys gather_keys(int threads, const BatchView& batch) {
 
   ColumnKeys out;
   out.offsets.assign(features + 1, 0);
+  out.starts.assign(features, 0);
   out.nan_counts.assign(features, 0);
   // Where each block writes its first value of each feature.
   std::vector<std::uint64_t> position(blocks * features);
+  std::uint64_t end = 0;  // of the previous column in `keys`
   for (std::size_t f = 0; f < features; ++f) {
-    std::uint64_t at = out.offsets[f] + f * kColumnStagger;
+    const std::uint64_t line = (kColumnStagger * f) % kKeysPer4KiB;
+    out.starts[f] = end + (line + kKeysPer4KiB - end % kKeysPer4KiB) % kKeysPer4KiB;
+    std::uint64_t at = out.starts[f];
     for (std::size_t b = 0; b < blocks; ++b) {
       position[b * features + f] = at;
       at += block_counts[b * features + f];
     }
-    const std::uint64_t size = at - (out.offsets[f] + f * kColumnStagger);
+    end = at;
+    const std::uint64_t size = at - out.starts[f];
     out.offsets[f + 1] = out.offsets[f] + size;
     out.nan_counts[f] = rows - size;
     out.max_column = std::max(out.max_column, size);
   }
-  out.keys = make_buffer<std::uint32_t>(out.offsets[features] + features * kColumnStagger);
+  out.keys = make_buffer<std::uint32_t>(std::max<std::uint64_t>(end, 1));
   std::uint32_t* keys = out.keys.get();
   parallel_for(threads, blocks, [&](std::size_t b) {
     std::uint64_t* at = position.data() + b * features;
