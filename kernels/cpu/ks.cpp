@@ -160,47 +160,70 @@ void sort_columns_of(int threads, std::initializer_list<ColumnKeys*> tables, std
   });
 }
 
-// The extremes of F_R - F_C in one pass over both sorted samples, with data-dependent branches
-// (kept for sizes where walk_column's integer test would not be exact). Between two current
-// values the difference only rises (reference values pass), and at a current value it drops, so a
-// maximum can only sit at the last reference value below a current value, at a current value or
-// at the very end, and a minimum only at a current value: those are the places evaluated. Every
-// other pooled value's difference is strictly inside that range, so skipping it changes no
-// extreme and no tie (the CUDA backend evaluates every pooled value and gets the same result).
-// ref(i) and cur(j) are the i-th and j-th smallest values.
-template <class Reference, class Current>
-detail::KsExtremes merge_column(Reference ref, std::uint64_t n1, Current cur, std::uint64_t n2) {
+// The end of the prefix of a[i, n) whose values satisfy `in_prefix` (a predicate true for a prefix
+// of the ascending values), by galloping from i: O(log of the prefix's length).
+template <class T, class InPrefix>
+std::uint64_t gallop(const T* a, std::uint64_t i, std::uint64_t n, InPrefix in_prefix) {
+  if (i >= n || !in_prefix(a[i])) return i;
+  std::uint64_t known = i, step = 1;  // in_prefix(a[known])
+  while (step < n - known && in_prefix(a[known + step])) {
+    known += step;
+    step *= 2;
+  }
+  const std::uint64_t bound = step < n - known ? known + step : n;
+  return static_cast<std::uint64_t>(std::partition_point(a + known + 1, a + bound, in_prefix) - a);
+}
+
+// The extremes of F_R - F_C by a merge that visits the current values' runs and gallops over the
+// reference values between them: O(n2 log(n1 / n2)), for a reference much longer than the window
+// (and for sizes where walk_column's integer test would not be exact: the differences are
+// compared in double throughout). Between two current values the difference only rises
+// (reference values pass), and at a current value it drops, so a maximum can only sit at the last
+// reference value below a current value, at a current value or at the very end, and a minimum
+// only at a current value: those are the places evaluated. Every other pooled value's difference
+// is strictly inside that range, so skipping it changes no extreme and no tie (the CUDA backend
+// evaluates every pooled value and gets the same result). r and c are ascending values that
+// compare as floats do (floats, or walk keys), value() gives a float of one.
+template <class T, class Value>
+detail::KsExtremes merge_column(const T* r, std::uint64_t n1, const T* c, std::uint64_t n2,
+                                Value value) {
   detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
-  auto consider_max = [&max](const detail::KsCandidate& c) {
-    if (detail::ks_precedes_as_max(c, max)) max = c;
+  auto consider_max = [&max](const detail::KsCandidate& candidate) {
+    if (detail::ks_precedes_as_max(candidate, max)) max = candidate;
   };
   std::uint64_t i = 0, j = 0;
   while (j < n2) {
-    const float c = cur(j);
-    if (i < n1 && ref(i) < c) {
-      do {
-        ++i;
-      } while (i < n1 && ref(i) < c);
-      consider_max({detail::ks_ecdf_difference(i, n1, j, n2), ref(i - 1), 1u});
+    const T v = c[j];
+    const std::uint64_t first_below = i;
+    i = gallop(r, i, n1, [v](T x) { return x < v; });
+    if (i > first_below) {
+      consider_max({detail::ks_ecdf_difference(i, n1, j, n2), value(r[i - 1]), 1u});
     }
     const std::uint64_t below = i;
-    while (i < n1 && ref(i) == c) ++i;
-    do {
-      ++j;
-    } while (j < n2 && cur(j) == c);
+    i = gallop(r, i, n1, [v](T x) { return x == v; });
+    j = gallop(c, j, n2, [v](T x) { return x == v; });
     const bool in_reference = i > below;
     const detail::KsCandidate at_c{detail::ks_ecdf_difference(i, n1, j, n2),
-                                   in_reference ? ref(i - 1) : cur(j - 1), in_reference ? 1u : 0u};
+                                   value(in_reference ? r[i - 1] : c[j - 1]),
+                                   in_reference ? 1u : 0u};
     consider_max(at_c);
     if (detail::ks_precedes_as_min(at_c, min)) min = at_c;
   }
-  if (i < n1) consider_max({detail::ks_ecdf_difference(n1, n1, n2, n2), ref(n1 - 1), 1u});
+  if (i < n1) consider_max({detail::ks_ecdf_difference(n1, n1, n2, n2), value(r[n1 - 1]), 1u});
   return {max, min, n2, 0};
 }
 
 // Above this n1 * n2, two different values of F_R - F_C (which differ by at least 1 / (n1 n2))
 // may round to doubles less than an ulp apart, and walk_column's integer test is not exact.
 constexpr std::uint64_t kMaxExactProduct = std::uint64_t{1} << 50;
+
+// Above this n1 / n2, merge_column's galloping beats a walk over every reference value.
+constexpr std::uint64_t kGallopRatio = 16;
+
+// Whether walk_column computes the extremes of n1 reference and n2 current values (both >= 1).
+bool walks(std::uint64_t n1, std::uint64_t n2) {
+  return n1 <= kMaxExactProduct / n2 && n1 <= kGallopRatio * n2;
+}
 
 // The walk compares keys, not floats: ks_sort_key with -0.0 made +0.0 (equal floats, one run of
 // ties). Each column is preceded by kBefore, below every key of a non-NaN value (-Inf's is
@@ -315,10 +338,10 @@ detail::KsExtremes walk_column(const std::uint32_t* r, std::uint64_t n1, const s
   return e.result();
 }
 
-// Per thread: the walk keys of the feature being walked, each column framed by kBefore and
-// kSentinel.
+// Per thread: the feature's samples as framed walk keys, or the current sample as floats.
 struct WalkBuffers {
   std::vector<std::uint32_t> reference, current;
+  std::vector<float> current_values;
 };
 
 // Sizes `keys` for n walk keys, frames them, and returns where the first goes.
@@ -329,30 +352,47 @@ std::uint32_t* framed(std::vector<std::uint32_t>& keys, std::size_t n) {
   return keys.data() + 1;
 }
 
-// Fills `keys` with the framed walk keys of ascending non-NaN floats.
-void walk_keys_of(std::span<const float> sorted, std::vector<std::uint32_t>& keys) {
+// Fills `keys` with the framed walk keys of ascending non-NaN floats; returns the first.
+const std::uint32_t* walk_keys_of(std::span<const float> sorted, std::vector<std::uint32_t>& keys) {
   std::uint32_t* out = framed(keys, sorted.size());
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     out[i] = walk_key(detail::ks_sort_key(sorted[i]));
   }
+  return out;
 }
 
 // The same from n sorted sort keys.
-void walk_keys_of(const std::uint32_t* sorted, std::uint64_t n, std::vector<std::uint32_t>& keys) {
+const std::uint32_t* walk_keys_of(const std::uint32_t* sorted, std::uint64_t n,
+                                  std::vector<std::uint32_t>& keys) {
   std::uint32_t* out = framed(keys, n);
   for (std::uint64_t i = 0; i < n; ++i) out[i] = walk_key(sorted[i]);
+  return out;
 }
 
-// The extremes of own.reference against own.current (n1 and n2 framed walk keys).
-detail::KsExtremes extremes_of(const WalkBuffers& own, std::uint64_t n1, std::uint64_t n2) {
-  if (n1 == 0 || n2 == 0) return {detail::ks_no_test(), detail::ks_no_test(), n2, 0};
-  const std::uint32_t* r = own.reference.data() + 1;
-  const std::uint32_t* c = own.current.data() + 1;
-  if (n1 > kMaxExactProduct / n2) {
-    return merge_column([r](std::uint64_t i) { return detail::ks_key_value(r[i]); }, n1,
-                        [c](std::uint64_t j) { return detail::ks_key_value(c[j]); }, n2);
+constexpr detail::KsExtremes no_test(std::uint64_t n2) {
+  return {detail::ks_no_test(), detail::ks_no_test(), n2, 0};
+}
+
+// The extremes of a reference column (ascending floats) against a current one, given as n2 sort
+// keys or, when null, as ascending floats in `current_values`.
+detail::KsExtremes extremes_of(std::span<const float> reference, const std::uint32_t* current_keys,
+                               std::span<const float> current_values, std::uint64_t n2,
+                               WalkBuffers& own) {
+  const std::uint64_t n1 = reference.size();
+  if (n1 == 0 || n2 == 0) return no_test(n2);
+  if (walks(n1, n2)) {
+    const std::uint32_t* c = current_keys != nullptr ? walk_keys_of(current_keys, n2, own.current)
+                                                     : walk_keys_of(current_values, own.current);
+    return walk_column(walk_keys_of(reference, own.reference), n1, c, n2);
   }
-  return walk_column(r, n1, c, n2);
+  if (current_keys != nullptr) {
+    own.current_values.resize(n2);
+    for (std::uint64_t j = 0; j < n2; ++j) {
+      own.current_values[j] = detail::ks_key_value(current_keys[j]);
+    }
+    current_values = own.current_values;
+  }
+  return merge_column(reference.data(), n1, current_values.data(), n2, [](float x) { return x; });
 }
 
 }  // namespace
@@ -378,9 +418,7 @@ void ks_statistics(int threads, const SortedColumns& reference, BatchView curren
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   sort_columns_of(threads, {&columns}, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
-    walk_keys_of(columns.column(f), columns.size(f), own.current);
-    walk_keys_of(reference.column(f), own.reference);
-    out[f] = extremes_of(own, reference.column(f).size(), columns.size(f));
+    out[f] = extremes_of(reference.column(f), columns.column(f), {}, columns.size(f), own);
     out[f].nan_current = columns.nan_counts[f];
   });
 }
@@ -390,9 +428,8 @@ void ks_statistics(int threads, const SortedColumns& reference, const SortedColu
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   parallel_for(threads, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
-    walk_keys_of(current.column(f), own.current);
-    walk_keys_of(reference.column(f), own.reference);
-    out[f] = extremes_of(own, reference.column(f).size(), current.column(f).size());
+    const std::span<const float> c = current.column(f);
+    out[f] = extremes_of(reference.column(f), nullptr, c, c.size(), own);
     out[f].nan_current = current.nan_counts[f];
   });
 }
@@ -404,9 +441,12 @@ SortedColumns ks_statistics_raw(int threads, BatchView reference, BatchView curr
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   sort_columns_of(threads, {&ref, &cur}, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
-    walk_keys_of(ref.column(f), ref.size(f), own.reference);
-    walk_keys_of(cur.column(f), cur.size(f), own.current);
-    out[f] = extremes_of(own, ref.size(f), cur.size(f));
+    const std::uint64_t n1 = ref.size(f), n2 = cur.size(f);
+    const std::uint32_t* r = walk_keys_of(ref.column(f), n1, own.reference);
+    const std::uint32_t* c = walk_keys_of(cur.column(f), n2, own.current);
+    out[f] = n1 == 0 || n2 == 0 ? no_test(n2)
+             : walks(n1, n2)    ? walk_column(r, n1, c, n2)
+                                : merge_column(r, n1, c, n2, detail::ks_key_value);
     out[f].nan_current = cur.nan_counts[f];
   });
   SortedColumns layout;
