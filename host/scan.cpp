@@ -479,12 +479,11 @@ std::string ScanReport::decision_rule() const {
   char alpha_text[32];
   std::snprintf(alpha_text, sizeof alpha_text, "%g", alpha);
   const std::string psi_rule = "PSI band >= " + std::string(to_string(drift_band));
-  const std::string test = tests_categories_by_chi_squared(drift_rule)
-                               ? "test's (KS if numeric, chi-squared if categorical)"
-                               : "KS";
-  const std::string test_rule = test + " p-value (" + std::string(to_string(correction)) +
-                                "-adjusted over features) < " + alpha_text + " (or the " +
-                                (test == "KS" ? "KS" : "test") + " has values on one side only)";
+  const bool by_chi_squared = tests_categories_by_chi_squared(drift_rule);
+  const std::string test_rule =
+      std::string(by_chi_squared ? "test's (KS if numeric, chi-squared if categorical)" : "KS") +
+      " p-value (" + std::string(to_string(correction)) + "-adjusted over features) < " +
+      alpha_text + " (or the " + (by_chi_squared ? "test" : "KS") + " has values on one side only)";
   std::string rule = "a feature drifts when its ";
   rule += !uses_test(drift_rule) ? psi_rule
           : uses_psi(drift_rule) ? psi_rule + " or its " + test_rule
