@@ -110,7 +110,10 @@ struct CpuTables {
   std::vector<std::uint32_t> scalar_features;  // features on the slot_of path
   // Validation, per feature: categorical features get an unbounded range and search codes.
   std::vector<float> min_up, max_down;
-  std::vector<std::uint32_t> missing_bad;  // 1 when a NaN makes the row invalid
+  // The same ranges clamped to finite floats, and -1 (all bits) where a NaN makes the row
+  // invalid; padded to whole chunks, the padding never invalid.
+  std::vector<float> low_finite, high_finite;
+  std::vector<std::int32_t> missing_bad;
   std::vector<std::uint32_t> categorical_rules;
   std::vector<CodeLookup> bin_codes;   // per scalar-path feature; usable when categorical
   std::vector<CodeLookup> rule_codes;  // per categorical rule
@@ -140,11 +143,21 @@ struct CpuTables {
       const detail::FeatureRule& rule = prep.rules[f];
       min_up.push_back(rule.categorical ? -kInf : rule.min_up);
       max_down.push_back(rule.categorical ? kInf : rule.max_down);
-      missing_bad.push_back((rule.row_bad_flags & kMissing) ? 1u : 0u);
+      missing_bad.push_back((rule.row_bad_flags & kMissing) ? -1 : 0);
       if (rule.categorical) {
         categorical_rules.push_back(f);
         rule_codes.emplace_back(prep.codes.data() + rule.code_offset, rule.code_count);
       }
+    }
+    if (!prep.rules.empty()) {
+      constexpr float kMax = std::numeric_limits<float>::max();
+      for (std::size_t f = 0; f < features; ++f) {
+        low_finite.push_back(std::max(min_up[f], -kMax));
+        high_finite.push_back(std::min(max_down[f], kMax));
+      }
+      low_finite.resize(padded, -kMax);
+      high_finite.resize(padded, kMax);
+      missing_bad.resize(padded, 0);
     }
     for (std::uint32_t f : scalar_features) {
       const detail::FeatureBins& bins = prep.bins[f];
@@ -196,6 +209,86 @@ __attribute__((always_inline)) inline void count_lane_chunk(const CpuTables& t, 
   }
 }
 
+// Whether any lane of a mask (lanes 0 or -1) is set, by halving the register.
+template <std::size_t kWidth>
+__attribute__((always_inline)) inline std::int32_t any_lane(typename Chunk<kWidth>::Ints mask) {
+  if constexpr (kWidth == 4) {
+    return (mask[0] | mask[1]) | (mask[2] | mask[3]);
+  } else {
+    typename Chunk<kWidth / 2>::Ints low, high;
+    std::memcpy(&low, &mask, sizeof low);
+    std::memcpy(&high, reinterpret_cast<const char*>(&mask) + sizeof low, sizeof high);
+    return any_lane<kWidth / 2>(low | high);
+  }
+}
+
+// Numeric validation flags of the features [f0, f0 + kWidth) over rows [row_begin, row_end),
+// added into `flags` ([4 numeric flags][features]); a row with an invalid value in the chunk gets
+// row_bad[row - row_begin] = 1. The ranges and five counters stay in registers while the rows
+// stream (counters in memory would chain every row's additions through store forwarding).
+// The ranges are clamped to finite floats, so that -Inf always falls below and +Inf above them:
+//   below = #{x < low} - #{-Inf},  above = #{x > high} - #{+Inf},  infinite = #{-Inf} + #{+Inf},
+// and a value is invalid when it falls outside or is a NaN that makes the row invalid. Every
+// comparison is consumed by arithmetic, never combined with another by & or |: GCC lowers such
+// combinations in this generic-target code to scalar compares, even inside the AVX-512 clone.
+template <std::size_t kWidth>
+__attribute__((always_inline)) inline void validate_chunk(const CpuTables& t, const float* data,
+                                                          std::size_t f0, std::size_t row_begin,
+                                                          std::size_t row_end, std::int32_t* flags,
+                                                          std::uint8_t* row_bad) {
+  using Floats = typename Chunk<kWidth>::Floats;
+  using Ints = typename Chunk<kWidth>::Ints;
+  Floats low, high;
+  Ints missing_bad;
+  std::memcpy(&low, t.low_finite.data() + f0, sizeof low);
+  std::memcpy(&high, t.high_finite.data() + f0, sizeof high);
+  std::memcpy(&missing_bad, t.missing_bad.data() + f0, sizeof missing_bad);
+  const Floats lowest = Floats{} - std::numeric_limits<float>::max();
+  const Floats highest = Floats{} + std::numeric_limits<float>::max();
+  Ints missing{}, outside_low{}, outside_high{}, negative_infinite{}, positive_infinite{};
+  const std::size_t width = std::min(kWidth, t.features - f0);
+  for (std::size_t row = row_begin; row < row_end; ++row) {
+    const float* values = data + row * t.features + f0;
+    Floats x;
+    if (width == kWidth) {
+      std::memcpy(&x, values, sizeof x);
+    } else {  // the last, partial chunk: NaN padding, never invalid (missing_bad is 0 there)
+      for (std::size_t j = 0; j < kWidth; ++j) {
+        x[j] = j < width ? values[j] : std::numeric_limits<float>::quiet_NaN();
+      }
+    }
+    // Lanes are 0 or -1 (true): counters subtract them.
+    const Ints is_missing = x != x;
+    const Ints is_low = x < low;
+    const Ints is_high = x > high;
+    missing -= is_missing;
+    outside_low -= is_low;
+    outside_high -= is_high;
+    negative_infinite -= x < lowest;
+    positive_infinite -= x > highest;
+    const Ints invalid = (is_missing & missing_bad) + is_low + is_high;  // 0 or negative
+    row_bad[row - row_begin] |= static_cast<std::uint8_t>(any_lane<kWidth>(invalid) != 0);
+  }
+  const std::size_t n = t.features;
+  for (std::size_t j = 0; j < width; ++j) {
+    flags[f0 + j] += missing[j];
+    flags[n + f0 + j] += negative_infinite[j] + positive_infinite[j];
+    flags[2 * n + f0 + j] += outside_low[j] - negative_infinite[j];
+    flags[3 * n + f0 + j] += outside_high[j] - positive_infinite[j];
+  }
+}
+
+template <std::size_t kWidth>
+__attribute__((always_inline)) inline void validate_of_width(const CpuTables& t, const float* data,
+                                                             std::size_t row_begin,
+                                                             std::size_t row_end,
+                                                             std::int32_t* flags,
+                                                             std::uint8_t* row_bad) {
+  for (std::size_t f0 = 0; f0 < t.features; f0 += kWidth) {
+    validate_chunk<kWidth>(t, data, f0, row_begin, row_end, flags, row_bad);
+  }
+}
+
 template <std::size_t kWidth>
 __attribute__((always_inline)) inline void count_lanes_of_width(const CpuTables& t,
                                                                 const float* data,
@@ -242,6 +335,21 @@ std::size_t vector_width() {
   return (width == 4 || width == 8 || width == 16) && width <= best ? width : best;
 }
 
+// Numeric validation of every chunk.
+__attribute__((always_inline)) inline void validate_numeric(const CpuTables& t, const float* data,
+                                                            std::size_t row_begin,
+                                                            std::size_t row_end,
+                                                            std::int32_t* flags,
+                                                            std::uint8_t* row_bad) {
+  if (t.width == 16) {
+    validate_of_width<16>(t, data, row_begin, row_end, flags, row_bad);
+  } else if (t.width == 8) {
+    validate_of_width<8>(t, data, row_begin, row_end, flags, row_bad);
+  } else {
+    validate_of_width<4>(t, data, row_begin, row_end, flags, row_bad);
+  }
+}
+
 // Lane counters of every chunk, each with the smallest register budget that holds its lanes.
 __attribute__((always_inline)) inline void count_lanes(const CpuTables& t, const float* data,
                                                        std::size_t row_begin, std::size_t row_end,
@@ -262,11 +370,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
   const std::size_t n = t.features;
   std::int32_t* const lane_block = out.lane_block.data();
   std::int32_t* const flag_block = out.flag_block.data();
-  std::int32_t* const missing_flags = flag_block;
-  std::int32_t* const infinite_flags = flag_block + n;
-  std::int32_t* const below_flags = flag_block + 2 * n;
-  std::int32_t* const above_flags = flag_block + 3 * n;
   if constexpr (kHistogram) count_lanes(t, args.batch.data, row_begin, row_end, lane_block);
+  std::uint8_t row_bad[kBlockRows] = {};
+  if constexpr (kValidate) {
+    validate_numeric(t, args.batch.data, row_begin, row_end, flag_block, row_bad);
+  }
   for (std::size_t row = row_begin; row < row_end; ++row) {
     const float* __restrict__ x = args.batch.data + row * n;
     if constexpr (kHistogram) {
@@ -285,20 +393,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
       }
     }
     if constexpr (kValidate) {
-      std::uint32_t bad = 0;
-      for (std::size_t f = 0; f < n; ++f) {
-        const float v = x[f];
-        // Bitwise, not &&: branches would stop the vectoriser.
-        const std::uint32_t missing = v != v;
-        const std::uint32_t infinite = std::fabs(v) == kInf;
-        const std::uint32_t below = static_cast<std::uint32_t>(v < t.min_up[f]) & (infinite ^ 1u);
-        const std::uint32_t above = static_cast<std::uint32_t>(v > t.max_down[f]) & (infinite ^ 1u);
-        missing_flags[f] += static_cast<std::int32_t>(missing);
-        infinite_flags[f] += static_cast<std::int32_t>(infinite);
-        below_flags[f] += static_cast<std::int32_t>(below);
-        above_flags[f] += static_cast<std::int32_t>(above);
-        bad |= (missing & t.missing_bad[f]) | infinite | below | above;
-      }
+      std::uint32_t bad = row_bad[row - row_begin];
       if (std::uint8_t* cell_flags = args.masks.cell_flags) {
         std::uint8_t* __restrict__ cells = cell_flags + row * n;
         for (std::size_t f = 0; f < n; ++f) {
