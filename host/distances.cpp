@@ -1,6 +1,8 @@
 #include "driftguard/distances.hpp"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +22,7 @@ namespace driftguard {
 namespace {
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+constexpr float kMaxFloat = std::numeric_limits<float>::max();
 
 void check_sorted(std::span<const float> values, const char* what) {
   // !(b >= a) holds for a descent and for a NaN on either side, so one pass of branch-free
@@ -178,6 +181,238 @@ double cvm_asymptotic_pvalue(double t, std::uint64_t nx, std::uint64_t ny) {
   return std::max(1.0 - cdf_cvm_inf(tn), 0.0);
 }
 
+// ---- merge walks over two sorted samples, side by side ----
+// The pooled sorted samples are cut into kWalks ranges at values of the current sample; a range
+// starts at the first value >= its cut in both samples, so a run of equal values is never cut.
+// Each range is merged by its own walk and the walks step in turn, so that one walk's
+// load-compare latency overlaps the others'. A step compares integer keys by arithmetic (GCC
+// turns float comparisons and selects into branches, which mispredict about once per value when
+// the samples interleave) and takes the smaller head, the reference's on ties. Reading one value
+// past a range is safe: it belongs to the next range and is above every value left in this one;
+// past the end of a sample the key is kPastEnd.
+constexpr int kWalks = 4;
+constexpr std::int64_t kPastEnd = std::int64_t{1} << 40;
+
+// Order-preserving key of a non-NaN float, with -0.0 and +0.0 equal (one run of ties).
+inline std::int64_t order_key(float value) {
+  const auto bits = std::bit_cast<std::int32_t>(value);
+  const std::int32_t sign = bits >> 31;  // 0 or -1
+  return (bits ^ (sign & 0x7fffffff)) - sign;
+}
+
+struct Head {
+  float value;
+  std::int64_t key;
+};
+inline Head head(const float* values, std::size_t k, std::size_t n) {
+  const float value = values[std::min(k, n - 1)];
+  return {value, k < n ? order_key(value) : kPastEnd};
+}
+
+// 1 when a <= b, by arithmetic.
+inline std::uint64_t at_most(std::int64_t a, std::int64_t b) {
+  return static_cast<std::uint64_t>(b - a) >> 63 ^ 1;
+}
+
+// Whether equal neighbours are common (a discrete feature), probed at 64 places: walking by runs
+// of equal values then takes fewer steps, and walks side by side would be cut unevenly.
+bool runs_dominate(const float* values, std::size_t n) {
+  if (n < 2) return false;
+  const std::size_t probes = std::min<std::size_t>(64, n - 1);
+  std::size_t equal = 0;
+  for (std::size_t p = 0; p < probes; ++p) {
+    const std::size_t k = (n - 1) * p / probes;
+    equal += values[k] == values[k + 1] ? 1 : 0;
+  }
+  return 8 * equal >= probes;
+}
+
+struct Walk {
+  std::size_t i = 0, j = 0;          // next reference and current value (pooled positions i + j)
+  std::size_t i_end = 0, j_end = 0;  // the range's end in each sample
+  std::size_t left() const { return (i_end - i) + (j_end - j); }
+};
+
+template <class State>
+std::array<State, kWalks> cut_walks(const float* u, std::size_t n_u, const float* v,
+                                    std::size_t n_v) {
+  std::array<std::size_t, kWalks + 1> cut_i{}, cut_j{};
+  for (int w = 1; w < kWalks; ++w) {
+    const float cut = v[n_v * static_cast<std::size_t>(w) / kWalks];
+    cut_i[w] = static_cast<std::size_t>(std::lower_bound(u, u + n_u, cut) - u);
+    cut_j[w] = static_cast<std::size_t>(std::lower_bound(v, v + n_v, cut) - v);
+  }
+  cut_i[kWalks] = n_u;
+  cut_j[kWalks] = n_v;
+  std::array<State, kWalks> walks{};
+  for (int w = 0; w < kWalks; ++w) {
+    walks[w].i = cut_i[w];
+    walks[w].j = cut_j[w];
+    walks[w].i_end = cut_i[w + 1];
+    walks[w].j_end = cut_j[w + 1];
+  }
+  return walks;
+}
+
+// Steps the walks in turn while each has values left, then each to its end; `settle` runs on
+// every walk after at most `batch` rounds and at the end. A step takes at least one value; one
+// that can take several must return at once from a walk with none left.
+template <class State, class Step, class Settle>
+void walk_side_by_side(std::array<State, kWalks>& walks, std::size_t batch, Step step,
+                       Settle settle) {
+  for (;;) {
+    std::size_t rounds = batch;
+    for (const State& w : walks) rounds = std::min(rounds, w.left());
+    if (rounds == 0) break;
+    for (std::size_t t = 0; t < rounds; ++t) {
+#pragma GCC unroll 4
+      for (State& w : walks) step(w);
+    }
+    for (State& w : walks) settle(w);
+  }
+  for (State& w : walks) {
+    while (w.left() > 0) {
+      for (std::size_t t = 0; t < batch && w.left() > 0; ++t) step(w);
+      settle(w);
+    }
+  }
+}
+
+// wasserstein1 of two finite samples whose sizes multiply to less than 2^62, by walks side by
+// side. n_u n_v |U - V| = |i n_v - j n_u| is an exact integer, so each walk sums
+// |i n_v - j n_u| (value - previous) with Neumaier's compensation, from the counts before its
+// range; runs of equal values need no care (within a run the step is +0.0, which adds nothing).
+// The walks' sums are added in order, compensated too, and divided by n_u n_v once: SciPy's sum
+// of rounded |U - V| (value - previous) to within a few ulps.
+struct W1Walk : Walk {
+  std::int64_t k = 0;  // i n_v - j n_u
+  double previous = 0.0;
+  double sum = 0.0, compensation = 0.0;
+};
+
+// Neumaier's compensated addition of a term to (sum, compensation). An infinite sum leaves the
+// plain sum as SciPy's (Inf or NaN) and nothing to compensate.
+inline void add_compensated(double& sum, double& compensation, double term) {
+  const double t = sum + term;
+  if (std::isfinite(t)) {
+    compensation += std::abs(sum) >= std::abs(term) ? (sum - t) + term : (term - t) + sum;
+  }
+  sum = t;
+}
+
+double wasserstein1_of_finite(const float* u, std::size_t n_u, const float* v, std::size_t n_v) {
+  const auto nu = static_cast<std::int64_t>(n_u), nv = static_cast<std::int64_t>(n_v);
+  auto walks = cut_walks<W1Walk>(u, n_u, v, n_v);
+  for (W1Walk& w : walks) {
+    w.k = static_cast<std::int64_t>(w.i) * nv - static_cast<std::int64_t>(w.j) * nu;
+    w.previous = w.i + w.j == 0 ? std::min(u[0], v[0])
+                                : std::max(w.i > 0 ? u[w.i - 1] : -kMaxFloat,
+                                           w.j > 0 ? v[w.j - 1] : -kMaxFloat);
+  }
+  const auto step = [&](W1Walk& w) {
+    const Head a = head(u, w.i, n_u), b = head(v, w.j, n_v);
+    const std::uint64_t take_u = at_most(a.key, b.key);
+    const auto bits_a = std::bit_cast<std::uint32_t>(a.value),
+               bits_b = std::bit_cast<std::uint32_t>(b.value);
+    const double value = std::bit_cast<float>(
+        bits_b ^ ((bits_a ^ bits_b) & (0u - static_cast<std::uint32_t>(take_u))));
+    const double term = static_cast<double>(w.k < 0 ? -w.k : w.k) * (value - w.previous);
+    // Knuth's TwoSum: the rounding error of sum + term exactly, as Neumaier's test finds it, with
+    // no branch.
+    const double t = w.sum + term;
+    const double z = t - w.sum;
+    w.compensation += (w.sum - (t - z)) + (term - z);
+    w.sum = t;
+    w.previous = value;
+    w.k += static_cast<std::int64_t>(take_u) * (nu + nv) - nu;
+    w.i += take_u;
+    w.j += take_u ^ 1;
+  };
+  walk_side_by_side(walks, std::numeric_limits<std::size_t>::max(), step, [](W1Walk&) {});
+  double sum = 0.0, compensation = 0.0;
+  for (const W1Walk& w : walks) {
+    add_compensated(sum, compensation, w.sum);
+    compensation += w.compensation;
+  }
+  return (sum + compensation) / (static_cast<double>(n_u) * static_cast<double>(n_v));
+}
+
+// The rank sums of cramer_von_mises by walks side by side, in integers: a run of E equal values
+// after L smaller ones has average rank (2L + E + 1) / 2, so twice every deviation from it is an
+// integer, and the sums of their squares (four times SciPy's sums) are exact in 128 bits. A value
+// held once is added into 64-bit sums, settled into the 128-bit ones before they could overflow;
+// runs of equal values are rare in continuous data and take a branch.
+struct CvmWalk : Walk {
+  std::uint64_t x4_part = 0, y4_part = 0;
+  unsigned __int128 x4 = 0, y4 = 0;
+};
+
+void cvm_run(CvmWalk& w, const float* x, std::size_t nx, const float* y, std::size_t ny) {
+  const Head a = head(x, w.i, nx), b = head(y, w.j, ny);
+  const float value = a.key <= b.key ? a.value : b.value;
+  std::size_t ex = w.i, ey = w.j;
+  while (ex < nx && x[ex] == value) ++ex;
+  while (ey < ny && y[ey] == value) ++ey;
+  const auto twice_rank = static_cast<std::int64_t>(2 * (w.i + w.j) + (ex - w.i) + (ey - w.j) + 1);
+  const auto square = [&](std::size_t position) {
+    const std::int64_t d = twice_rank - static_cast<std::int64_t>(2 * (position + 1));
+    const auto magnitude = static_cast<std::uint64_t>(d < 0 ? -d : d);
+    return static_cast<unsigned __int128>(magnitude) * magnitude;
+  };
+  for (std::size_t k = w.i; k < ex; ++k) w.x4 += square(k);
+  for (std::size_t k = w.j; k < ey; ++k) w.y4 += square(k);
+  w.i = ex;
+  w.j = ey;
+}
+
+// Sums of squared deviations of the ranks from their positions, for the reference and the
+// current sample.
+std::pair<double, double> cvm_rank_sums(const float* x, std::size_t nx, const float* y,
+                                        std::size_t ny) {
+  auto walks = cut_walks<CvmWalk>(x, nx, y, ny);
+  // Every value by runs where runs are common, or where (2d)^2 could reach 2^64.
+  if (nx + ny >= std::size_t{1} << 31 || runs_dominate(x, nx) || runs_dominate(y, ny)) {
+    for (CvmWalk& w : walks) {
+      while (w.left() > 0) cvm_run(w, x, nx, y, ny);
+    }
+  }
+  const auto pooled = static_cast<unsigned __int128>(nx + ny);
+  const auto batch = static_cast<std::size_t>(
+      std::max<unsigned __int128>(1, (~std::uint64_t{0}) / (4 * pooled * pooled)));
+  const auto step = [&](CvmWalk& w) {
+    if (w.left() == 0) return;
+    const Head a = head(x, w.i, nx), b = head(y, w.j, ny);
+    const std::uint64_t take_x = at_most(a.key, b.key);
+    const std::int64_t mask = -static_cast<std::int64_t>(take_x);
+    const std::int64_t key = b.key ^ ((a.key ^ b.key) & mask);
+    const std::int64_t next_key_x = head(x, w.i + 1, nx).key, next_key_y = head(y, w.j + 1, ny).key;
+    const std::int64_t next_key = next_key_y ^ ((next_key_x ^ next_key_y) & mask);
+    if ((a.key == b.key) | (next_key == key)) [[unlikely]] {
+      cvm_run(w, x, nx, y, ny);
+      return;
+    }
+    // A value held once: rank i + j + 1, so twice its deviation is 2j (reference) or 2i.
+    const std::uint64_t d = w.i ^ ((w.i ^ w.j) & static_cast<std::uint64_t>(mask));
+    const std::uint64_t square = (2 * d) * (2 * d);
+    w.x4_part += square & static_cast<std::uint64_t>(mask);
+    w.y4_part += square & ~static_cast<std::uint64_t>(mask);
+    w.i += take_x;
+    w.j += take_x ^ 1;
+  };
+  walk_side_by_side(walks, batch, step, [](CvmWalk& w) {
+    w.x4 += w.x4_part;
+    w.y4 += w.y4_part;
+    w.x4_part = w.y4_part = 0;
+  });
+  unsigned __int128 x4 = 0, y4 = 0;
+  for (const CvmWalk& w : walks) {
+    x4 += w.x4;
+    y4 += w.y4;
+  }
+  // One rounding each; dividing by 4 is exact.
+  return {static_cast<double>(x4) / 4, static_cast<double>(y4) / 4};
+}
+
 }  // namespace
 
 double wasserstein1(std::span<const float> sorted_reference,
@@ -186,81 +421,44 @@ double wasserstein1(std::span<const float> sorted_reference,
   check_sorted(sorted_current, "wasserstein1: current");
   const std::size_t n_u = sorted_reference.size(), n_v = sorted_current.size();
   if (n_u == 0 || n_v == 0) return nan;
-  // Walk the pooled sorted sample; at each pooled value the ECDFs count every value <= it
-  // (searchsorted 'right'), then the step to the next pooled value weights |U - V|.
-  //
-  // The walk goes one run of equal values at a time: after the first value of a run, the others
-  // step by value - previous == +-0.0, a +-0.0 term. The sum starts at +0.0 and its terms are
-  // never negative, so neither the sum nor the compensation is ever -0.0, and adding that term
-  // (compensation += (sum - t) + term == +0.0) leaves both bit for bit as they were: the walk
-  // skips it. Not for a run of infinities, where Inf - Inf puts a NaN into the sum.
+  if (std::isfinite(sorted_reference.front()) && std::isfinite(sorted_reference.back()) &&
+      std::isfinite(sorted_current.front()) && std::isfinite(sorted_current.back()) &&
+      static_cast<double>(n_u) * static_cast<double>(n_v) < 0x1p62 &&
+      !runs_dominate(sorted_reference.data(), n_u) && !runs_dominate(sorted_current.data(), n_v)) {
+    return wasserstein1_of_finite(sorted_reference.data(), n_u, sorted_current.data(), n_v);
+  }
+  // With infinities, many ties (or beyond 2^62), one walk over the pooled sorted sample by runs of
+  // equal values: at each pooled value the ECDFs count every value <= it (searchsorted 'right'),
+  // then the step to the next pooled value weights n_u n_v |U - V|, the same exact integer as the
+  // walks side by side use. Within a finite run the step is +-0.0, which adds nothing; a run of
+  // infinities adds its Inf - Inf (NaN) terms as SciPy does.
   const float* u = sorted_reference.data();
   const float* v = sorted_current.data();
-  const double du = static_cast<double>(n_u), dv = static_cast<double>(n_v);
   std::size_t iu = 0, iv = 0;  // next unmerged value of each sample == values < the next run
   double sum = 0.0, compensation = 0.0;
   double previous = 0.0;
-  const auto add = [&](double term) {
-    // Neumaier's compensated sum: the pooled sample can hold 10^6 terms. An infinite step
-    // leaves the plain sum as SciPy's (Inf or NaN) and nothing to compensate.
-    const double t = sum + term;
-    if (std::isfinite(t)) {
-      compensation += std::abs(sum) >= std::abs(term) ? (sum - t) + term : (term - t) + sum;
-    }
-    sum = t;
+  // n_u n_v |U - V| where U and V count the values <= the previous pooled value.
+  const auto gap = [&] {
+    const auto k = static_cast<__int128>(iu) * static_cast<__int128>(n_v) -
+                   static_cast<__int128>(iv) * static_cast<__int128>(n_u);
+    return static_cast<double>(k < 0 ? -k : k);
   };
-  // |U - V| where U and V count the values <= the previous pooled value.
-  const auto gap = [&](std::size_t cu, std::size_t cv) {
-    return std::abs(static_cast<double>(cu) / du - static_cast<double>(cv) / dv);
-  };
-  // One whole run of equal values, any case (ties, infinities, an exhausted sample).
-  const auto run = [&](bool first) {
+  for (bool first = true; iu < n_u || iv < n_v; first = false) {
     const float value = (iv == n_v || (iu < n_u && u[iu] <= v[iv])) ? u[iu] : v[iv];
-    if (!first) add(gap(iu, iv) * (static_cast<double>(value) - previous));
+    if (!first) add_compensated(sum, compensation, gap() * (static_cast<double>(value) - previous));
     const std::size_t su = iu, sv = iv;
     while (iu < n_u && u[iu] == value) ++iu;
     while (iv < n_v && v[iv] == value) ++iv;
     if (!std::isfinite(value)) {
       const double step = static_cast<double>(value) - static_cast<double>(value);
-      for (std::size_t k = 1; k < iu - su + iv - sv; ++k) add(gap(iu, iv) * step);
-    }
-    previous = value;
-  };
-  run(true);
-  // The common case, a value held by one sample only and once: one term, one new ECDF value
-  // (the quotient is cached per sample: the same division of the same count). Both samples keep
-  // a value beyond the current one, so the next values are read without bound checks.
-  if (iu + 1 < n_u && iv + 1 < n_v) {
-    float a = u[iu], b = v[iv];
-    double qu = static_cast<double>(iu) / du, qv = static_cast<double>(iv) / dv;
-    while (iu + 1 < n_u && iv + 1 < n_v) {
-      if (a < b && u[iu + 1] != a) {
-        add(std::abs(qu - qv) * (static_cast<double>(a) - previous));
-        previous = a;
-        ++iu;
-        qu = static_cast<double>(iu) / du;
-        a = u[iu];
-      } else if (b < a && v[iv + 1] != b) {
-        add(std::abs(qu - qv) * (static_cast<double>(b) - previous));
-        previous = b;
-        ++iv;
-        qv = static_cast<double>(iv) / dv;
-        b = v[iv];
-      } else {
-        run(false);
-        if (iu < n_u) {
-          a = u[iu];
-          qu = static_cast<double>(iu) / du;
-        }
-        if (iv < n_v) {
-          b = v[iv];
-          qv = static_cast<double>(iv) / dv;
-        }
+      for (std::size_t k = 1; k < iu - su + iv - sv; ++k) {
+        add_compensated(sum, compensation, gap() * step);
       }
     }
+    previous = value;
   }
-  while (iu < n_u || iv < n_v) run(false);
-  return std::isfinite(sum) ? sum + compensation : sum;
+  return (std::isfinite(sum) ? sum + compensation : sum) /
+         (static_cast<double>(n_u) * static_cast<double>(n_v));
 }
 
 double wasserstein1_normed(std::span<const float> sorted_reference,
@@ -362,66 +560,7 @@ CvmResult cramer_von_mises(std::span<const float> sorted_reference,
     method = std::max(nx, ny) > 20 ? CvmMethod::Asymptotic : CvmMethod::Exact;
   }
 
-  // Average ranks of the pooled sample: a run of equal values occupying ranks L+1 .. L+E gets
-  // (2L + E + 1) / 2, a multiple of 1/2, so every square below is exact in double.
-  const float* x = sorted_reference.data();
-  const float* y = sorted_current.data();
-  double sum_x = 0.0, sum_y = 0.0;
-  std::size_t ix = 0, iy = 0;
-  // One whole run of equal values, any case.
-  const auto run = [&] {
-    const float value = (iy == ny || (ix < nx && x[ix] <= y[iy])) ? x[ix] : y[iy];
-    std::size_t ex = ix, ey = iy;
-    while (ex < nx && x[ex] == value) ++ex;
-    while (ey < ny && y[ey] == value) ++ey;
-    const auto below = static_cast<double>(ix + iy);
-    const auto equal = static_cast<double>(ex - ix + ey - iy);
-    const double rank = (2.0 * below + equal + 1.0) / 2.0;
-    // Each sum in its own order; the two chains of additions interleave.
-    const std::size_t both = std::min(ex - ix, ey - iy);
-    for (std::size_t k = 0; k < both; ++k) {
-      const double dx = rank - static_cast<double>(ix + k + 1);
-      sum_x += dx * dx;
-      const double dy = rank - static_cast<double>(iy + k + 1);
-      sum_y += dy * dy;
-    }
-    for (std::size_t i = ix + both; i < ex; ++i) {
-      const double d = rank - static_cast<double>(i + 1);
-      sum_x += d * d;
-    }
-    for (std::size_t i = iy + both; i < ey; ++i) {
-      const double d = rank - static_cast<double>(i + 1);
-      sum_y += d * d;
-    }
-    ix = ex;
-    iy = ey;
-  };
-  // The common case, a value held by one sample only and once: rank ix + iy + 1 for that one
-  // value, the same operations as a run of E = 1. Both samples keep a value beyond the current
-  // one, so the next values are read without bound checks.
-  if (ix + 1 < nx && iy + 1 < ny) {
-    float a = x[ix], b = y[iy];
-    while (ix + 1 < nx && iy + 1 < ny) {
-      if (a < b && x[ix + 1] != a) {
-        const double rank = (2.0 * static_cast<double>(ix + iy) + 1.0 + 1.0) / 2.0;
-        const double d = rank - static_cast<double>(ix + 1);
-        sum_x += d * d;
-        ++ix;
-        a = x[ix];
-      } else if (b < a && y[iy + 1] != b) {
-        const double rank = (2.0 * static_cast<double>(ix + iy) + 1.0 + 1.0) / 2.0;
-        const double d = rank - static_cast<double>(iy + 1);
-        sum_y += d * d;
-        ++iy;
-        b = y[iy];
-      } else {
-        run();
-        if (ix < nx) a = x[ix];
-        if (iy < ny) b = y[iy];
-      }
-    }
-  }
-  while (ix < nx || iy < ny) run();
+  const auto [sum_x, sum_y] = cvm_rank_sums(sorted_reference.data(), nx, sorted_current.data(), ny);
   const double u = static_cast<double>(nx) * sum_x + static_cast<double>(ny) * sum_y;
   const std::uint64_t k = nx * ny, big_n = nx + ny;
   const double t = u / static_cast<double>(k * big_n) -
