@@ -7,6 +7,9 @@ Samples (float32 values, sorted, written as float64) give
     (evidently 0.7.23, evidently/legacy/calculations/stattests/wasserstein_distance_norm.py),
   scipy.stats.cramervonmises_2samp(ref, cur, method=m) for m in auto/exact/asymptotic
     (exact only where both sizes are <= 20; sizes >= 2 only, SciPy gives NaN below).
+Generated samples (too large to store: ref_k = (k * a) mod m + shift, k < n, integers exact in
+float32, rebuilt by the test) give wasserstein_distance and cramervonmises_2samp (asymptotic) at
+sizes where the rank sums exceed 2^53, so that their rounding shows.
 Count vectors give
   scipy.spatial.distance.jensenshannon(ref, cur, base) for base e and 2,
   scipy.stats.chi2_contingency([ref, cur], correction=True) on the table without the categories
@@ -73,6 +76,30 @@ for n1 in range(2, 21, 3):
                                    rng.integers(0, 4, n2)))
 
 
+def generated(spec):
+    k = np.arange(spec["n"], dtype=np.int64)
+    return np.sort(((k * spec["multiplier"]) % spec["modulus"] + spec["shift"]).astype(np.float64))
+
+
+def generated_case(kind, ref_spec, cur_spec):
+    ref, cur = generated(ref_spec), generated(cur_spec)
+    assert ref.max() < 2**24 and cur.max() < 2**24  # exact in float32
+    r = cramervonmises_2samp(ref, cur, method="asymptotic")
+    return {"kind": kind, "reference": ref_spec, "current": cur_spec,
+            "wasserstein": wasserstein_distance(ref, cur),
+            "cvm_asymptotic": {"statistic": float(r.statistic), "pvalue": float(r.pvalue)}}
+
+
+generated_samples = [
+    generated_case("quarter million vs a million, shifted",
+                   {"n": 262144, "multiplier": 7919, "modulus": 8388593, "shift": 0},
+                   {"n": 1048576, "multiplier": 104729, "modulus": 8388593, "shift": 40000}),
+    generated_case("two hundred thousand each, no shift",
+                   {"n": 200000, "multiplier": 7919, "modulus": 8388593, "shift": 0},
+                   {"n": 200000, "multiplier": 104729, "modulus": 8388593, "shift": 0}),
+]
+
+
 def counts_case(kind, ref, cur):
     ref = [int(v) for v in ref]
     cur = [int(v) for v in cur]
@@ -119,6 +146,6 @@ for ref, cur, kind in [
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distances_scipy.json")
 with open(out, "w") as f:
     json.dump({"scipy": scipy.__version__, "numpy": np.__version__,
-               "samples": samples, "counts": counts}, f)
+               "samples": samples, "generated_samples": generated_samples, "counts": counts}, f)
 print(f"{len(samples)} sample cases, {len(counts)} count cases -> {out} "
       f"({os.path.getsize(out)} bytes)")
