@@ -238,10 +238,24 @@ void check_format_attributes(const std::string& path, hid_t file) {
   }
 }
 
+// Every dataset is opened here. A virtual dataset, or one whose data lives in external raw
+// files, reads a missing source or a short file as the fill value: rows of data that are not in
+// the file. Only data stored in the file itself is read.
 Dataset open_dataset(const std::string& path, hid_t file, const char* name) {
   Dataset dataset(H5Dopen2(file, name, H5P_DEFAULT));
   if (!dataset.valid()) {
     fail(path, std::string("cannot open ") + name + " as a dataset (" + hdf5_error_detail() + ")");
+  }
+  PropertyList create(H5Dget_create_plist(dataset.get()));
+  if (!create.valid()) fail(path, std::string("cannot read the layout of ") + name);
+  if (H5Pget_layout(create.get()) == H5D_VIRTUAL) {
+    fail(path, std::string(name) +
+                   " is a virtual dataset (its data lives in other files); store the data in "
+                   "the file itself");
+  }
+  if (H5Pget_external_count(create.get()) != 0) {
+    fail(path, std::string(name) + " keeps its data in external raw files; store the data in " +
+                   "the file itself");
   }
   return dataset;
 }
@@ -571,7 +585,7 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
         (r.rows + chunk[0] - 1) / chunk[0] * ((r.features + chunk[1] - 1) / chunk[1]);
     stored =
         H5Dget_num_chunks(r.features_data.get(), space.get(), &chunks) >= 0 && chunks >= expected;
-  } else if (layout == H5D_CONTIGUOUS && H5Pget_external_count(create.get()) == 0) {
+  } else if (layout == H5D_CONTIGUOUS) {
     H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
     stored = H5Dget_space_status(r.features_data.get(), &status) >= 0 &&
              status == H5D_SPACE_STATUS_ALLOCATED;

@@ -487,6 +487,48 @@ TEST_F(Hdf5IoTest, DeclaredButUnstoredRowsAreRefused) {
   EXPECT_EQ(Hdf5BatchReader(whole).rows(), 100u);
 }
 
+// A virtual dataset whose source is missing, or a table in an external raw file shorter than it
+// declares, reads as the fill value: rows of data that are in no file.
+TEST_F(Hdf5IoTest, DataOutsideTheFileIsRefused) {
+  const hsize_t dims[2] = {500, 4};
+  expect_open_error(
+      raw_file("virtual.h5",
+               [&](RawFile& f) {
+                 const hid_t space = H5Screate_simple(2, dims, nullptr);
+                 const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+                 EXPECT_GE(H5Pset_virtual(create, space, "missing_source.h5", "/features", space),
+                           0);
+                 const hid_t dataset = H5Dcreate2(f.id(), "/features", H5T_IEEE_F32LE, space,
+                                                  H5P_DEFAULT, create, H5P_DEFAULT);
+                 EXPECT_GE(dataset, 0);
+                 H5Dclose(dataset);
+                 H5Pclose(create);
+                 H5Sclose(space);
+               }),
+      "/features is a virtual dataset");
+  const std::string raw = file("short.bin");
+  {
+    std::ofstream out(raw, std::ios::binary);
+    const std::vector<float> first_rows(100 * 4, 1.0f);  // a fifth of the declared table
+    out.write(reinterpret_cast<const char*>(first_rows.data()),
+              static_cast<std::streamsize>(first_rows.size() * sizeof(float)));
+  }
+  expect_open_error(raw_file("external.h5",
+                             [&](RawFile& f) {
+                               const hid_t space = H5Screate_simple(2, dims, nullptr);
+                               const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+                               EXPECT_GE(H5Pset_external(create, raw.c_str(), 0, 500 * 4 * 4), 0);
+                               const hid_t dataset =
+                                   H5Dcreate2(f.id(), "/features", H5T_IEEE_F32LE, space,
+                                              H5P_DEFAULT, create, H5P_DEFAULT);
+                               EXPECT_GE(dataset, 0);
+                               H5Dclose(dataset);
+                               H5Pclose(create);
+                               H5Sclose(space);
+                             }),
+                    "/features keeps its data in external raw files");
+}
+
 // h5py's lzf (filter 32000) is not in Debian's libhdf5: named at open, not as a failed read about
 // plugin directories on every block.
 TEST_F(Hdf5IoTest, FilterThisLibraryLacksIsNamed) {
