@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -1192,10 +1193,33 @@ class BoundedDocument : public nlohmann::detail::json_sax_dom_parser<json> {
 
 Model::Model(std::shared_ptr<const detail::ModelData> data) : data_(std::move(data)) {}
 
-Model Model::parse(std::string_view text, const ModelOptions& options, const std::string& name) {
-  const Checker check(name);
+namespace {
+
+std::uint64_t fnv1a(std::string_view bytes, std::uint64_t hash = 14695981039346656037ull) {
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+ModelData with_fingerprint(ModelData data, std::string_view text, const ModelOptions& options) {
+  std::uint64_t hash = fnv1a(text);
+  if (data.kind == ModelKind::TreeEnsemble) {
+    hash = fnv1a("rounds " + std::to_string(options.iteration_begin) + " " +
+                     std::to_string(options.iteration_end) +
+                     (options.use_best_iteration ? " best" : ""),
+                 hash);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  data.fingerprint = hex;
+  return data;
+}
+
+ModelData parse_any(const Checker& check, std::string_view text, const ModelOptions& options) {
   if (text.starts_with("tree\n") || text.starts_with("tree\r\n")) {
-    return Model(std::make_shared<const ModelData>(parse_lightgbm(check, text, options)));
+    return parse_lightgbm(check, text, options);
   }
   json root;
   const bool binary = is_ubjson(text);
@@ -1211,16 +1235,21 @@ Model Model::parse(std::string_view text, const ModelOptions& options, const std
     check.fail(not_valid + e.what());
   }
   if (!root.is_object()) check.fail("not a JSON object");
-  if (root.contains("learner")) {
-    return Model(std::make_shared<const ModelData>(parse_xgboost(check, root, options)));
-  }
+  if (root.contains("learner")) return parse_xgboost(check, root, options);
   const json* format = check.optional(root, "format");
   if (format != nullptr && format->is_string() && *format == "driftguard-linear") {
-    return Model(std::make_shared<const ModelData>(parse_linear(check, root)));
+    return parse_linear(check, root);
   }
   check.fail(
       "unknown model format (neither an XGBoost JSON or UBJSON model, a LightGBM text model nor "
       "driftguard-linear)");
+}
+
+}  // namespace
+
+Model Model::parse(std::string_view text, const ModelOptions& options, const std::string& name) {
+  return Model(std::make_shared<const ModelData>(
+      with_fingerprint(parse_any(Checker(name), text, options), text, options)));
 }
 
 Model Model::load(const std::string& path, const ModelOptions& options) {
@@ -1242,6 +1271,7 @@ const std::vector<std::string>& Model::feature_names() const noexcept {
 std::size_t Model::outputs() const noexcept { return data_->outputs; }
 bool Model::has_points() const noexcept { return data_->linear.has_points; }
 std::size_t Model::trees() const noexcept { return data_->trees.tree_group.size(); }
+const std::string& Model::fingerprint() const noexcept { return data_->fingerprint; }
 
 // ---- binding to a batch layout ----
 

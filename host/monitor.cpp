@@ -163,6 +163,13 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
                          "`driftguard profile --model`");
     }
     const Model model = Model::load(*opt.model_path, opt.model_options);
+    if (model.fingerprint() != ref.score_model_fingerprint) {
+      throw InvalidInput(ref.source + ": the reference scores were made with the model " +
+                         ref.score_model + " (fingerprint " + ref.score_model_fingerprint +
+                         "), not with " + *opt.model_path + " (fingerprint " + model.fingerprint() +
+                         ", or other --iteration options); scan with that model or rebuild the "
+                         "profile with `driftguard profile --model`");
+    }
     if (ref.scores.features != model.outputs()) {
       throw InvalidInput(ref.source + ": the reference scores have " +
                          std::to_string(ref.scores.features) + " outputs, the model " +

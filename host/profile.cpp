@@ -96,6 +96,7 @@ ReferenceProfile ReferenceProfile::build(Context& ctx, const std::string& refere
     const Model model = Model::load(*options.model_path, options.model_options);
     const std::vector<float> scores = model_scores(ctx, model, reader.feature_names(), batch);
     profile.score_model = *options.model_path;
+    profile.score_model_fingerprint = model.fingerprint();
     profile.scores = SortedColumns::from_batch(ctx, {scores.data(), rows, model.outputs()});
   }
   return profile;
@@ -196,6 +197,7 @@ void ReferenceProfile::save(const std::string& path) const {
   store.write("mmd_sample", std::span<const float>(mmd_sample));
   if (!score_model.empty()) {
     store.set_attribute("score_model", score_model);
+    store.set_attribute("score_model_fingerprint", score_model_fingerprint);
     store.set_attribute("score_outputs", static_cast<std::int64_t>(scores.features));
     store.write("score_values", std::span<const float>(scores.values));
     store.write("score_offsets", std::span<const std::uint64_t>(scores.offsets));
@@ -224,6 +226,7 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
   ReferenceProfile profile;
   profile.source = store.string_attribute("source").value_or("");
   profile.rows = required("rows");
+  if (profile.rows == 0) corrupt(path, "the profile has no rows");
   profile.schema_inferred = required("schema_inferred") != 0;
   profile.mmd_rows = required("mmd_rows");
   profile.finite_rows = required("finite_rows");
@@ -297,6 +300,14 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
   }
   if (const auto model = store.string_attribute("score_model")) {
     profile.score_model = *model;
+    const auto fingerprint = store.string_attribute("score_model_fingerprint");
+    if (!fingerprint) {
+      throw InvalidInput(path +
+                         ": the profile's reference scores do not record which model made them "
+                         "(a profile from an earlier driftguard); rebuild it with `driftguard "
+                         "profile --model`");
+    }
+    profile.score_model_fingerprint = *fingerprint;
     profile.scores.features = required("score_outputs");
     profile.scores.values = store.read_floats("score_values");
     profile.scores.offsets = store.read_uint64s("score_offsets");

@@ -121,8 +121,9 @@ struct ModelData {
   std::vector<std::string> feature_names;
   std::size_t outputs = 1;
   Link link = Link::Identity;
-  TreeEnsemble trees;  // kind == TreeEnsemble
-  LinearModel linear;  // kind == Linear
+  TreeEnsemble trees;       // kind == TreeEnsemble
+  LinearModel linear;       // kind == Linear
+  std::string fingerprint;  // Model::fingerprint()
 };
 
 // A model with its feature indices replaced by batch columns: what the kernels read.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/histogram.hpp"
+#include "driftguard/model.hpp"
+#include "driftguard/monitor.hpp"
 #include "driftguard/profile.hpp"
 
 namespace driftguard {
@@ -176,6 +179,51 @@ TEST_F(Profile, CorruptOrForeignFilesAreRefused) {
   broken.validation.rows_ok = broken.rows;
   broken.save(path);
   refused_for("invalid cells but the profile 0 invalid rows");
+  // One of no rows at all, consistent in every count: a reference of zero rows is refused.
+  broken = profile;
+  broken.rows = broken.validation.rows = broken.validation.rows_ok = 0;
+  broken.finite_rows = broken.mmd_rows = 0;
+  broken.mmd_sample.clear();
+  std::fill(broken.validation.flag_counts.begin(), broken.validation.flag_counts.end(), 0);
+  broken.sorted.values.clear();
+  std::fill(broken.sorted.offsets.begin(), broken.sorted.offsets.end(), 0);
+  std::fill(broken.sorted.nan_counts.begin(), broken.sorted.nan_counts.end(), 0);
+  broken.save(path);
+  refused_for("the profile has no rows");
+}
+
+// The profile records which model made its reference scores; a monitor scoring with another
+// model would compare its scores with the wrong reference and report drift that is not there.
+TEST_F(Profile, ScoringWithAnotherModelIsRefused) {
+  const auto linear_model = [&](const std::string& name, double coefficient) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << R"({"format": "driftguard-linear", "version": 1,
+        "feature_names": ["x", "code", "ties"], "link": "logistic",
+        "coefficients": [)"
+                        << coefficient << R"(, -0.5, 0.25], "intercepts": [0.1]})";
+    return path;
+  };
+  const std::string model_a = linear_model("a.json", 1.0), model_b = linear_model("b.json", 2.0);
+  ASSERT_NE(Model::load(model_a).fingerprint(), Model::load(model_b).fingerprint());
+  EXPECT_EQ(Model::load(model_a).fingerprint(), Model::load(model_a).fingerprint());
+
+  ProfileOptions options;
+  options.model_path = model_a;
+  const std::string path = (dir_ / "scored.profile.h5").string();
+  ReferenceProfile::build(ctx_, (dir_ / "reference.h5").string(), options).save(path);
+  const ReferenceProfile loaded = ReferenceProfile::load(path);
+  EXPECT_EQ(loaded.score_model_fingerprint, Model::load(model_a).fingerprint());
+
+  DriftOptions drift;
+  drift.model_path = model_a;
+  EXPECT_NO_THROW(Monitor(ctx_, loaded, drift));
+  drift.model_path = model_b;
+  try {
+    Monitor monitor(ctx_, loaded, drift);
+    ADD_FAILURE() << "scored with another model than the profile's";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("not with " + model_b), std::string::npos) << e.what();
+  }
 }
 
 TEST(SampleFiniteRows, KeepsOrderAndOnlyFiniteRows) {

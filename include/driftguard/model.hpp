@@ -119,6 +119,12 @@ class Model {
   bool has_points() const noexcept;
   // Trees used (after the iteration range); 0 for linear models.
   std::size_t trees() const noexcept;
+  // 16 hex digits: FNV-1a (64 bits) of the model text and, for tree ensembles, of the rounds
+  // chosen by ModelOptions. Models with equal fingerprints score alike; a reference profile
+  // records its model's, so that a scan with another model is refused instead of comparing its
+  // scores with the wrong reference scores. (A fixed function, unlike std::hash: a profile made on
+  // one machine is recognised on another.)
+  const std::string& fingerprint() const noexcept;
 
   const detail::ModelData& data() const noexcept { return *data_; }
 

@@ -47,8 +47,10 @@ struct ReferenceProfile {
   std::size_t mmd_rows = 0;
   std::uint64_t finite_rows = 0;  // reference rows eligible for the MMD sample
   // With ProfileOptions::model_path: the model's probability outputs on every reference row, one
-  // sorted column per output (model_scores); empty otherwise.
+  // sorted column per output (model_scores); empty otherwise. The model's path and its
+  // Model::fingerprint(): a scan must score with the model whose fingerprint this is.
   std::string score_model;
+  std::string score_model_fingerprint;
   SortedColumns scores;
 
   // Reads the whole reference table (its rows are held in memory while sorting).
