@@ -236,6 +236,7 @@ void check_format_attributes(const std::string& path, hid_t file) {
     fail(path, "format_version " + std::to_string(version) + " is newer than this reader (" +
                    std::to_string(kFormatVersion) + ")");
   }
+  if (version < 1) fail(path, "format_version " + std::to_string(version) + " is not a version");
 }
 
 // Every dataset is opened here. A virtual dataset, or one whose data lives in external raw

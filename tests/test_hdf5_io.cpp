@@ -161,6 +161,14 @@ class RawFile {
     H5Tclose(type);
   }
 
+  void int_attribute(const char* name, long long value) {
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t attribute = H5Acreate2(file_, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(H5Awrite(attribute, H5T_NATIVE_LLONG, &value), 0);
+    H5Aclose(attribute);
+    H5Sclose(space);
+  }
+
  private:
   hid_t file_;
 };
@@ -589,6 +597,23 @@ TEST_F(Hdf5IoTest, ForeignFormatAttribute) {
     raw.string_attribute("format", "anndata");
   });
   expect_open_error(path, "format attribute is 'anndata', expected 'driftguard'");
+}
+
+TEST_F(Hdf5IoTest, FormatVersionOutsideTheKnownOnes) {
+  const std::vector<float> values(4, 3.0f);
+  for (const auto& [version, phrase] :
+       {std::pair{2LL, "format_version 2 is newer than this reader (1)"},
+        std::pair{0LL, "format_version 0 is not a version"},
+        std::pair{-5LL, "format_version -5 is not a version"}}) {
+    expect_open_error(
+        raw_file(
+            "cur.h5",
+            [&](RawFile& raw) {
+              raw.dataset("/features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {2, 2}, values.data());
+              raw.int_attribute("format_version", version);
+            }),
+        phrase);
+  }
 }
 
 TEST_F(Hdf5IoTest, CorruptChunkNamesTheRowRange) {
