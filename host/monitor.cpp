@@ -167,7 +167,7 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
       throw InvalidInput(ref.source + ": the reference scores were made with the model " +
                          ref.score_model + " (fingerprint " + ref.score_model_fingerprint +
                          "), not with " + *opt.model_path + " (fingerprint " + model.fingerprint() +
-                         ", or other --iteration options); scan with that model or rebuild the "
+                         ", or another iteration range); scan with that model or rebuild the "
                          "profile with `driftguard profile --model`");
     }
     if (ref.scores.features != model.outputs()) {

@@ -529,6 +529,13 @@ TEST_F(Cli, OutOfRangeValuesAreCountedInvalid) {
   }
   EXPECT_EQ(scan("reference.h5", "--fail-on-invalid 0").exit_code, 0);
   EXPECT_EQ(scan("reference.h5", "--fail-on-invalid 1.5").exit_code, 2);
+  // NaN passed CLI::Range and turned the gate off (no count is more than NaN rows).
+  for (const std::string gate : {"nan", "-nan", "inf"}) {
+    const CommandResult r = scan("out_of_range.h5", "--fail-on-invalid " + gate);
+    EXPECT_EQ(r.exit_code, 2) << gate << "\n" << r.err;
+    EXPECT_EQ(r.err,
+              "driftguard: --fail-on-invalid: must be a number in [0, 1], got " + gate + "\n");
+  }
 }
 
 TEST_F(Cli, SchemaCommandRoundTripsIntoScan) {
@@ -585,14 +592,14 @@ TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
   // libgomp crashed creating a team of 100000 threads: a usage error, and refused by the library.
   r = scan("reference.h5", "--threads 100000");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("not in range 0 to 1024"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("must be a whole number from 0 to 1024"), std::string::npos) << r.err;
   EXPECT_THROW(driftguard::Context(driftguard::ContextOptions{.cpu_threads = 100000}),
                driftguard::InvalidInput);
   // A profile written over its own reference would destroy the data.
   const std::string reference = (dir_ / "reference.h5").string();
   r = run(std::string(DRIFTGUARD_BIN) + " profile --reference " + reference + " -o " + reference);
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("is the reference itself"), std::string::npos) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("is the --reference file"), std::string::npos) << r.err;
   EXPECT_EQ(scan("reference.h5").exit_code, 0);  // still the data table
   r = run("DRIFTGUARD_BACKEND=cuda " + std::string(DRIFTGUARD_BIN) + " scan --reference " +
           (dir_ / "reference.h5").string() + " --current " + (dir_ / "reference.h5").string());
@@ -600,6 +607,111 @@ TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
     EXPECT_EQ(r.exit_code, 1) << r.err;  // no device here: an error, never a silent fallback
     EXPECT_NE(r.err.find("CUDA"), std::string::npos) << r.err;
   }
+}
+
+// Bad command lines, found by fuzzing: each is refused before any work with one line and exit 2
+// (CLI11 wrapped "-1" into unsigned options, saturated numbers past their type, let NaN through
+// its Range, and printed two lines without the prefix; some combinations failed later as runs).
+TEST_F(Cli, UsageErrorsAreOneLineAndExitTwo) {
+  const std::string ref = (dir_ / "reference.h5").string(), out = (dir_ / "usage_out").string();
+  const std::string scan_args = "scan --backend cpu --reference " + ref + " --current " + ref;
+  const std::string profile_args = "profile --backend cpu --reference " + ref + " -o " + out;
+  const std::string score_args =
+      "score --backend cpu --model " + ref + ".json --input " + ref + " --output " + out;
+  const std::string u64_max = "18446744073709551615", i64_max = "9223372036854775807";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "A subcommand is required"},
+      {scan_args + " --no-such-option", "not expected: --no-such-option"},
+      {scan_args + " --bins 0", "--bins: must be a whole number from 1 to 100000, got 0"},
+      {scan_args + " --alpha 0", "--alpha: must be a number in (0, 1), got 0"},
+      {scan_args + " --alpha 1", "--alpha: must be a number in (0, 1), got 1"},
+      {scan_args + " --alpha nan", "--alpha: must be a number in (0, 1), got nan"},
+      {scan_args + " --max-categories -1",
+       "--max-categories: must be a whole number from 0 to " + u64_max + ", got -1"},
+      {scan_args + " --seed 18446744073709551616", "--seed: must be a whole number from 0 to"},
+      {scan_args + " --seed -1", "--seed: must be a whole number from 0 to"},
+      {scan_args + " --mmd-rows 1", "--mmd-rows: must be a whole number from 2 to 1073741824"},
+      {scan_args + " --mmd-permutations 0", "--mmd-permutations: must be a whole number from 1"},
+      {scan_args + " --mmd-permutations 4294967297", "--mmd-permutations: must be"},
+      {scan_args + " --mmd --mmd-sigma 1e-200", "--mmd-sigma: must be a finite number of at least"},
+      {scan_args + " --batch-rows 1.5", "--batch-rows: must be a whole number from 1 to"},
+      {scan_args + " --window-rows -1", "--window-rows: must be a whole number from 1 to"},
+      {scan_args + " --window-time 99999999999999999999",
+       "--window-time: must be a whole number from 1 to " + i64_max},
+      {scan_args + " --ring-buffers 65", "--ring-buffers: must be a whole number from 2 to 64"},
+      {scan_args + " --threads -1", "--threads: must be a whole number from 0 to 1024"},
+      {scan_args + " --range-margin nan", "--range-margin: must be a finite number >= 0"},
+      {scan_args + " --psi-moderate 0.3", "--psi-moderate must be below --psi-significant"},
+      {scan_args + " --window-rows 10 --window-time 10", "--window-rows excludes --window-time"},
+      {scan_args + " --checkpoint " + out, "--checkpoint needs windows"},
+      {scan_args + " --checkpoint " + out + " --resume", "--checkpoint needs windows"},
+      {scan_args + " --window-rows 10 --resume", "--resume requires --checkpoint"},
+      {scan_args + " --no-ks --drift-rule test", "--drift-rule test needs KS"},
+      {profile_args + " --mmd-rows 1", "--mmd-rows: must be 0 (no MMD sample) or a whole number"},
+      {profile_args + " --mmd-rows -1", "--mmd-rows: must be 0"},
+      {profile_args + " --mmd-rows " + u64_max, "--mmd-rows: must be 0"},
+      {profile_args + " --max-categories -1", "--max-categories: must be a whole number"},
+      {profile_args + " --seed 18446744073709551616", "--seed: must be a whole number"},
+      {"schema --reference " + ref + " --max-categories -1", "--max-categories: must be"},
+      {score_args + " --iteration-begin 5 --iteration-end 3",
+       "--iteration-begin 5 is past --iteration-end 3"},
+      {score_args + " --iteration-end -1", "--iteration-end: must be a whole number"},
+      {score_args + " --batch-rows 0", "--batch-rows: must be a whole number from 1"},
+      {"html " + ref + " -o " + out + " --window -1", "--window: must be a whole number from 0"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CommandResult r = run(std::string(DRIFTGUARD_BIN) + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("driftguard: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << args;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+
+  // Help is not an error.
+  const CommandResult help = run(std::string(DRIFTGUARD_BIN) + " scan --help");
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_EQ(help.err, "");
+  EXPECT_NE(help.out.find("--fail-on-invalid"), std::string::npos);
+  // CLI11 reads integers in base 0: "010" was 8 bins.
+  ASSERT_EQ(scan("reference.h5", "--bins 010").exit_code, 0);
+  EXPECT_EQ(read_json(dir_ / "reference.h5.json")["binning"]["bins"], 10);
+  // profile --mmd-rows 0 keeps no MMD sample: fine for scans without --mmd, refused by --mmd.
+  const std::string scan_profile = std::string(DRIFTGUARD_BIN) + " scan --backend cpu -q " +
+                                   "--current " + ref + " --reference " + out;
+  ASSERT_EQ(run(std::string(DRIFTGUARD_BIN) + " " + profile_args + " -q --mmd-rows 0").exit_code,
+            0);
+  EXPECT_EQ(run(scan_profile).exit_code, 0);
+  const CommandResult mmd = run(scan_profile + " --mmd");
+  EXPECT_EQ(mmd.exit_code, 1);
+  EXPECT_NE(mmd.err.find("MMD needs at least 2 reference rows"), std::string::npos) << mmd.err;
+  fs::remove(out);
+
+  // An output over an input replaced the data with the report, exit 0.
+  const fs::path victim = dir_ / "victim.h5", link = dir_ / "victim_link.h5";
+  fs::copy_file(ref, victim, fs::copy_options::overwrite_existing);
+  fs::remove(link);
+  fs::create_symlink(victim, link);
+  const std::string data = driftguard::testing::read_text(victim), v = victim.string();
+  for (const std::string& args : std::vector<std::string>{
+           "scan --reference " + ref + " --current " + v + " --report " + v,
+           "scan --reference " + ref + " --current " + v + " --window-rows 5000 --windows-jsonl " +
+               link.string(),
+           "scan --reference " + v + " --current " + ref + " --html " + v,
+           "scan --reference " + ref + " --current " + ref + " --report " + out + " --html " + out,
+           "profile --reference " + v + " -o " + link.string(),
+           "schema --reference " + v + " -o " + v,
+           "score --model " + out + " --input " + v + " --output " + v}) {
+    const CommandResult r = run(std::string(DRIFTGUARD_BIN) + " " + args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("driftguard: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(" file"), std::string::npos) << r.err;
+    EXPECT_EQ(driftguard::testing::read_text(victim), data) << args;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  EXPECT_EQ(driftguard::testing::read_text(ref), driftguard::testing::read_text(victim));
 }
 
 TEST_F(Cli, MismatchedFeaturesAreRefused) {

@@ -888,13 +888,13 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 
-  // Usage that cannot work.
+  // Usage that cannot work: usage errors.
   for (const std::string& bad : std::vector<std::string>{
            "--checkpoint " + quote(checkpoint), "--checkpoint " + quote(checkpoint) + " --resume",
            "--window-rows 5000 --resume", "--window-rows 5000 --window-time 100"}) {
     SCOPED_TRACE(bad);
     r = scan(current, dir_ / "guard_bad.json", "--no-distances " + bad);
-    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_FALSE(fs::exists(dir_ / "guard_bad.json"));
   }

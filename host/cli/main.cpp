@@ -1,6 +1,7 @@
 // The driftguard command-line tool. Exit codes: 0 done, 1 failed run, 2 usage error,
 // 3 drift found under --fail-on-drift, 4 too many invalid rows under --fail-on-invalid.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <new>
 #include <optional>
 #include <sstream>
@@ -75,6 +77,71 @@ CLI::Validator greater_than_zero(bool or_equal) {
 const CLI::Validator kPositive = greater_than_zero(false);
 const CLI::Validator kNonNegative = greater_than_zero(true);
 
+// CLI::Range lets NaN through (every comparison with it is false, so none fails): the bounds are
+// tested so that NaN fails them. `open`: 0 and 1 themselves are refused too.
+CLI::Validator fraction(bool open) {
+  return CLI::Validator(
+      [open](std::string& input) -> std::string {
+        double value = 0;
+        if (CLI::detail::lexical_cast(input, value) &&
+            (open ? value > 0 && value < 1 : value >= 0 && value <= 1)) {
+          return {};
+        }
+        return std::string("must be a number in ") + (open ? "(0, 1)" : "[0, 1]") + ", got " +
+               input;
+      },
+      open ? "in (0, 1)" : "in [0, 1]");
+}
+
+// CLI11 2.1 reads integers with strtoull / strtoll in base 0 and checks neither sign nor range:
+// "-1" wraps to 2^64 - 1, numbers past the type saturate at its maximum, "010" is octal. Counts,
+// sizes, seeds and indices take decimal digits only, within [min, max] (and 0, where `zero` says
+// what 0 means). Used as a transform, it rewrites the text in canonical form, so that CLI11's own
+// conversion afterwards reads the number checked here.
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max, const char* zero = nullptr) {
+  const std::string range = "from " + std::to_string(min) + " to " + std::to_string(max);
+  const std::string expected =
+      zero ? "0 (" + std::string(zero) + ") or a whole number " + range : "a whole number " + range;
+  std::string description =
+      max >= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+          ? ">= " + std::to_string(min)
+          : "in [" + std::to_string(min) + " - " + std::to_string(max) + "]";
+  if (zero) description = "0 or " + description;
+  return CLI::Validator(
+      [min, max, zero, expected](std::string& input) -> std::string {
+        std::uint64_t value = 0;
+        const char* end = input.data() + input.size();
+        const auto [stop, error] = std::from_chars(input.data(), end, value);
+        if (error == std::errc() && stop == end &&
+            ((value >= min && value <= max) || (zero && value == 0))) {
+          input = std::to_string(value);
+          return {};
+        }
+        return "must be " + expected + ", got " + input;
+      },
+      description);
+}
+constexpr std::uint64_t kMaxSize = std::numeric_limits<std::size_t>::max();
+constexpr std::uint64_t kMaxInt64 = std::numeric_limits<std::int64_t>::max();
+constexpr std::uint64_t kMaxSeed = std::numeric_limits<std::uint64_t>::max();
+// scan's bound, which profile shares: a profile's sample is the reference side of a scan's MMD.
+constexpr std::uint64_t kMaxMmdRows = std::uint64_t{1} << 30;
+
+// The kernel's 1 / (2 sigma^2) must be finite too (the library refuses such a sigma only once the
+// MMD runs, as a failed run).
+CLI::Validator rbf_bandwidth() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        double sigma = 0;
+        if (CLI::detail::lexical_cast(input, sigma) && sigma > 0 && std::isfinite(sigma) &&
+            std::isfinite(1.0 / (2.0 * sigma * sigma))) {
+          return {};
+        }
+        return "must be a finite number of at least 1e-154, got " + input;
+      },
+      ">= 1e-154");
+}
+
 struct CommonOptions {
   std::string backend = "auto";
   int threads = 0;
@@ -86,7 +153,7 @@ void add_common(CLI::App& app, CommonOptions& common) {
                  "auto | cpu | cuda (default: DRIFTGUARD_BACKEND, else CUDA when a device exists)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--threads", common.threads, "CPU threads (default: all cores)")
-      ->check(CLI::Range(0, kMaxCpuThreads));
+      ->transform(whole_number(0, kMaxCpuThreads));
   app.add_flag("-q,--quiet", common.quiet, "print nothing but errors");
 }
 
@@ -212,6 +279,47 @@ bool too_many_invalid_rows(const ScanReport& report, double fraction, bool quiet
   return tripped;
 }
 
+// An option naming a file, for the check below; an empty path is an option not given.
+struct PathOption {
+  const char* option;
+  std::string path;
+};
+
+// Whether two paths name one file: the same inode (hard links), or the same place once symbolic
+// links and ".." are resolved (a file not yet written has no inode).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code error;
+  if (std::filesystem::equivalent(a, b, error)) return true;
+  const std::filesystem::path place_a = std::filesystem::weakly_canonical(a, error);
+  if (error) return false;
+  const std::filesystem::path place_b = std::filesystem::weakly_canonical(b, error);
+  return !error && place_a == place_b;
+}
+
+// An output written over an input replaced the data with the report, exit 0 (the run reads its
+// inputs before it writes); an output over another output loses the first. Both are refused
+// before anything is read.
+void refuse_overwriting(const std::vector<PathOption>& outputs,
+                        const std::vector<PathOption>& inputs) {
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    const PathOption& out = outputs[o];
+    if (out.path.empty()) continue;
+    for (const PathOption& in : inputs) {
+      if (!in.path.empty() && same_file(out.path, in.path)) {
+        throw CLI::ValidationError(std::string(out.option) + " " + out.path + " is the " +
+                                   in.option + " file: writing it would destroy the input");
+      }
+    }
+    for (std::size_t other = 0; other < o; ++other) {
+      if (!outputs[other].path.empty() && same_file(out.path, outputs[other].path)) {
+        throw CLI::ValidationError(std::string(out.option) + " " + out.path + " is the " +
+                                   outputs[other].option +
+                                   " file too: one output would replace the other");
+      }
+    }
+  }
+}
+
 // ---- score: a model's margins, probabilities (and scorecard points) for every row ----
 
 struct ScoreCommand {
@@ -232,13 +340,15 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommand& cmd, CommonOptions& com
       ->required();
   sub->add_option("--input", cmd.input, "rows to score (HDF5)")->required();
   sub->add_option("--output", cmd.output, "scores (HDF5)")->required();
-  sub->add_option("--iteration-begin", cmd.options.iteration_begin, "first boosting round used");
+  sub->add_option("--iteration-begin", cmd.options.iteration_begin, "first boosting round used")
+      ->transform(whole_number(0, kMaxSize));
   sub->add_option("--iteration-end", cmd.options.iteration_end,
-                  "end of the boosting rounds used (default: all)");
+                  "end of the boosting rounds used (default: all)")
+      ->transform(whole_number(0, kMaxSize));
   sub->add_flag("--best-iteration", cmd.options.use_best_iteration,
                 "use rounds [0, best_iteration] of an early-stopped model");
   sub->add_option("--batch-rows", cmd.batch_rows, "rows per batch (default: about 16 MiB)")
-      ->check(kPositive);
+      ->transform(whole_number(1, kMaxSize));
   add_common(*sub, common);
   return sub;
 }
@@ -299,6 +409,10 @@ int main(int argc, char** argv) {
   CLI::App app{"driftguard: data validation and drift statistics for tabular ML, on GPU or CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "driftguard 0.1.0");
+  // A usage error is one line, as every other error, and names no next step.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "driftguard: " + one_line(e.what()) + "\n";
+  });
 
   CommonOptions common;
   ScanOptions scan_options;
@@ -326,7 +440,7 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--correction", correction, "KS over features: none | bonferroni | bh")
       ->check(CLI::IsMember({"none", "bonferroni", "bh"}));
   scan_cmd->add_option("--alpha", scan_options.alpha, "significance level of KS and MMD")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(fraction(true));
   scan_cmd
       ->add_option("--drift-rule", drift_rule,
                    "what flags a feature: psi | ks | psi_or_ks | test (KS, chi-squared for "
@@ -337,16 +451,18 @@ int main(int argc, char** argv) {
       "score drift of this model (XGBoost JSON or UBJSON, LightGBM text or driftguard-linear)");
   scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
   scan_cmd->add_option("--mmd-rows", scan_options.mmd_rows, "rows per window for MMD (sampled)")
-      ->check(CLI::Range(std::size_t{2}, std::size_t{1} << 30));
+      ->transform(whole_number(2, kMaxMmdRows));
   scan_cmd
       ->add_option("--mmd-permutations", scan_options.mmd_options.permutations, "MMD permutations")
-      ->check(CLI::Range(1u, 1000000u));
+      ->transform(whole_number(1, 1000000));
   scan_cmd->add_option("--mmd-sigma", mmd_sigma, "RBF bandwidth (default: median heuristic)")
-      ->check(kPositive);
+      ->check(rbf_bandwidth());
   scan_cmd->add_option("--mmd-pvalue", mmd_pvalue, "conservative | alibi")
       ->check(CLI::IsMember({"conservative", "alibi"}));
-  scan_cmd->add_option("--seed", scan_options.mmd_options.seed,
-                       "seed of the MMD samples and permutations");
+  scan_cmd
+      ->add_option("--seed", scan_options.mmd_options.seed,
+                   "seed of the MMD samples and permutations")
+      ->transform(whole_number(0, kMaxSeed));
   scan_cmd->add_option("--schema", schema_path,
                        "schema JSON (default: inferred from the reference)");
   scan_cmd->add_option("--report", report_path, "write the JSON report here");
@@ -354,7 +470,7 @@ int main(int argc, char** argv) {
   scan_cmd->add_option("--binning", policy, "quantile | equal_width | fixed | evidently")
       ->check(CLI::IsMember({"quantile", "equal_width", "fixed", "evidently"}));
   scan_cmd->add_option("--bins", scan_options.binning.bins, "bins for quantile / equal_width")
-      ->check(CLI::Range(1, 100000));
+      ->transform(whole_number(1, 100000));
   scan_cmd
       ->add_option("--psi-moderate", scan_options.bands.moderate,
                    "PSI from which a shift is moderate")
@@ -371,25 +487,31 @@ int main(int argc, char** argv) {
       ->add_option("--fail-on-invalid", fail_on_invalid,
                    "exit with code 4 when more than this fraction of the current rows is invalid "
                    "or unreadable (0: any such row); checked before --fail-on-drift")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(fraction(false));
   scan_cmd
       ->add_option("--batch-rows", scan_options.batch_rows,
                    "rows per batch (default: about 16 MiB)")
-      ->check(kPositive);
-  scan_cmd
-      ->add_option("--window-rows", scan_options.window_rows,
-                   "tumbling windows of this many rows, each with its own statistics")
-      ->check(kPositive);
-  scan_cmd
-      ->add_option("--window-time", window_time,
-                   "tumbling windows of this width in /timestamp units ([k*W, (k+1)*W))")
-      ->check(kPositive);
+      ->transform(whole_number(1, kMaxSize));
+  CLI::Option* window_rows_opt =
+      scan_cmd
+          ->add_option("--window-rows", scan_options.window_rows,
+                       "tumbling windows of this many rows, each with its own statistics")
+          ->transform(whole_number(1, kMaxSize));
+  CLI::Option* window_time_opt =
+      scan_cmd
+          ->add_option("--window-time", window_time,
+                       "tumbling windows of this width in /timestamp units ([k*W, (k+1)*W))")
+          ->transform(whole_number(1, kMaxInt64))
+          ->excludes(window_rows_opt);
   scan_cmd->add_option("--windows-jsonl", scan_options.windows_jsonl,
                        "write each window's report here, one JSON line per window");
-  scan_cmd->add_option("--checkpoint", scan_options.checkpoint_path,
-                       "save progress here after each window (atomic, fsync'ed)");
-  scan_cmd->add_flag("--resume", scan_options.resume,
-                     "continue from --checkpoint (start over when it does not exist)");
+  CLI::Option* checkpoint_opt = scan_cmd->add_option(
+      "--checkpoint", scan_options.checkpoint_path,
+      "save progress here after each window (atomic, fsync'ed); needs windows");
+  scan_cmd
+      ->add_flag("--resume", scan_options.resume,
+                 "continue from --checkpoint (start over when it does not exist)")
+      ->needs(checkpoint_opt);
   scan_cmd
       ->add_option("--on-bad-block", on_bad_block,
                    "an unreadable block: stop (error, resumable) | skip (quarantine and report)")
@@ -400,10 +522,12 @@ int main(int argc, char** argv) {
   scan_cmd
       ->add_option("--ring-buffers", scan_options.ring_buffers,
                    "host buffers between the reader thread and the compute thread")
-      ->check(CLI::Range(2, 64));
-  scan_cmd->add_option(
-      "--max-categories", scan_options.max_categories,
-      "schema inference: integer features with at most this many values are categorical");
+      ->transform(whole_number(2, 64));
+  scan_cmd
+      ->add_option(
+          "--max-categories", scan_options.max_categories,
+          "schema inference: integer features with at most this many values are categorical")
+      ->transform(whole_number(0, kMaxSize));
   scan_cmd
       ->add_option("--range-margin", scan_options.range_margin,
                    "schema inference: widen observed numeric ranges by this fraction per side")
@@ -416,9 +540,10 @@ int main(int argc, char** argv) {
   CLI::App* schema_cmd = app.add_subcommand("schema", "infer a schema (JSON) from reference data");
   schema_cmd->add_option("--reference", infer_reference, "reference window (HDF5)")->required();
   schema_cmd->add_option("-o,--output", infer_output, "write here (default: stdout)");
-  schema_cmd->add_option("--max-categories", infer_max_categories,
-                         "integer features with at most this many values are categorical");
-
+  schema_cmd
+      ->add_option("--max-categories", infer_max_categories,
+                   "integer features with at most this many values are categorical")
+      ->transform(whole_number(0, kMaxSize));
   schema_cmd
       ->add_option("--range-margin", infer_range_margin,
                    "widen observed numeric ranges by this fraction of their width per side")
@@ -432,15 +557,23 @@ int main(int argc, char** argv) {
   profile_cmd->add_option("-o,--output", profile_output, "the profile to write (HDF5)")->required();
   profile_cmd->add_option("--schema", profile_schema,
                           "schema JSON (default: inferred from the reference)");
-  profile_cmd->add_option("--max-categories", profile_options.max_categories,
-                          "schema inference: integer features with at most this many values are "
-                          "categorical");
+  profile_cmd
+      ->add_option("--max-categories", profile_options.max_categories,
+                   "schema inference: integer features with at most this many values are "
+                   "categorical")
+      ->transform(whole_number(0, kMaxSize));
   profile_cmd
       ->add_option("--range-margin", profile_options.range_margin,
                    "schema inference: widen observed numeric ranges by this fraction")
       ->check(kNonNegative);
-  profile_cmd->add_option("--mmd-rows", profile_options.mmd_rows, "reference rows kept for MMD");
-  profile_cmd->add_option("--seed", profile_options.seed, "seed of the MMD sample");
+  // 0 keeps no sample: a smaller profile for scans without --mmd (a scan with --mmd refuses it),
+  // as a scan without --mmd profiles its raw reference. One row is never enough for MMD.
+  profile_cmd
+      ->add_option("--mmd-rows", profile_options.mmd_rows,
+                   "reference rows kept for MMD (0: none, for scans without --mmd)")
+      ->transform(whole_number(2, kMaxMmdRows, "no MMD sample"));
+  profile_cmd->add_option("--seed", profile_options.seed, "seed of the MMD sample")
+      ->transform(whole_number(0, kMaxSeed));
   profile_cmd->add_option("--model", profile_options.model_path,
                           "keep this model's reference scores, for scan --model");
   CommonOptions profile_common;
@@ -459,13 +592,60 @@ int main(int argc, char** argv) {
   html_cmd
       ->add_option("--window", html_window,
                    "the record of this window index, in a --windows-jsonl file")
-      ->check(kNonNegative);
+      ->transform(whole_number(0, kMaxInt64));
 
   try {
     app.parse(argc, argv);
+    // Mistakes that CLI11's needs and excludes cannot express. Some of them the library refuses
+    // too, but only as a failed run, after reading the data.
+    if (scan_cmd->parsed()) {
+      if (!(scan_options.bands.moderate < scan_options.bands.significant)) {
+        throw CLI::ValidationError("--psi-moderate must be below --psi-significant");
+      }
+      if (checkpoint_opt->count() > 0 && window_rows_opt->count() == 0 &&
+          window_time_opt->count() == 0) {
+        throw CLI::ValidationError(
+            "--checkpoint needs windows (--window-rows or --window-time): without windows the "
+            "one window is the whole run");
+      }
+      if (no_ks && uses_test(parse_drift_rule(drift_rule))) {
+        throw CLI::ValidationError("--drift-rule " + drift_rule +
+                                   " needs KS, which --no-ks switches off");
+      }
+      refuse_overwriting({{"--report", report_path},
+                          {"--html", html_path},
+                          {"--windows-jsonl", scan_options.windows_jsonl},
+                          {"--checkpoint", scan_options.checkpoint_path}},
+                         {{"--reference", scan_options.reference_path},
+                          {"--current", scan_options.current_path},
+                          {"--schema", schema_path},
+                          {"--model", scan_options.model_path.value_or("")}});
+    }
+    if (profile_cmd->parsed()) {
+      refuse_overwriting({{"--output", profile_output}},
+                         {{"--reference", profile_reference},
+                          {"--schema", profile_schema},
+                          {"--model", profile_options.model_path.value_or("")}});
+    }
+    if (schema_cmd->parsed()) {
+      refuse_overwriting({{"--output", infer_output}}, {{"--reference", infer_reference}});
+    }
+    if (score_cmd->parsed()) {
+      refuse_overwriting({{"--output", score_command.output}},
+                         {{"--input", score_command.input}, {"--model", score_command.model}});
+    }
+    if (html_cmd->parsed()) {
+      refuse_overwriting({{"--output", html_output}}, {{"report", html_report}});
+    }
+    const ModelOptions& rounds = score_command.options;
+    if (score_cmd->parsed() && rounds.iteration_end > 0 &&
+        rounds.iteration_begin > rounds.iteration_end) {
+      throw CLI::ValidationError("--iteration-begin " + std::to_string(rounds.iteration_begin) +
+                                 " is past --iteration-end " +
+                                 std::to_string(rounds.iteration_end));
+    }
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : kExitUsage;
+    return app.exit(e) == 0 ? 0 : kExitUsage;
   }
 
   try {
@@ -487,11 +667,6 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (profile_cmd->parsed()) {
-      std::error_code same_error;
-      if (std::filesystem::equivalent(profile_reference, profile_output, same_error)) {
-        throw InvalidInput(profile_output +
-                           ": is the reference itself; the profile would replace it");
-      }
       if (!profile_schema.empty()) profile_options.schema = Schema::load(profile_schema);
       Context ctx = make_context(profile_common);
       const ReferenceProfile profile =
@@ -524,10 +699,6 @@ int main(int argc, char** argv) {
     if (scan_cmd->parsed()) {
       scan_options.binning.policy = parse_binning_policy(policy);
       scan_options.drift_band = parse_psi_band(drift_band);
-      if (!(scan_options.bands.moderate < scan_options.bands.significant)) {
-        std::cerr << "driftguard: --psi-moderate must be below --psi-significant\n";
-        return kExitUsage;
-      }
       if (!schema_path.empty()) scan_options.schema = Schema::load(schema_path);
       scan_options.ks = !no_ks;
       scan_options.distances = !no_distances;
