@@ -601,6 +601,16 @@ TEST_F(Cli, BadInputGivesOneLineAndNonZeroExit) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("is the --reference file"), std::string::npos) << r.err;
   EXPECT_EQ(scan("reference.h5").exit_code, 0);  // still the data table
+  // A report that is not text: the parser's message quotes its bytes, which reach the terminal
+  // as escapes (one line of UTF-8), not raw.
+  const fs::path binary = dir_ / "binary_report.json";
+  std::ofstream(binary, std::ios::binary) << "\x89PNG\r\n\x1a\n\xff\xfe\xc3(\xed\xa0\x80";
+  r = run(std::string(DRIFTGUARD_BIN) + " html " + binary.string() + " -o " +
+          (dir_ / "binary_report.html").string());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("\\x89"), std::string::npos) << r.err;
+  EXPECT_NO_THROW((void)json(r.err).dump()) << "stderr is not UTF-8";
   r = run("DRIFTGUARD_BACKEND=cuda " + std::string(DRIFTGUARD_BIN) + " scan --reference " +
           (dir_ / "reference.h5").string() + " --current " + (dir_ / "reference.h5").string());
   if (driftguard::cuda_device_count() == 0) {

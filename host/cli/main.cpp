@@ -35,21 +35,61 @@ namespace {
 
 using namespace driftguard;
 
-// An error is one line whatever it quotes: names and values from the data may hold newlines or
-// other control characters, which are written as escapes.
+// Bytes in the well-formed UTF-8 character starting at message[i] (RFC 3629: no overlong forms,
+// surrogates or code points past U+10FFFF), 0 when none starts there.
+std::size_t utf8_character(std::string_view message, std::size_t i) {
+  const auto byte = [&](std::size_t k) {
+    return i + k < message.size() ? static_cast<unsigned char>(message[i + k]) : 0u;
+  };
+  const unsigned lead = byte(0);
+  std::size_t length = 0;
+  unsigned low = 0x80, high = 0xbf;  // the second byte's range
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t k = 2; k < length; ++k) {
+    if (byte(k) < 0x80 || byte(k) > 0xbf) return 0;
+  }
+  return length;
+}
+
+// An error is one line of UTF-8 text whatever it quotes: names and values from the data (or the
+// bytes of a file that is not what it should be) may hold newlines, other control characters or
+// bytes that are not UTF-8, which are written as escapes.
 std::string one_line(std::string_view message) {
   std::string out;
-  for (const char c : message) {
+  const auto escape = [&out](unsigned char c) {
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+    out += escaped;
+  };
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    const char c = message[i];
+    const auto byte = static_cast<unsigned char>(c);
     if (c == '\n') {
       out += "\\n";
     } else if (c == '\r') {
       out += "\\r";
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
-      out += escaped;
-    } else {
+    } else if (byte < 0x20 || byte == 0x7f) {
+      escape(byte);
+    } else if (byte < 0x80) {
       out += c;
+    } else if (const std::size_t length = utf8_character(message, i); length > 0) {
+      out.append(message.substr(i, length));
+      i += length - 1;
+    } else {
+      escape(byte);
     }
   }
   return out;
