@@ -631,6 +631,9 @@ TEST_F(Cli, UsageErrorsAreOneLineAndExitTwo) {
   const std::string u64_max = "18446744073709551615", i64_max = "9223372036854775807";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "A subcommand is required"},
+      {"scna --reference " + ref, "'scna' is not a command (scan, schema, profile, score, html)"},
+      {scan_args + " --mmd-rows 500", "--mmd-rows requires --mmd"},
+      {scan_args + " --mmd-pvalue alibi", "--mmd-pvalue requires --mmd"},
       {scan_args + " --no-such-option", "not expected: --no-such-option"},
       {scan_args + " --bins 0", "--bins: must be a whole number from 1 to 100000, got 0"},
       {scan_args + " --alpha 0", "--alpha: must be a number in (0, 1), got 0"},

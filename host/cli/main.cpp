@@ -489,16 +489,22 @@ int main(int argc, char** argv) {
   scan_cmd->add_option(
       "--model", scan_options.model_path,
       "score drift of this model (XGBoost JSON or UBJSON, LightGBM text or driftguard-linear)");
-  scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
+  // The MMD's settings without --mmd would be ignored: a user who gives one means to run it.
+  CLI::Option* mmd_flag =
+      scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
   scan_cmd->add_option("--mmd-rows", scan_options.mmd_rows, "rows per window for MMD (sampled)")
-      ->transform(whole_number(2, kMaxMmdRows));
+      ->transform(whole_number(2, kMaxMmdRows))
+      ->needs(mmd_flag);
   scan_cmd
       ->add_option("--mmd-permutations", scan_options.mmd_options.permutations, "MMD permutations")
-      ->transform(whole_number(1, 1000000));
+      ->transform(whole_number(1, 1000000))
+      ->needs(mmd_flag);
   scan_cmd->add_option("--mmd-sigma", mmd_sigma, "RBF bandwidth (default: median heuristic)")
-      ->check(rbf_bandwidth());
+      ->check(rbf_bandwidth())
+      ->needs(mmd_flag);
   scan_cmd->add_option("--mmd-pvalue", mmd_pvalue, "conservative | alibi")
-      ->check(CLI::IsMember({"conservative", "alibi"}));
+      ->check(CLI::IsMember({"conservative", "alibi"}))
+      ->needs(mmd_flag);
   scan_cmd
       ->add_option("--seed", scan_options.mmd_options.seed,
                    "seed of the MMD samples and permutations")
@@ -635,6 +641,19 @@ int main(int argc, char** argv) {
       ->transform(whole_number(0, kMaxInt64));
 
   try {
+    // CLI11 answers a word that is no command with "A subcommand is required"; name it.
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string commands;
+      bool known = false;
+      for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+        known = known || sub->get_name() == argv[1];
+        commands += (commands.empty() ? "" : ", ") + sub->get_name();
+      }
+      if (!known) {
+        throw CLI::ValidationError(std::string("'") + argv[1] + "' is not a command (" + commands +
+                                   ")");
+      }
+    }
     app.parse(argc, argv);
     // Mistakes that CLI11's needs and excludes cannot express. Some of them the library refuses
     // too, but only as a failed run, after reading the data.
