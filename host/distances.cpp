@@ -376,9 +376,12 @@ std::pair<double, double> cvm_rank_sums(const float* x, std::size_t nx, const fl
       while (w.left() > 0) cvm_run(w, x, nx, y, ny);
     }
   }
+  // Rounds between settlements: each adds at most one square below 4 (nx + ny)^2 to a 64-bit sum.
+  // At most 2^16, so that every sample of more than 2^16 values settles more than once (and the
+  // tests see it).
   const auto pooled = static_cast<unsigned __int128>(nx + ny);
-  const auto batch = static_cast<std::size_t>(
-      std::max<unsigned __int128>(1, (~std::uint64_t{0}) / (4 * pooled * pooled)));
+  const auto batch = static_cast<std::size_t>(std::clamp<unsigned __int128>(
+      (~std::uint64_t{0}) / (4 * pooled * pooled), 1, std::size_t{1} << 16));
   const auto step = [&](CvmWalk& w) {
     if (w.left() == 0) return;
     const Head a = head(x, w.i, nx), b = head(y, w.j, ny);
