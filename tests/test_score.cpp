@@ -271,6 +271,30 @@ TEST(ScoreModel, IterationRangeOutsideModelIsModelError) {
   EXPECT_THROW(Model::load(path, {.iteration_begin = 4, .iteration_end = 3}), ModelError);
 }
 
+// A profile recognises its model by the fingerprint: the same text and rounds give the same one,
+// another model or other rounds of a tree ensemble another; a linear model has no rounds.
+TEST(ScoreModel, FingerprintFollowsTheTextAndTheRounds) {
+  const std::string path = (source_dir() / "tests/models/xgb_uci_reg_logistic.json").string();
+  const std::string all = Model::load(path).fingerprint();
+  EXPECT_EQ(all.size(), 16u);
+  EXPECT_EQ(all.find_first_not_of("0123456789abcdef"), std::string::npos) << all;
+  EXPECT_EQ(Model::load(path).fingerprint(), all);
+  EXPECT_NE(Model::load(path, {.iteration_end = 5}).fingerprint(), all);
+  EXPECT_NE(Model::load(path, {.iteration_begin = 2, .iteration_end = 5}).fingerprint(),
+            Model::load(path, {.iteration_end = 5}).fingerprint());
+  EXPECT_NE(Model::load((source_dir() / "tests/models/xgb_uci_binary_logistic.json").string())
+                .fingerprint(),
+            all);
+  const std::string linear = R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["a"], "link": "identity", "coefficients": [1.0], "intercepts": [0.0]})";
+  EXPECT_EQ(Model::parse(linear).fingerprint(),
+            Model::parse(linear, {.iteration_end = 3}).fingerprint());
+  EXPECT_NE(Model::parse(linear).fingerprint(),
+            Model::parse(R"({"format": "driftguard-linear", "version": 1,
+      "feature_names": ["a"], "link": "identity", "coefficients": [2.0], "intercepts": [0.0]})")
+                .fingerprint());
+}
+
 TEST(ScoreModel, MissingFileIsModelError) {
   EXPECT_THROW(Model::load("/nonexistent/model.json"), ModelError);
   EXPECT_THROW(Model::load(source_dir().string()), ModelError);  // a directory

@@ -368,6 +368,30 @@ struct ScoreCommand {
   std::size_t batch_rows = 0;
 };
 
+// The boosting rounds a tree ensemble scores with; `model` (scan, profile) is the option they
+// need.
+void add_rounds(CLI::App& app, ModelOptions& rounds, CLI::Option* model = nullptr) {
+  const auto needs_model = [model](CLI::Option* option) {
+    return model != nullptr ? option->needs(model) : option;
+  };
+  needs_model(
+      app.add_option("--iteration-begin", rounds.iteration_begin, "first boosting round used")
+          ->transform(whole_number(0, kMaxSize)));
+  needs_model(app.add_option("--iteration-end", rounds.iteration_end,
+                             "end of the boosting rounds used (default: all)")
+                  ->transform(whole_number(0, kMaxSize)));
+  needs_model(app.add_flag("--best-iteration", rounds.use_best_iteration,
+                           "use rounds [0, best_iteration] of an early-stopped model"));
+}
+
+// A begin past a given end selects no round.
+void check_rounds(const ModelOptions& rounds) {
+  if (rounds.iteration_end > 0 && rounds.iteration_begin > rounds.iteration_end) {
+    throw CLI::ValidationError("--iteration-begin " + std::to_string(rounds.iteration_begin) +
+                               " is past --iteration-end " + std::to_string(rounds.iteration_end));
+  }
+}
+
 CLI::App* add_score_command(CLI::App& app, ScoreCommand& cmd, CommonOptions& common) {
   CLI::App* sub =
       app.add_subcommand("score",
@@ -380,13 +404,7 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommand& cmd, CommonOptions& com
       ->required();
   sub->add_option("--input", cmd.input, "rows to score (HDF5)")->required();
   sub->add_option("--output", cmd.output, "scores (HDF5)")->required();
-  sub->add_option("--iteration-begin", cmd.options.iteration_begin, "first boosting round used")
-      ->transform(whole_number(0, kMaxSize));
-  sub->add_option("--iteration-end", cmd.options.iteration_end,
-                  "end of the boosting rounds used (default: all)")
-      ->transform(whole_number(0, kMaxSize));
-  sub->add_flag("--best-iteration", cmd.options.use_best_iteration,
-                "use rounds [0, best_iteration] of an early-stopped model");
+  add_rounds(*sub, cmd.options);
   sub->add_option("--batch-rows", cmd.batch_rows, "rows per batch (default: about 16 MiB)")
       ->transform(whole_number(1, kMaxSize));
   add_common(*sub, common);
@@ -486,9 +504,10 @@ int main(int argc, char** argv) {
                    "what flags a feature: psi | ks | psi_or_ks | test (KS, chi-squared for "
                    "categorical features) | psi_or_test")
       ->check(CLI::IsMember({"psi", "ks", "psi_or_ks", "test", "psi_or_test"}));
-  scan_cmd->add_option(
-      "--model", scan_options.model_path,
-      "score drift of this model (XGBoost JSON or UBJSON, LightGBM text or driftguard-linear)");
+  add_rounds(*scan_cmd, scan_options.model_options,
+             scan_cmd->add_option("--model", scan_options.model_path,
+                                  "score drift of this model (XGBoost JSON or UBJSON, LightGBM "
+                                  "text or driftguard-linear)"));
   // The MMD's settings without --mmd would be ignored: a user who gives one means to run it.
   CLI::Option* mmd_flag =
       scan_cmd->add_flag("--mmd", scan_options.mmd, "multivariate MMD permutation test");
@@ -620,8 +639,9 @@ int main(int argc, char** argv) {
       ->transform(whole_number(2, kMaxMmdRows, "no MMD sample"));
   profile_cmd->add_option("--seed", profile_options.seed, "seed of the MMD sample")
       ->transform(whole_number(0, kMaxSeed));
-  profile_cmd->add_option("--model", profile_options.model_path,
-                          "keep this model's reference scores, for scan --model");
+  add_rounds(*profile_cmd, profile_options.model_options,
+             profile_cmd->add_option("--model", profile_options.model_path,
+                                     "keep this model's reference scores, for scan --model"));
   CommonOptions profile_common;
   add_common(*profile_cmd, profile_common);
 
@@ -696,13 +716,9 @@ int main(int argc, char** argv) {
     if (html_cmd->parsed()) {
       refuse_overwriting({{"--output", html_output}}, {{"report", html_report}});
     }
-    const ModelOptions& rounds = score_command.options;
-    if (score_cmd->parsed() && rounds.iteration_end > 0 &&
-        rounds.iteration_begin > rounds.iteration_end) {
-      throw CLI::ValidationError("--iteration-begin " + std::to_string(rounds.iteration_begin) +
-                                 " is past --iteration-end " +
-                                 std::to_string(rounds.iteration_end));
-    }
+    if (score_cmd->parsed()) check_rounds(score_command.options);
+    if (scan_cmd->parsed()) check_rounds(scan_options.model_options);
+    if (profile_cmd->parsed()) check_rounds(profile_options.model_options);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
