@@ -347,6 +347,19 @@ struct CvmWalk : Walk {
   unsigned __int128 x4 = 0, y4 = 0;
 };
 
+// sum_{t < m} (a - 2t)^2 = m a^2 - 2 a m (m - 1) + 2 (m - 1) m (2m - 1) / 3, exactly: the squared
+// deviations (doubled) of m values of one sample in a run, at consecutive positions. The
+// division is in 64 bits where the product fits (a 128-bit one is a library call).
+unsigned __int128 run_squares(std::int64_t a, std::uint64_t m) {
+  if (m == 0) return 0;
+  const unsigned __int128 cubic = m < (std::uint64_t{1} << 20)
+                                      ? (m - 1) * m * (2 * m - 1) / 3
+                                      : static_cast<unsigned __int128>(m - 1) * m * (2 * m - 1) / 3;
+  const auto ai = static_cast<__int128>(a), mi = static_cast<__int128>(m);
+  return static_cast<unsigned __int128>(mi * ai * ai - 2 * ai * mi * (mi - 1) +
+                                        2 * static_cast<__int128>(cubic));
+}
+
 void cvm_run(CvmWalk& w, const float* x, std::size_t nx, const float* y, std::size_t ny) {
   const Head a = head(x, w.i, nx), b = head(y, w.j, ny);
   const float value = a.key <= b.key ? a.value : b.value;
@@ -354,13 +367,9 @@ void cvm_run(CvmWalk& w, const float* x, std::size_t nx, const float* y, std::si
   while (ex < nx && x[ex] == value) ++ex;
   while (ey < ny && y[ey] == value) ++ey;
   const auto twice_rank = static_cast<std::int64_t>(2 * (w.i + w.j) + (ex - w.i) + (ey - w.j) + 1);
-  const auto square = [&](std::size_t position) {
-    const std::int64_t d = twice_rank - static_cast<std::int64_t>(2 * (position + 1));
-    const auto magnitude = static_cast<std::uint64_t>(d < 0 ? -d : d);
-    return static_cast<unsigned __int128>(magnitude) * magnitude;
-  };
-  for (std::size_t k = w.i; k < ex; ++k) w.x4 += square(k);
-  for (std::size_t k = w.j; k < ey; ++k) w.y4 += square(k);
+  // The first value at position p (0-based) deviates by twice_rank - 2 (p + 1), the next by 2 less.
+  w.x4 += run_squares(twice_rank - static_cast<std::int64_t>(2 * (w.i + 1)), ex - w.i);
+  w.y4 += run_squares(twice_rank - static_cast<std::int64_t>(2 * (w.j + 1)), ey - w.j);
   w.i = ex;
   w.j = ey;
 }
