@@ -25,6 +25,7 @@
 
 #include "driftguard/errors.hpp"
 #include "driftguard/model.hpp"
+#include "host/fnv1a.hpp"
 #include "kernels/score_model.hpp"
 
 namespace driftguard {
@@ -1195,24 +1196,16 @@ Model::Model(std::shared_ptr<const detail::ModelData> data) : data_(std::move(da
 
 namespace {
 
-std::uint64_t fnv1a(std::string_view bytes, std::uint64_t hash = 14695981039346656037ull) {
-  for (const char c : bytes) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 ModelData with_fingerprint(ModelData data, std::string_view text, const ModelOptions& options) {
-  std::uint64_t hash = fnv1a(text);
+  detail::Fnv1a digest;
+  digest.add_bytes(text);
   if (data.kind == ModelKind::TreeEnsemble) {
-    hash = fnv1a("rounds " + std::to_string(options.iteration_begin) + " " +
+    digest.add_bytes("rounds " + std::to_string(options.iteration_begin) + " " +
                      std::to_string(options.iteration_end) +
-                     (options.use_best_iteration ? " best" : ""),
-                 hash);
+                     (options.use_best_iteration ? " best" : ""));
   }
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(digest.value()));
   data.fingerprint = hex;
   return data;
 }

@@ -20,6 +20,7 @@
 #include "driftguard/profile.hpp"
 #include "host/block_ring.hpp"
 #include "host/checkpoint.hpp"
+#include "host/fnv1a.hpp"
 #include "kernels/context_impl.hpp"
 
 namespace driftguard {
@@ -52,17 +53,16 @@ ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, boo
 // FNV-1a over the reference's sorted values and NaN counts: a reference rewritten between a kill
 // and --resume changes it.
 std::uint64_t reference_digest(const ReferenceProfile& reference) {
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  const auto mix = [&hash](std::uint64_t word) { hash = (hash ^ word) * 0x100000001b3ull; };
+  detail::Fnv1a digest;
   const std::vector<float>& values = reference.sorted.values;
   for (std::size_t i = 0; i < values.size(); i += 2) {
     std::uint32_t low = 0, high = 0;
     std::memcpy(&low, &values[i], sizeof low);
     if (i + 1 < values.size()) std::memcpy(&high, &values[i + 1], sizeof high);
-    mix(std::uint64_t{high} << 32 | low);
+    digest.add(std::uint64_t{high} << 32 | low);
   }
-  for (std::uint64_t nan_count : reference.sorted.nan_counts) mix(nan_count);
-  return hash;
+  for (std::uint64_t nan_count : reference.sorted.nan_counts) digest.add(nan_count);
+  return digest.value();
 }
 
 // The inputs and every option that changes a result: a checkpoint resumes only the run that
