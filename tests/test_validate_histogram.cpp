@@ -303,6 +303,44 @@ TEST(ValidateHistogramCpu, EveryVectorWidthMatchesTheReference) {
   unsetenv("DRIFTGUARD_CPU_VECTOR_WIDTH");
 }
 
+// Bounds beyond the floats or infinite, against values at the ends of the float range: the CPU
+// clamps its ranges to finite floats, which must not change a flag. (An empty or NaN range is
+// refused by ValidationRules::check.)
+TEST(ValidateHistogramCpu, UnusualBoundsMatchTheReference) {
+  const float max = std::numeric_limits<float>::max(),
+              tiny = std::numeric_limits<float>::denorm_min();
+  const std::vector<float> values = {kNaN,  kInf, -kInf, max,  -max,  0.0f,
+                                     -0.0f, tiny, -tiny, 1.0f, -1.0f, 1e30f};
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::pair<double, double>> bounds = {
+      {-inf, inf}, {-1e300, 1e300}, {1e39, 2e39}, {-2e39, -1e39}, {0.0, 0.0},  {-3.5e38, 3.5e38},
+      {-max, max}, {-inf, -1.0},    {1.0, inf},   {inf, inf},     {-inf, -inf}};
+  const std::size_t features = bounds.size(), rows = values.size() * values.size();
+  Case c{rows,
+         features,
+         std::vector<float>(rows * features),
+         ValidationRules::permissive(features),
+         {}};
+  for (std::size_t f = 0; f < features; ++f) {
+    c.rules.min[f] = bounds[f].first;
+    c.rules.max[f] = bounds[f].second;
+    c.rules.missing_allowed[f] = f % 2;
+    c.spec.add_numeric(std::vector<double>{-1.0, 0.0, 1.0});
+  }
+  for (std::size_t r = 0; r < rows; ++r) {  // every value beside every other in some row
+    for (std::size_t f = 0; f < features; ++f) {
+      c.data[r * features + f] = values[(r / (f % 2 == 0 ? 1 : values.size()) + f) % values.size()];
+    }
+  }
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
+  for (const char* width : {"4", "8", "16"}) {
+    SCOPED_TRACE(width);
+    setenv("DRIFTGUARD_CPU_VECTOR_WIDTH", width, 1);
+    expect_matches_reference(ctx, c);
+  }
+  unsetenv("DRIFTGUARD_CPU_VECTOR_WIDTH");
+}
+
 TEST(Context, CpuBackendIsAlwaysThere) {
   Context ctx(ContextOptions{.backend = Backend::Cpu});
   EXPECT_EQ(ctx.backend(), Backend::Cpu);

@@ -152,8 +152,9 @@ struct CpuTables {
     if (!prep.rules.empty()) {
       constexpr float kMax = std::numeric_limits<float>::max();
       for (std::size_t f = 0; f < features; ++f) {
-        low_finite.push_back(std::max(min_up[f], -kMax));
-        high_finite.push_back(std::min(max_down[f], kMax));
+        // A NaN bound compares false with every value, as no bound does.
+        low_finite.push_back(min_up[f] >= -kMax ? min_up[f] : -kMax);
+        high_finite.push_back(max_down[f] <= kMax ? max_down[f] : kMax);
       }
       low_finite.resize(padded, -kMax);
       high_finite.resize(padded, kMax);
