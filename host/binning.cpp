@@ -43,8 +43,15 @@ std::vector<double> linspace(double start, double stop, std::size_t num) {
   return y;
 }
 
-// NumPy's histogram range for a column whose values are all v.
-std::vector<double> constant_edges(double v) { return {v - 0.5, v + 0.5}; }
+// NumPy's histogram range for a column whose values are all v: v -+ 0.5. Where half a unit is
+// below the spacing of doubles (|v| >= 2^52), v -+ 0.5 rounds to v and NumPy fails ("Too many
+// bins for data range"); the doubles on either side of v hold it instead.
+std::vector<double> constant_edges(double v) {
+  const double low = v - 0.5, high = v + 0.5;
+  if (low < v && v < high) return {low, high};
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  return {std::nextafter(v, -kInf), std::nextafter(v, kInf)};
+}
 
 void check_range(const char* caller, double min, double max) {
   if (!std::isfinite(min) || !std::isfinite(max) || min > max) {
