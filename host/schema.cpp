@@ -251,10 +251,13 @@ void SchemaInferrer::observe(BatchView batch) {
         c.missing = true;
         continue;
       }
+      // +-Inf is flagged non_finite whatever the schema says: it neither widens the range nor
+      // makes a code column numeric (docs/schema.md: the column's finite values decide).
+      if (!std::isfinite(x)) continue;
       c.min = std::min(c.min, static_cast<double>(x));
       c.max = std::max(c.max, static_cast<double>(x));
       if (!c.integral) continue;
-      if (!std::isfinite(x) || x != std::nearbyint(x) || std::fabs(x) > kMaxCategoryCode) {
+      if (x != std::nearbyint(x) || std::fabs(x) > kMaxCategoryCode) {
         c.integral = false;
         c.codes.clear();
       } else if (c.codes.size() <= max_categories_) {

@@ -133,5 +133,23 @@ TEST(SchemaInferrer, InfersKindsRangesAndMissing) {
   EXPECT_EQ(rules.categorical[0], 1);
 }
 
+// +-Inf is flagged non_finite whatever the schema says; it neither makes a code column numeric
+// nor drops the range of a numeric one (found by differential testing: one Inf did both).
+TEST(SchemaInferrer, InfinitiesDecideNothing) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const std::vector<float> data = {0, 1.5f, kInf, 1, 2.5f, -kInf, 1, 3.5f, kInf, kInf, kInf, kInf};
+  SchemaInferrer inferrer({"code", "x", "only_inf"}, 20, 0.0);
+  inferrer.observe({data.data(), 4, 3});
+  const Schema schema = inferrer.finish();
+  EXPECT_EQ(schema.features[0].kind, FeatureKind::Categorical);
+  EXPECT_EQ(schema.features[0].categories, (std::vector<std::int64_t>{0, 1}));
+  EXPECT_EQ(schema.features[1].kind, FeatureKind::Numeric);
+  EXPECT_EQ(schema.features[1].min, 1.5);
+  EXPECT_EQ(schema.features[1].max, 3.5);
+  EXPECT_EQ(schema.features[2].kind, FeatureKind::Numeric);  // no finite value: no bounds
+  EXPECT_TRUE(std::isinf(schema.features[2].min));
+  EXPECT_TRUE(std::isinf(schema.features[2].max));
+}
+
 }  // namespace
 }  // namespace driftguard
