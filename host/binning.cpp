@@ -256,7 +256,10 @@ bool bins_by_value(const ColumnStats& reference, std::size_t bins) {
          reference.distinct_count() <= bins && reference.count >= 2 * reference.distinct_count();
 }
 
-ColumnStats ColumnStats::of_sorted(std::span<const float> sorted) {
+namespace {
+
+// ColumnStats::of_sorted, listing at most `max_distinct` distinct values.
+ColumnStats stats_of_sorted(std::span<const float> sorted, std::size_t max_distinct) {
   ColumnStats stats;
   const std::span<const float> finite = finite_part(sorted);
   if (finite.empty()) return stats;
@@ -268,7 +271,7 @@ ColumnStats ColumnStats::of_sorted(std::span<const float> sorted) {
   const float* run = finite.data();
   while (true) {
     const float* next = end_of_run(run, last);
-    if (stats.distinct.size() == kMaxDistinct) {
+    if (stats.distinct.size() == max_distinct) {
       stats.too_many_distinct = true;
       stats.distinct = {};
       // The last run starts at the first value equal to the last one.
@@ -281,6 +284,21 @@ ColumnStats ColumnStats::of_sorted(std::span<const float> sorted) {
   }
   stats.max = *run;
   return stats;
+}
+
+}  // namespace
+
+ColumnStats ColumnStats::of_sorted(std::span<const float> sorted) {
+  return stats_of_sorted(sorted, kMaxDistinct);
+}
+
+ColumnStats ColumnStats::all_values_of_sorted(std::span<const float> sorted) {
+  return stats_of_sorted(sorted, sorted.size());
+}
+
+bool evidently_bins_by_value(FeatureKind kind, const ColumnStats& reference) {
+  return kind == FeatureKind::Categorical ||
+         (!reference.too_many_distinct && reference.distinct_count() <= kEvidentlyMaxDiscrete);
 }
 
 void observe_columns(BatchView batch, std::vector<ColumnStats>& stats) {
@@ -399,8 +417,7 @@ HistogramSpec build_spec(const Schema& schema, const BinningOptions& options,
     const ColumnStats& reference = reference_stats[f];
     if (options.policy == BinningPolicy::Evidently) {
       const ColumnStats& current = (*current_stats)[f];
-      if (feature.kind == FeatureKind::Categorical ||
-          (!reference.too_many_distinct && reference.distinct_count() <= kEvidentlyMaxDiscrete)) {
+      if (evidently_bins_by_value(feature.kind, reference)) {
         // evidently keys these bins by the values of either window alone: an unseen schema code
         // would be a bin empty in both windows, which evidently's zero fill can turn into a
         // nonzero term.

@@ -41,8 +41,21 @@ HistogramSpec histogram_spec_of(const ReferenceProfile& ref, const BinningOption
   try {
     return build_histogram_spec(ref.schema, binning, ref.sorted, reference_stats, current_stats);
   } catch (const InvalidInput& e) {
-    throw InvalidInput(ref.source + ": " + e.what());
+    throw InvalidInput(ref.name() + ": " + e.what());
   }
+}
+
+// Every distinct finite value of column f of a host window, for value bins past
+// ColumnStats::kMaxDistinct.
+ColumnStats all_values_of_column(BatchView window, std::size_t f) {
+  std::vector<float> column;
+  column.reserve(window.rows);
+  for (std::size_t r = 0; r < window.rows; ++r) {
+    const float v = window.data[r * window.features + f];
+    if (!std::isnan(v)) column.push_back(v);
+  }
+  std::sort(column.begin(), column.end());
+  return ColumnStats::all_values_of_sorted(column);
 }
 
 // FeatureDrift::labels: the schema's name for each code the categorical feature is binned by.
@@ -138,7 +151,7 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
   const ReferenceProfile& ref = m.profile;
   const DriftOptions& opt = m.options;
   if (opt.mmd && ref.mmd_rows < 2) {
-    throw InvalidInput(ref.source +
+    throw InvalidInput(ref.name() +
                        ": MMD needs at least 2 reference rows without NaN or Inf (the profile "
                        "keeps " +
                        std::to_string(ref.mmd_rows) + ")");
@@ -147,6 +160,14 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
       opt.binning.policy == BinningPolicy::Evidently ? evidently_psi_options() : opt.psi;
   m.rules = ValidationRules::from_schema(ref.schema);
   m.reference_stats = ref.column_stats();
+  // Categorical features are binned by every value the reference takes, however many: the
+  // profile holds them all.
+  for (std::size_t f = 0; f < ref.features(); ++f) {
+    if (m.reference_stats[f].too_many_distinct &&
+        ref.schema.features[f].kind == FeatureKind::Categorical) {
+      m.reference_stats[f] = ColumnStats::all_values_of_sorted(ref.sorted.column(f));
+    }
+  }
   if (opt.binning.policy != BinningPolicy::Evidently) {
     m.spec = histogram_spec_of(ref, opt.binning, m.reference_stats, nullptr);
     m.reference_counts = ref.histogram(*m.spec);
@@ -158,20 +179,20 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
   }
   if (opt.model_path) {
     if (ref.score_model.empty()) {
-      throw InvalidInput(ref.source +
+      throw InvalidInput(ref.name() +
                          ": the profile holds no reference scores; build it with "
                          "`driftguard profile --model`");
     }
     const Model model = Model::load(*opt.model_path, opt.model_options);
     if (model.fingerprint() != ref.score_model_fingerprint) {
-      throw InvalidInput(ref.source + ": the reference scores were made with the model " +
+      throw InvalidInput(ref.name() + ": the reference scores were made with the model " +
                          ref.score_model + " (fingerprint " + ref.score_model_fingerprint +
                          "), not with " + *opt.model_path + " (fingerprint " + model.fingerprint() +
                          ", or another iteration range); scan with that model or rebuild the "
                          "profile with `driftguard profile --model`");
     }
     if (ref.scores.features != model.outputs()) {
-      throw InvalidInput(ref.source + ": the reference scores have " +
+      throw InvalidInput(ref.name() + ": the reference scores have " +
                          std::to_string(ref.scores.features) + " outputs, the model " +
                          std::to_string(model.outputs()));
     }
@@ -306,7 +327,8 @@ ScanReport Monitor::Impl::report() {
   const ReferenceProfile& ref = profile;
   const std::size_t features = ref.features();
   ScanReport report;
-  report.reference_path = ref.source;
+  report.reference_path = ref.name();
+  report.reference_is_profile = !ref.file.empty();
   report.reference_rows = ref.rows;
   report.reference_validation = ref.validation;
   report.schema_inferred = ref.schema_inferred;
@@ -332,6 +354,12 @@ ScanReport Monitor::Impl::report() {
   } else {
     std::vector<ColumnStats> current_stats(features);
     observe_columns(window, current_stats);
+    for (std::size_t f = 0; f < features; ++f) {
+      if (current_stats[f].too_many_distinct &&
+          evidently_bins_by_value(ref.schema.features[f].kind, reference_stats[f])) {
+        current_stats[f] = all_values_of_column(window, f);
+      }
+    }
     window_spec = histogram_spec_of(ref, opt.binning, reference_stats, &current_stats);
     window_counts = with_failover("window", first_row, [&](Context& ctx) {
       HistogramCounts counts(window_spec);

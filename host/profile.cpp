@@ -225,6 +225,7 @@ ReferenceProfile ReferenceProfile::load(const std::string& path) {
   };
   ReferenceProfile profile;
   profile.source = store.string_attribute("source").value_or("");
+  profile.file = path;
   profile.rows = required("rows");
   if (profile.rows == 0) corrupt(path, "the profile has no rows");
   profile.schema_inferred = required("schema_inferred") != 0;

@@ -106,8 +106,10 @@ std::string slot_name(const json& histogram, std::size_t i, std::size_t slots) {
 
 // Reference (grey) and current (blue) shares of each histogram slot, side by side, each pair
 // titled with its slot and shares; the outer and missing slots only when either window has a
-// value there.
+// value there. Past kMaxBarPairs slots (value bins of thousands of codes) the picture keeps those
+// holding the largest share of either window, in slot order, and says so.
 std::string histogram_svg(const json& histogram) {
+  constexpr std::size_t kMaxBarPairs = 128;
   const std::vector<double> reference = counts_of(member(histogram, "reference"));
   const std::vector<double> current = counts_of(member(histogram, "current"));
   if (reference.size() != current.size() || reference.size() < 3) return "";
@@ -122,6 +124,16 @@ std::string histogram_svg(const json& histogram) {
     if (inner || reference[i] > 0 || current[i] > 0) shown.push_back(i);
   }
   const auto share = [](double count, double total) { return total > 0 ? count / total : 0.0; };
+  const std::size_t slots_with_bars = shown.size();
+  if (shown.size() > kMaxBarPairs) {
+    const auto larger = [&](std::size_t i) {
+      return std::max(share(reference[i], reference_total), share(current[i], current_total));
+    };
+    std::stable_sort(shown.begin(), shown.end(),
+                     [&](std::size_t a, std::size_t b) { return larger(a) > larger(b); });
+    shown.resize(kMaxBarPairs);
+    std::sort(shown.begin(), shown.end());
+  }
   double top = 0;
   for (const std::size_t i : shown) {
     top = std::max({top, share(reference[i], reference_total), share(current[i], current_total)});
@@ -150,7 +162,12 @@ std::string histogram_svg(const json& histogram) {
     svg += "</g>";
     x += 2;
   }
-  return svg + "</svg>";
+  svg += "</svg>";
+  if (shown.size() < slots_with_bars) {
+    svg += "<br><small>" + std::to_string(shown.size()) + " of " + std::to_string(slots_with_bars) +
+           " slots: those with the largest shares</small>";
+  }
+  return svg;
 }
 
 std::string band_cell(const json& item) {

@@ -30,9 +30,8 @@ using detail::Block;
 using detail::CheckpointState;
 using detail::steady_seconds;
 
-ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options, bool& is_profile) {
-  is_profile = ReferenceProfile::is_profile(options.reference_path);
-  if (!is_profile) {
+ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options) {
+  if (!ReferenceProfile::is_profile(options.reference_path)) {
     return ReferenceProfile::build(ctx, options.reference_path,
                                    {.schema = options.schema,
                                     .max_categories = options.max_categories,
@@ -185,13 +184,12 @@ enum class WindowMode { Whole, Rows, Time };
 class WindowedStream {
  public:
   WindowedStream(const ScanOptions& options, Monitor& monitor, CheckpointState& state,
-                 JsonLines& jsonl, bool reference_is_profile)
+                 JsonLines& jsonl)
       : options_(options),
         monitor_(monitor),
         state_(state),
         jsonl_(jsonl),
         features_(monitor.profile().features()),
-        reference_is_profile_(reference_is_profile),
         prior_failovers_(state.failovers) {
     mode_ = options.window_rows > 0 ? WindowMode::Rows
             : options.window_time   ? WindowMode::Time
@@ -292,8 +290,6 @@ class WindowedStream {
     // --resume continues.
     report.failovers.insert(report.failovers.begin(), prior_failovers_.begin(),
                             prior_failovers_.end());
-    report.reference_path = options_.reference_path;
-    report.reference_is_profile = reference_is_profile_;
     report.current_path = options_.current_path;
     WindowInfo info;
     info.index = state_.windows_closed;
@@ -355,7 +351,6 @@ class WindowedStream {
   CheckpointState& state_;
   JsonLines& jsonl_;
   std::size_t features_;
-  bool reference_is_profile_;
   std::vector<FailoverEvent> prior_failovers_;
   WindowMode mode_;
   bool open_ = false;
@@ -515,18 +510,17 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   }
   const double start = steady_seconds();
 
-  bool reference_is_profile = false;
   // A CUDA failure while profiling a raw reference moves the whole run to the CPU, as a failure
   // in the stream moves the rest of it.
   std::unique_ptr<Context> cpu_run;
   std::optional<FailoverEvent> profile_failover;
   ReferenceProfile ref;
   try {
-    ref = reference_profile(ctx, options, reference_is_profile);
+    ref = reference_profile(ctx, options);
   } catch (const CudaError& e) {
     profile_failover = FailoverEvent{0, "profile", std::string(to_string(ctx.backend())), e.what()};
     cpu_run = cpu_fallback_context(ctx);
-    ref = reference_profile(*cpu_run, options, reference_is_profile);
+    ref = reference_profile(*cpu_run, options);
   }
   Context& run_ctx = cpu_run ? *cpu_run : ctx;
   Hdf5BatchReader current(options.current_path);
@@ -581,7 +575,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
   JsonLines jsonl(options.windows_jsonl, state.jsonl_bytes);
 
   const double current_start = steady_seconds();
-  WindowedStream stream(options, monitor, state, jsonl, reference_is_profile);
+  WindowedStream stream(options, monitor, state, jsonl);
   ProgressLine progress(options.progress, current.rows(), state.next_row);
   PipelineStats stats;
   std::vector<double> latencies;
@@ -613,8 +607,6 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
 
   ScanReport report = whole ? std::move(*whole) : aggregate_report(monitor, state);
   report.window.reset();
-  report.reference_path = options.reference_path;
-  report.reference_is_profile = reference_is_profile;
   report.current_path = options.current_path;
   report.quarantined = state.quarantined;
   report.quarantined_rows = 0;

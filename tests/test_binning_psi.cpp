@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -16,11 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "command.hpp"
 #include "driftguard/binning.hpp"
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
+#include "driftguard/hdf5_io.hpp"
 #include "driftguard/histogram.hpp"
 #include "driftguard/ks.hpp"
+#include "driftguard/monitor.hpp"
+#include "driftguard/profile.hpp"
 #include "driftguard/psi.hpp"
 #include "driftguard/schema.hpp"
 #include "golden.hpp"
@@ -677,9 +682,28 @@ TEST(PsiGolden, MatchesEvidentlyPsi) {
     const std::vector<float> cur = golden_values(c["current"]);
     const Schema schema{{feature(
         name, c["kind"] == "categorical" ? FeatureKind::Categorical : FeatureKind::Numeric)}};
-    const std::vector<ColumnStats> cur_stats = observed(cur);
-    const HistogramSpec spec = build_histogram_spec(schema, {.policy = BinningPolicy::Evidently},
-                                                    SortedColumns{}, observed(ref), &cur_stats);
+    std::vector<ColumnStats> ref_stats = observed(ref), cur_stats = observed(cur);
+    const BinningOptions evidently{.policy = BinningPolicy::Evidently};
+    // Value bins past the values a running summary lists need them all, as Monitor supplies.
+    bool completed = false;
+    for (auto [stats, values] : {std::pair{&ref_stats, &ref}, std::pair{&cur_stats, &cur}}) {
+      if (!(*stats)[0].too_many_distinct) continue;
+      if (!evidently_bins_by_value(schema.features[0].kind, ref_stats[0])) continue;
+      if (!completed) {
+        EXPECT_THROW(
+            build_histogram_spec(schema, evidently, SortedColumns{}, ref_stats, &cur_stats),
+            InvalidInput);
+      }
+      completed = true;
+      std::vector<float> sorted;
+      std::copy_if(values->begin(), values->end(), std::back_inserter(sorted),
+                   [](float v) { return !std::isnan(v); });
+      std::sort(sorted.begin(), sorted.end());
+      (*stats)[0] = ColumnStats::all_values_of_sorted(sorted);
+    }
+    EXPECT_EQ(completed, name.find("6000") != std::string::npos);
+    const HistogramSpec spec =
+        build_histogram_spec(schema, evidently, SortedColumns{}, ref_stats, &cur_stats);
     EXPECT_EQ(spec.categorical[0] == 1, c["evidently_binning"] == "values");
     EXPECT_EQ(spec.bins(0), c["evidently_bins"].get<std::size_t>());
     const double value = psi(count(ctx, spec, ref).slots(0), count(ctx, spec, cur).slots(0),
@@ -687,6 +711,46 @@ TEST(PsiGolden, MatchesEvidentlyPsi) {
     const auto expected = c["psi"].get<double>();
     EXPECT_NEAR(value, expected, 1e-9 * std::abs(expected));
   }
+}
+
+TEST(PsiGolden, MonitorBinsEveryValueTheWindowsTake) {
+  // The scan's path: windows with more distinct values than a running summary lists are binned
+  // by all of them (evidently's value counts), from the profile's sorted reference and the held
+  // current window, whatever the kind.
+  const nlohmann::json& golden = testing::golden("psi_evidently.json");
+  const std::filesystem::path dir = testing::process_temp_dir("driftguard_psi_golden");
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
+  std::size_t checked = 0;
+  for (const auto& c : golden["cases"]) {
+    const auto name = c["name"].get<std::string>();
+    if (name.find("6000") == std::string::npos) continue;
+    SCOPED_TRACE(name);
+    const std::vector<float> ref = golden_values(c["reference"]);
+    const std::vector<float> cur = golden_values(c["current"]);
+    const std::string reference_path = (dir / (name + ".h5")).string();
+    Hdf5Writer writer(reference_path, {"x"});
+    writer.append(ref.data(), ref.size());
+    writer.close();
+    FeatureSpec spec =
+        feature("x", c["kind"] == "categorical" ? FeatureKind::Categorical : FeatureKind::Numeric);
+    if (spec.kind == FeatureKind::Categorical) spec.categories = {0};
+    ProfileOptions profile_options;
+    profile_options.schema = Schema{{spec}};
+    const ReferenceProfile profile = ReferenceProfile::build(ctx, reference_path, profile_options);
+    DriftOptions options;
+    options.binning.policy = BinningPolicy::Evidently;
+    options.distances = false;
+    Monitor monitor(ctx, profile, options);
+    monitor.observe(BatchView{cur.data(), cur.size(), 1});
+    const ScanReport report = monitor.close_window();
+    ASSERT_EQ(report.features.size(), 1u);
+    EXPECT_EQ(report.features[0].points.size(), c["evidently_bins"].get<std::size_t>());
+    const auto expected = c["psi"].get<double>();
+    EXPECT_NEAR(report.features[0].psi, expected, 1e-9 * std::abs(expected));
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2u);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(PsiGolden, MatchesNumPyQuantileAndEqualWidth) {

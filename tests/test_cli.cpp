@@ -365,6 +365,31 @@ TEST(HtmlReport, EscapesEveryStringFromTheData) {
   EXPECT_NE(page.find("a&amp;b.h5"), std::string::npos);
 }
 
+TEST(HtmlReport, ThousandsOfValueBinsDrawTheLargest) {
+  driftguard::ScanReport report;
+  driftguard::FeatureDrift feature;
+  feature.name = "code";
+  feature.kind = driftguard::FeatureKind::Categorical;
+  // [underflow, 1000 codes, other, missing]: one current share of a half at code 700, the rest
+  // spread evenly.
+  feature.reference_slots.assign(1003, 1);
+  feature.current_slots.assign(1003, 1);
+  feature.reference_slots[0] = feature.current_slots[0] = 0;
+  feature.reference_slots[1002] = feature.current_slots[1002] = 0;
+  feature.current_slots[701] = 1001;
+  for (int code = 0; code < 1000; ++code) feature.points.push_back(code);
+  report.features.push_back(feature);
+  const std::string page = report.to_html();
+  std::size_t bars = 0;
+  for (std::size_t at = page.find("<g><title>"); at != std::string::npos;
+       at = page.find("<g><title>", at + 1)) {
+    ++bars;
+  }
+  EXPECT_EQ(bars, 128u);
+  EXPECT_NE(page.find("<g><title>code 700: reference 0.1%, current 50.0%"), std::string::npos);
+  EXPECT_NE(page.find("128 of 1001 slots: those with the largest shares"), std::string::npos);
+}
+
 TEST_F(Cli, EvidentlyValueBinsAreReportedAsValues) {
   // evidently bins a numeric feature with few distinct values by value: its histogram lists those
   // values (as for a categorical feature), not B + 1 edges.

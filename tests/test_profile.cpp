@@ -216,12 +216,18 @@ TEST_F(Profile, ScoringWithAnotherModelIsRefused) {
 
   DriftOptions drift;
   drift.model_path = model_a;
-  EXPECT_NO_THROW(Monitor(ctx_, loaded, drift));
+  {
+    // Reports and errors name the profile file the user passed, not the table behind it.
+    Monitor monitor(ctx_, loaded, drift);
+    EXPECT_EQ(monitor.snapshot().reference_path, path);
+    EXPECT_TRUE(monitor.snapshot().reference_is_profile);
+  }
   drift.model_path = model_b;
   try {
     Monitor monitor(ctx_, loaded, drift);
     ADD_FAILURE() << "scored with another model than the profile's";
   } catch (const InvalidInput& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path + ": ", 0), 0u) << e.what();
     EXPECT_NE(std::string(e.what()).find("not with " + model_b), std::string::npos) << e.what();
   }
 }

@@ -22,7 +22,9 @@
 // A constant column gets the single bin [v - 0.5, v + 0.5], as NumPy does. Under quantile and
 // equal_width a reference column without a finite value gets the single bin [lowest float, max
 // float]: its PSI compares the windows' missing shares, and the scan goes on.
-// Binning by values needs at most ColumnStats::kMaxDistinct distinct values per window.
+// Binning by values needs the windows' distinct values: ColumnStats lists at most kMaxDistinct of
+// them, and build_histogram_spec refuses stats past that; a caller holding the values completes
+// them first (ColumnStats::all_values_of_sorted), as Monitor does.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -35,6 +37,7 @@
 namespace driftguard {
 
 struct Schema;
+enum class FeatureKind;
 struct SortedColumns;
 
 enum class BinningPolicy { Quantile, EqualWidth, Fixed, Evidently };
@@ -62,7 +65,14 @@ struct ColumnStats {
   // ignored): equal to observe() over its values in that order. O(distinct values x log(run
   // length)), stopping after kMaxDistinct + 1 distinct values.
   static ColumnStats of_sorted(std::span<const float> sorted);
+  // The same with every distinct value listed, however many (too_many_distinct stays false), for
+  // value bins of a column known in full. Not for observe() or merge() afterwards.
+  static ColumnStats all_values_of_sorted(std::span<const float> sorted);
 };
+// Whether the evidently policy bins a feature by the values of both windows (categorical
+// features, and numeric ones with at most 20 distinct reference values) rather than on Sturges
+// edges.
+bool evidently_bins_by_value(FeatureKind kind, const ColumnStats& reference);
 // Whether the quantile policy bins a numeric column (or a model score) by its reference values: it
 // has at most `bins` distinct finite values, each seen twice on average (count >= 2 x distinct).
 // A value of the current window that the reference never took counts in the "other" slot, a bin

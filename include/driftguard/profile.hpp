@@ -36,6 +36,7 @@ struct ProfileOptions {
 
 struct ReferenceProfile {
   std::string source;  // the reference table it was built from
+  std::string file;    // the profile file it was read from (load); empty when built in memory
   std::uint64_t rows = 0;
   Schema schema;
   bool schema_inferred = false;
@@ -64,6 +65,8 @@ struct ReferenceProfile {
   static bool is_profile(const std::string& path);
 
   std::size_t features() const noexcept { return schema.features.size(); }
+  // What errors about this reference name: the profile file a user passed, else the table.
+  const std::string& name() const noexcept { return file.empty() ? source : file; }
   // Per-feature statistics of the finite reference values (binning policies), read off the sorted
   // columns (ColumnStats::of_sorted).
   std::vector<ColumnStats> column_stats() const;

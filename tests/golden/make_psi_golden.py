@@ -112,6 +112,13 @@ def synthetic_cases(rng):
     rare = [0.7, 0.2, 0.0999, 0.0001]
     cases.append(("categorical_rare_large", "categorical", f32(rng.choice(4, 15000, p=rare)),
                   f32(rng.choice(3, 12000, p=[0.6, 0.3, 0.1]))))
+    # Value bins past the 4096 distinct values driftguard's running column summary lists: a
+    # discrete reference against a current window of about 6000 distinct values (multiples of
+    # 1/64, exact in float32), and a code column of about 6000 codes in each window.
+    cases.append(("discrete_reference_6000_values_in_current", "numeric",
+                  f32(rng.integers(0, 10, 3000)), f32(rng.integers(-40000, 40000, 6500) / 64)))
+    cases.append(("categorical_6000_codes", "categorical", f32(rng.integers(0, 6000, 20000)),
+                  f32(rng.integers(1000, 7000, 20000))))
     return cases
 
 
