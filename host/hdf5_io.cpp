@@ -258,6 +258,15 @@ Dataset open_dataset(const std::string& path, hid_t file, const char* name) {
     fail(path, std::string(name) + " keeps its data in external raw files; store the data in " +
                    "the file itself");
   }
+  // Chunks stored as they are read (no filter) bypass the chunk cache: HDF5 then reads a chunk
+  // straight into the caller's buffer instead of into a cache slot and copying it over.
+  if (H5Pget_layout(create.get()) == H5D_CHUNKED && H5Pget_nfilters(create.get()) == 0) {
+    PropertyList access(H5Pcreate(H5P_DATASET_ACCESS));
+    if (access.valid() && H5Pset_chunk_cache(access.get(), 0, 0, 1.0) >= 0) {
+      Dataset direct(H5Dopen2(file, name, access.get()));
+      if (direct.valid()) return direct;
+    }
+  }
   return dataset;
 }
 
@@ -498,6 +507,9 @@ struct Hdf5BatchReader::Impl {
   std::size_t rows = 0;
   std::size_t features = 0;
   std::size_t chunk_rows = 0;
+  // Chunks of whole rows stored as native float32 without filters: a whole chunk is read raw,
+  // straight into the caller's buffer (H5Dread_chunk), without libhdf5's selection machinery.
+  bool raw_chunks = false;
   std::vector<std::string> names;
 };
 
@@ -562,6 +574,8 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
+  r.raw_chunks = chunked && filters == 0 && chunk[1] == r.features && chunk[0] <= r.rows &&
+                 H5Tequal(type.get(), H5T_NATIVE_FLOAT) > 0;
   // Chunks or a contiguous block never written read as the fill value: rows that would count as
   // data though the file has none. (Counted per chunk: libhdf5 1.10's H5Dget_space_status calls
   // a fully written compressed dataset partly allocated.)
@@ -632,8 +646,40 @@ bool Hdf5BatchReader::has_row_id() const noexcept { return impl_->row_id.valid()
 
 std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* out) {
   silence_hdf5_stack_printing();
-  return read_rows(impl_->path, impl_->features_data.get(), "/features", impl_->rows,
-                   impl_->features, H5T_NATIVE_FLOAT, first, count, out);
+  const Impl& r = *impl_;
+  const hid_t dataset = r.features_data.get();
+  if (!r.raw_chunks || first >= r.rows || out == nullptr) {
+    return read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, first,
+                     count, out);
+  }
+  const std::size_t end = first + std::min(count, r.rows - first);
+  const std::size_t chunk_bytes = r.chunk_rows * r.features * sizeof(float);
+  for (std::size_t row = first; row < end;) {
+    float* const to = out + (row - first) * r.features;
+    if (row % r.chunk_rows == 0 && end - row >= r.chunk_rows) {
+      // A chunk whose stored size is not a chunk's would overrun the buffer: a corrupt file.
+      const hsize_t offset[2] = {row, 0};
+      hsize_t stored = 0;
+      std::uint32_t filter_mask = 0;
+      if (H5Dget_chunk_storage_size(dataset, offset, &stored) < 0 || stored != chunk_bytes ||
+          H5Dread_chunk(dataset, H5P_DEFAULT, offset, &filter_mask, to) < 0) {
+        fail(r.path, "cannot read rows " + row_range(row, r.chunk_rows) +
+                         " of /features (corrupt block?: " +
+                         (stored != chunk_bytes && stored != 0
+                              ? "the chunk stores " + std::to_string(stored) + " bytes, not " +
+                                    std::to_string(chunk_bytes)
+                              : hdf5_error_detail()) +
+                         ")");
+      }
+      row += r.chunk_rows;
+    } else {
+      // The rows up to the next chunk boundary (or the end), through the selection path.
+      const std::size_t stop = std::min(end, (row / r.chunk_rows + 1) * r.chunk_rows);
+      row += read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, row,
+                       stop - row, to);
+    }
+  }
+  return end - first;
 }
 
 std::size_t Hdf5BatchReader::read_label(std::size_t first, std::size_t count, float* out) {

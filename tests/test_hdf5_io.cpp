@@ -296,25 +296,29 @@ TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
   write_table(path, t, names_for(3), all_columns(/*chunk_rows=*/64));
   Hdf5BatchReader reader(path);
 
-  constexpr std::size_t kBlock = 37;
-  std::vector<float> values(kBlock * t.features);
-  std::vector<float> label(kBlock);
-  std::vector<std::int64_t> timestamp(kBlock), row_id(kBlock);
-  for (std::size_t first = 0; first < t.rows; ++first) {
-    const std::size_t expected = std::min(kBlock, t.rows - first);
-    std::fill(values.begin(), values.end(), -1.0f);
-    ASSERT_EQ(reader.read(first, kBlock, values.data()), expected) << first;
-    expect_same_bits(values.data(), t.values.data() + first * t.features, expected * t.features);
-    ASSERT_EQ(reader.read_label(first, kBlock, label.data()), expected);
-    ASSERT_EQ(reader.read_timestamp(first, kBlock, timestamp.data()), expected);
-    ASSERT_EQ(reader.read_row_id(first, kBlock, row_id.data()), expected);
-    expect_same_bits(label.data(), t.label.data() + first, expected);
-    expect_same_bits(timestamp.data(), t.timestamp.data() + first, expected);
-    expect_same_bits(row_id.data(), t.row_id.data() + first, expected);
+  // Blocks inside one chunk, blocks holding whole chunks between partial ones (whole chunks of
+  // float32 are read raw), and the whole table (its last chunk is partial).
+  for (const std::size_t block : {std::size_t{37}, std::size_t{150}, std::size_t{1000}}) {
+    SCOPED_TRACE(block);
+    std::vector<float> values(block * t.features);
+    std::vector<float> label(block);
+    std::vector<std::int64_t> timestamp(block), row_id(block);
+    for (std::size_t first = 0; first < t.rows; ++first) {
+      const std::size_t expected = std::min(block, t.rows - first);
+      std::fill(values.begin(), values.end(), -1.0f);
+      ASSERT_EQ(reader.read(first, block, values.data()), expected) << first;
+      expect_same_bits(values.data(), t.values.data() + first * t.features, expected * t.features);
+      ASSERT_EQ(reader.read_label(first, block, label.data()), expected);
+      ASSERT_EQ(reader.read_timestamp(first, block, timestamp.data()), expected);
+      ASSERT_EQ(reader.read_row_id(first, block, row_id.data()), expected);
+      expect_same_bits(label.data(), t.label.data() + first, expected);
+      expect_same_bits(timestamp.data(), t.timestamp.data() + first, expected);
+      expect_same_bits(row_id.data(), t.row_id.data() + first, expected);
+    }
+    EXPECT_EQ(reader.read(t.rows, block, values.data()), 0u);
+    EXPECT_EQ(reader.read(t.rows + 5, block, values.data()), 0u);
+    EXPECT_EQ(reader.read(10, 0, values.data()), 0u);
   }
-  EXPECT_EQ(reader.read(t.rows, kBlock, values.data()), 0u);
-  EXPECT_EQ(reader.read(t.rows + 5, kBlock, values.data()), 0u);
-  EXPECT_EQ(reader.read(10, 0, values.data()), 0u);
 }
 
 TEST_F(Hdf5IoTest, Float64FeaturesAreConvertedAndFixedLengthNamesRead) {
