@@ -248,9 +248,10 @@ __attribute__((always_inline)) inline void validate_chunk(const CpuTables& t, co
   const Floats highest = Floats{} + std::numeric_limits<float>::max();
   Ints missing{}, outside_low{}, outside_high{}, negative_infinite{}, positive_infinite{};
   const std::size_t width = std::min(kWidth, t.features - f0);
-  for (std::size_t row = row_begin; row < row_end; ++row) {
+  // By reference, not by value: vectors wider than the generic target's registers have no
+  // portable calling convention (-Wpsabi), inlined or not.
+  const auto load = [&](std::size_t row, Floats& x) {
     const float* values = data + row * t.features + f0;
-    Floats x;
     if (width == kWidth) {
       std::memcpy(&x, values, sizeof x);
     } else {  // the last, partial chunk: NaN padding, never invalid (missing_bad is 0 there)
@@ -258,17 +259,34 @@ __attribute__((always_inline)) inline void validate_chunk(const CpuTables& t, co
         x[j] = j < width ? values[j] : std::numeric_limits<float>::quiet_NaN();
       }
     }
-    // Lanes are 0 or -1 (true): counters subtract them.
-    const Ints is_missing = x != x;
-    const Ints is_low = x < low;
-    const Ints is_high = x > high;
-    missing -= is_missing;
-    outside_low -= is_low;
-    outside_high -= is_high;
-    negative_infinite -= x < lowest;
-    positive_infinite -= x > highest;
-    const Ints invalid = (is_missing & missing_bad) + is_low + is_high;  // 0 or negative
-    row_bad[row - row_begin] |= static_cast<std::uint8_t>(any_lane<kWidth>(invalid) != 0);
+  };
+  // Invalid rows are rare: a run of rows is checked as a whole, and only a run holding one is
+  // walked again row by row (a horizontal test per row costs as much as the counting).
+  constexpr std::size_t kRun = 64;
+  for (std::size_t run = row_begin; run < row_end; run += kRun) {
+    const std::size_t run_end = std::min(run + kRun, row_end);
+    Ints any_invalid{};
+    for (std::size_t row = run; row < run_end; ++row) {
+      Floats x;
+      load(row, x);
+      // Lanes are 0 or -1 (true): counters subtract them; `invalid` sums are 0 or negative.
+      const Ints is_missing = x != x;
+      const Ints is_low = x < low;
+      const Ints is_high = x > high;
+      missing -= is_missing;
+      outside_low -= is_low;
+      outside_high -= is_high;
+      negative_infinite -= x < lowest;
+      positive_infinite -= x > highest;
+      any_invalid += (is_missing & missing_bad) + is_low + is_high;
+    }
+    if (any_lane<kWidth>(any_invalid) == 0) continue;
+    for (std::size_t row = run; row < run_end; ++row) {
+      Floats x;
+      load(row, x);
+      const Ints invalid = (Ints(x != x) & missing_bad) + Ints(x < low) + Ints(x > high);
+      row_bad[row - row_begin] |= static_cast<std::uint8_t>(any_lane<kWidth>(invalid) != 0);
+    }
   }
   const std::size_t n = t.features;
   for (std::size_t j = 0; j < width; ++j) {
