@@ -138,7 +138,7 @@ TEST_F(Cli, ProfileScanEqualsRawScan) {
   const fs::path profile = dir_ / "reference.profile.h5";
   const CommandResult built =
       run(std::string(DRIFTGUARD_BIN) + " profile --backend cpu -q --mmd-rows 500 " +
-          "--reference " + (dir_ / "reference.h5").string() + " -o " + profile.string());
+          (dir_ / "reference.h5").string() + " -o " + profile.string());  // --reference optional
   ASSERT_EQ(built.exit_code, 0) << built.err;
   synth("current.h5", "mean_shift", 8, "income");
   const std::string common = " scan --backend cpu --mmd --mmd-rows 500 -q --current " +
@@ -153,6 +153,7 @@ TEST_F(Cli, ProfileScanEqualsRawScan) {
             0);
   json raw = read_json(dir_ / "raw.json"), from_profile = read_json(dir_ / "profile.json");
   EXPECT_TRUE(from_profile["reference"]["profile"].get<bool>());
+  EXPECT_EQ(from_profile["reference"]["path"], profile.string());
   for (json* report : {&raw, &from_profile}) {
     report->erase("timing");
     report->erase("reference");

@@ -618,7 +618,8 @@ int main(int argc, char** argv) {
   ProfileOptions profile_options;
   CLI::App* profile_cmd = app.add_subcommand(
       "profile", "build a reference profile (schema, sorted columns, MMD sample) for fast scans");
-  profile_cmd->add_option("--reference", profile_reference, "reference window (HDF5)")->required();
+  profile_cmd->add_option("reference,--reference", profile_reference, "reference window (HDF5)")
+      ->required();
   profile_cmd->add_option("-o,--output", profile_output, "the profile to write (HDF5)")->required();
   profile_cmd->add_option("--schema", profile_schema,
                           "schema JSON (default: inferred from the reference)");
