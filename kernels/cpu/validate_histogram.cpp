@@ -117,6 +117,11 @@ struct CpuTables {
   std::vector<std::uint32_t> categorical_rules;
   std::vector<CodeLookup> bin_codes;   // per scalar-path feature; usable when categorical
   std::vector<CodeLookup> rule_codes;  // per categorical rule
+  // A categorical feature both binned by code lookup and validated by a rule: whether a value in
+  // each of its slots is allowed (a rule code, or missing), so that one lookup serves both
+  // passes. Per scalar-path feature, empty for the others; rule_in_bins per categorical rule.
+  std::vector<std::vector<std::uint8_t>> slot_allowed;
+  std::vector<std::uint8_t> rule_in_bins;
 
   CpuTables(const detail::PreparedPass& prep, std::size_t n_features, std::size_t vector_width)
       : features(n_features), width(vector_width) {
@@ -160,11 +165,27 @@ struct CpuTables {
       high_finite.resize(padded, kMax);
       missing_bad.resize(padded, 0);
     }
+    rule_in_bins.assign(categorical_rules.size(), 0);
     for (std::uint32_t f : scalar_features) {
       const detail::FeatureBins& bins = prep.bins[f];
-      bin_codes.push_back(bins.categorical
-                              ? CodeLookup(prep.points.data() + bins.point_offset, bins.point_count)
-                              : CodeLookup());
+      const float* points = prep.points.data() + bins.point_offset;
+      bin_codes.push_back(bins.categorical ? CodeLookup(points, bins.point_count) : CodeLookup());
+      slot_allowed.emplace_back();
+      const auto rule = std::find(categorical_rules.begin(), categorical_rules.end(), f);
+      if (!bins.categorical || !bin_codes.back().usable() || rule == categorical_rules.end()) {
+        continue;
+      }
+      rule_in_bins[static_cast<std::size_t>(rule - categorical_rules.begin())] = 1;
+      const detail::FeatureRule& feature_rule = prep.rules[f];
+      const float* codes = prep.codes.data() + feature_rule.code_offset;
+      // Slots: underflow (unused), the codes, other (finite: unknown; +-Inf: flagged as such),
+      // missing.
+      std::vector<std::uint8_t>& allowed = slot_allowed.back();
+      allowed.assign(bins.point_count + 3, 0);
+      for (std::uint32_t k = 0; k < bins.point_count; ++k) {
+        allowed[k + 1] = detail::cell_flags(points[k], feature_rule, codes) != kUnknownCategory;
+      }
+      allowed[bins.point_count + 2] = 1;
     }
   }
 };
@@ -394,54 +415,81 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
   if constexpr (kValidate) {
     validate_numeric(t, args.batch.data, row_begin, row_end, flag_block, row_bad);
   }
-  for (std::size_t row = row_begin; row < row_end; ++row) {
-    const float* __restrict__ x = args.batch.data + row * n;
-    if constexpr (kHistogram) {
-      for (std::size_t i = 0; i < t.scalar_features.size(); ++i) {
-        const std::uint32_t f = t.scalar_features[i];
-        const detail::FeatureBins& bins = prep.bins[f];
-        const CodeLookup& codes = t.bin_codes[i];
-        std::uint32_t slot;
-        if (codes.usable()) {
-          const std::uint32_t code = codes.find(x[f]);
-          slot = code != 0 ? code : x[f] != x[f] ? bins.point_count + 2 : bins.point_count + 1;
-        } else {
-          slot = detail::slot_of(x[f], bins, prep.points.data() + bins.point_offset);
-        }
-        ++out.slots[bins.slot_offset + slot];
+  // The scalar-path features and the categorical rules go column by column over the block (in
+  // L2 after the passes above): a feature's tables are read once per block, not once per value.
+  const float* const block = args.batch.data + row_begin * n;
+  const std::size_t block_rows = row_end - row_begin;
+  std::uint8_t* const cell_flags = kValidate ? args.masks.cell_flags : nullptr;
+  if (cell_flags != nullptr) {
+    for (std::size_t row = row_begin; row < row_end; ++row) {
+      const float* __restrict__ x = args.batch.data + row * n;
+      std::uint8_t* __restrict__ cells = cell_flags + row * n;
+      for (std::size_t f = 0; f < n; ++f) {
+        const float v = x[f];
+        const std::uint32_t finite = std::fabs(v) != kInf;
+        cells[f] = static_cast<std::uint8_t>(
+            static_cast<std::uint32_t>(v != v) * kMissing + (finite ^ 1u) * kNonFinite +
+            (static_cast<std::uint32_t>(v < t.min_up[f]) & finite) * kBelowMin +
+            (static_cast<std::uint32_t>(v > t.max_down[f]) & finite) * kAboveMax);
       }
     }
-    if constexpr (kValidate) {
-      std::uint32_t bad = row_bad[row - row_begin];
-      if (std::uint8_t* cell_flags = args.masks.cell_flags) {
-        std::uint8_t* __restrict__ cells = cell_flags + row * n;
-        for (std::size_t f = 0; f < n; ++f) {
-          const float v = x[f];
-          const std::uint32_t finite = std::fabs(v) != kInf;
-          cells[f] = static_cast<std::uint8_t>(
-              static_cast<std::uint32_t>(v != v) * kMissing + (finite ^ 1u) * kNonFinite +
-              (static_cast<std::uint32_t>(v < t.min_up[f]) & finite) * kBelowMin +
-              (static_cast<std::uint32_t>(v > t.max_down[f]) & finite) * kAboveMax);
+  }
+  // An unknown code of feature f in block row r: counted, the row made invalid, its cell flag
+  // set (replacing the numeric flags written above).
+  const auto unknown_at = [&](std::size_t f, std::size_t r) {
+    ++out.flags[f * kCellFlagCount + flag_index(kUnknownCategory)];
+    row_bad[r] = 1;
+    if (cell_flags != nullptr) cell_flags[(row_begin + r) * n + f] = kUnknownCategory;
+  };
+  if constexpr (kHistogram) {
+    for (std::size_t i = 0; i < t.scalar_features.size(); ++i) {
+      const std::uint32_t f = t.scalar_features[i];
+      const detail::FeatureBins& bins = prep.bins[f];
+      const CodeLookup& codes = t.bin_codes[i];
+      std::uint64_t* const slots = out.slots.data() + bins.slot_offset;
+      const std::uint32_t other = bins.point_count + 1, missing = bins.point_count + 2;
+      const std::vector<std::uint8_t>& allowed = t.slot_allowed[i];
+      if (kValidate && !allowed.empty()) {
+        for (std::size_t r = 0; r < block_rows; ++r) {
+          const float x = block[r * n + f];
+          const std::uint32_t code = codes.find(x);
+          const std::uint32_t slot = code != 0 ? code : x != x ? missing : other;
+          ++slots[slot];
+          if (allowed[slot] == 0 && std::fabs(x) != kInf) unknown_at(f, r);
+        }
+      } else if (codes.usable()) {
+        for (std::size_t r = 0; r < block_rows; ++r) {
+          const float x = block[r * n + f];
+          const std::uint32_t code = codes.find(x);
+          ++slots[code != 0 ? code : x != x ? missing : other];
+        }
+      } else {
+        const float* const points = prep.points.data() + bins.point_offset;
+        for (std::size_t r = 0; r < block_rows; ++r) {
+          ++slots[detail::slot_of(block[r * n + f], bins, points)];
         }
       }
-      for (std::size_t i = 0; i < t.categorical_rules.size(); ++i) {
-        const std::uint32_t f = t.categorical_rules[i];
-        const detail::FeatureRule& rule = prep.rules[f];
-        const CodeLookup& codes = t.rule_codes[i];
-        // Unknown: finite and no code (NaN and +-Inf are flagged above).
-        const bool unknown =
-            codes.usable() ? codes.find(x[f]) == 0 && std::fabs(x[f]) != kInf && x[f] == x[f]
-                           : detail::cell_flags(x[f], rule, prep.codes.data() + rule.code_offset) ==
-                                 kUnknownCategory;
-        if (unknown) {
-          ++out.flags[f * kCellFlagCount + flag_index(kUnknownCategory)];
-          bad = 1;
-          if (args.masks.cell_flags != nullptr)
-            args.masks.cell_flags[row * n + f] = kUnknownCategory;
-        }
+    }
+  }
+  if constexpr (kValidate) {
+    for (std::size_t i = 0; i < t.categorical_rules.size(); ++i) {
+      if (kHistogram && t.rule_in_bins[i] != 0) continue;  // checked with its bins above
+      const std::uint32_t f = t.categorical_rules[i];
+      const detail::FeatureRule& rule = prep.rules[f];
+      const CodeLookup& codes = t.rule_codes[i];
+      const float* const rule_codes = prep.codes.data() + rule.code_offset;
+      for (std::size_t r = 0; r < block_rows; ++r) {
+        const float x = block[r * n + f];
+        // Unknown: finite and no code (NaN and +-Inf are flagged as such).
+        const bool unknown = codes.usable()
+                                 ? codes.find(x) == 0 && std::fabs(x) != kInf && x == x
+                                 : detail::cell_flags(x, rule, rule_codes) == kUnknownCategory;
+        if (unknown) unknown_at(f, r);
       }
-      out.rows_ok += bad == 0 ? 1 : 0;
-      if (args.masks.row_ok != nullptr) args.masks.row_ok[row] = bad == 0 ? 1 : 0;
+    }
+    for (std::size_t r = 0; r < block_rows; ++r) {
+      out.rows_ok += row_bad[r] == 0 ? 1 : 0;
+      if (args.masks.row_ok != nullptr) args.masks.row_ok[row_begin + r] = row_bad[r] == 0 ? 1 : 0;
     }
   }
   out.rows += row_end - row_begin;
