@@ -166,16 +166,18 @@ struct CpuTables {
       missing_bad.resize(padded, 0);
     }
     rule_in_bins.assign(categorical_rules.size(), 0);
+    std::vector<std::int64_t> rule_of(features, -1);  // feature -> its categorical rule
+    for (std::size_t i = 0; i < categorical_rules.size(); ++i) {
+      rule_of[categorical_rules[i]] = static_cast<std::int64_t>(i);
+    }
     for (std::uint32_t f : scalar_features) {
       const detail::FeatureBins& bins = prep.bins[f];
       const float* points = prep.points.data() + bins.point_offset;
       bin_codes.push_back(bins.categorical ? CodeLookup(points, bins.point_count) : CodeLookup());
       slot_allowed.emplace_back();
-      const auto rule = std::find(categorical_rules.begin(), categorical_rules.end(), f);
-      if (!bins.categorical || !bin_codes.back().usable() || rule == categorical_rules.end()) {
-        continue;
-      }
-      rule_in_bins[static_cast<std::size_t>(rule - categorical_rules.begin())] = 1;
+      const std::int64_t rule = f < rule_of.size() ? rule_of[f] : -1;
+      if (!bins.categorical || !bin_codes.back().usable() || rule < 0) continue;
+      rule_in_bins[static_cast<std::size_t>(rule)] = 1;
       const detail::FeatureRule& feature_rule = prep.rules[f];
       const float* codes = prep.codes.data() + feature_rule.code_offset;
       // Slots: underflow (unused), the codes, other (finite: unknown; +-Inf: flagged as such),
