@@ -24,6 +24,7 @@ BlockRing::BlockRing(Context& ctx, Hdf5BatchReader& reader, std::uint64_t first_
     if (timestamps) slot.timestamps.resize(block_rows);
     free_.push_back(&slot);
   }
+  reader.set_decode_threads(ctx.cpu_threads());
   thread_ = std::thread([this] { run(); });
 }
 

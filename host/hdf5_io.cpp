@@ -2,6 +2,8 @@
 #include "driftguard/hdf5_io.hpp"
 
 #include <hdf5.h>
+#include <omp.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -507,9 +509,13 @@ struct Hdf5BatchReader::Impl {
   std::size_t rows = 0;
   std::size_t features = 0;
   std::size_t chunk_rows = 0;
-  // Chunks of whole rows stored as native float32 without filters: a whole chunk is read raw,
-  // straight into the caller's buffer (H5Dread_chunk), without libhdf5's selection machinery.
+  // Chunks of whole rows stored as native float32, without filters or with shuffle and deflate
+  // only: a whole chunk is read raw (H5Dread_chunk), without libhdf5's chunk cache and its copy,
+  // and compressed chunks are decoded here on all decode_threads (libhdf5 inflates on one).
   bool raw_chunks = false;
+  std::vector<H5Z_filter_t> filters;  // the pipeline, in the order it was applied
+  int decode_threads = 0;
+  std::vector<std::vector<unsigned char>> stored;  // raw bytes of a block's chunks, reused
   std::vector<std::string> names;
 };
 
@@ -574,8 +580,23 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
-  r.raw_chunks = chunked && filters == 0 && chunk[1] == r.features && chunk[0] <= r.rows &&
+  r.raw_chunks = chunked && chunk[1] == r.features && chunk[0] <= r.rows &&
                  H5Tequal(type.get(), H5T_NATIVE_FLOAT) > 0;
+  for (int i = 0; r.raw_chunks && i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t values = 4;
+    unsigned parameters[4] = {};
+    r.filters.push_back(H5Pget_filter2(create.get(), static_cast<unsigned>(i), &flags, &values,
+                                       parameters, 0, nullptr, &config));
+    // Decoded here: shuffle of 4-byte elements as the first filter, then deflate, as h5py and
+    // driftguard-data write them. Any other pipeline goes to libhdf5.
+    const bool shuffle =
+        r.filters.back() == H5Z_FILTER_SHUFFLE && values >= 1 && parameters[0] == 4;
+    r.raw_chunks = i == 0 ? shuffle || r.filters.back() == H5Z_FILTER_DEFLATE
+                          : i == 1 && r.filters[0] == H5Z_FILTER_SHUFFLE &&
+                                r.filters.back() == H5Z_FILTER_DEFLATE;
+  }
+  if (!r.raw_chunks) r.filters.clear();
   // Chunks or a contiguous block never written read as the fill value: rows that would count as
   // data though the file has none. (Counted per chunk: libhdf5 1.10's H5Dget_space_status calls
   // a fully written compressed dataset partly allocated.)
@@ -644,41 +665,147 @@ bool Hdf5BatchReader::has_label() const noexcept { return impl_->label.valid(); 
 bool Hdf5BatchReader::has_timestamp() const noexcept { return impl_->timestamp.valid(); }
 bool Hdf5BatchReader::has_row_id() const noexcept { return impl_->row_id.valid(); }
 
+namespace {
+
+// Undoes HDF5's shuffle filter for 4-byte elements: byte j of element i was stored at
+// j * n + i.
+void unshuffle4(const unsigned char* shuffled, std::size_t n, unsigned char* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < 4; ++j) out[4 * i + j] = shuffled[j * n + i];
+  }
+}
+
+// Decodes one raw chunk through `filters` (applied in that order when written; bit i of
+// `skipped` set: filter i was not applied to this chunk) into `out`, `bytes` long. Returns an
+// error text, empty on success. `scratch` is a buffer of `bytes` of the caller's thread.
+std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipped,
+                         const std::vector<H5Z_filter_t>& filters, unsigned char* out,
+                         std::size_t bytes, std::vector<unsigned char>& scratch) {
+  // Decoding runs the pipeline backwards; each step reads `from` and writes the next buffer,
+  // the last one `out`.
+  std::vector<std::size_t> steps;
+  for (std::size_t i = filters.size(); i-- > 0;) {
+    if ((skipped >> i & 1u) == 0) steps.push_back(i);
+  }
+  const unsigned char* from = stored.data();
+  std::size_t size = stored.size();
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    // Alternate between `out` and `scratch` so that the last step lands in `out`.
+    unsigned char* to = (steps.size() - k) % 2 == 1 ? out : scratch.data();
+    if (filters[steps[k]] == H5Z_FILTER_DEFLATE) {
+      uLongf produced = static_cast<uLongf>(bytes);
+      const int status = uncompress(to, &produced, from, static_cast<uLong>(size));
+      if (status != Z_OK || produced != bytes) {
+        return status == Z_OK || status == Z_BUF_ERROR
+                   ? "the chunk inflates to a size other than a chunk's"
+                   : std::string("deflate data error (zlib ") + std::to_string(status) + ")";
+      }
+    } else {  // H5Z_FILTER_SHUFFLE
+      if (size != bytes) return "a shuffled chunk of " + std::to_string(size) + " bytes";
+      unshuffle4(from, bytes / 4, to);
+    }
+    from = to;
+    size = bytes;
+  }
+  if (steps.empty()) {
+    if (size != bytes) return "the chunk stores " + std::to_string(size) + " bytes";
+    std::memcpy(out, from, bytes);
+  }
+  return {};
+}
+
+}  // namespace
+
+void Hdf5BatchReader::set_decode_threads(int threads) noexcept { impl_->decode_threads = threads; }
+
 std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* out) {
   silence_hdf5_stack_printing();
-  const Impl& r = *impl_;
+  Impl& r = *impl_;
   const hid_t dataset = r.features_data.get();
   if (!r.raw_chunks || first >= r.rows || out == nullptr) {
     return read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, first,
                      count, out);
   }
   const std::size_t end = first + std::min(count, r.rows - first);
-  const std::size_t chunk_bytes = r.chunk_rows * r.features * sizeof(float);
-  for (std::size_t row = first; row < end;) {
-    float* const to = out + (row - first) * r.features;
-    if (row % r.chunk_rows == 0 && end - row >= r.chunk_rows) {
+  const std::size_t chunk = r.chunk_rows;
+  const std::size_t chunk_bytes = chunk * r.features * sizeof(float);
+  // Rows before the first whole chunk and after the last go through the selection path.
+  const std::size_t whole_begin = std::min(end, (first + chunk - 1) / chunk * chunk);
+  const std::size_t whole_end = std::max(whole_begin, end / chunk * chunk);
+  const auto read_part = [&](std::size_t from, std::size_t to) {
+    if (to > from) {
+      read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, from, to - from,
+                out + (from - first) * r.features);
+    }
+  };
+  const auto fail_chunk = [&](std::size_t row, const std::string& why) {
+    fail(r.path, "cannot read rows " + row_range(row, chunk) +
+                     " of /features (corrupt block?: " + why + ")");
+  };
+  read_part(first, whole_begin);
+  const std::size_t chunks = (whole_end - whole_begin) / chunk;
+  if (r.filters.empty()) {
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const std::size_t row = whole_begin + c * chunk;
       // A chunk whose stored size is not a chunk's would overrun the buffer: a corrupt file.
       const hsize_t offset[2] = {row, 0};
-      hsize_t stored = 0;
-      std::uint32_t filter_mask = 0;
-      if (H5Dget_chunk_storage_size(dataset, offset, &stored) < 0 || stored != chunk_bytes ||
-          H5Dread_chunk(dataset, H5P_DEFAULT, offset, &filter_mask, to) < 0) {
-        fail(r.path, "cannot read rows " + row_range(row, r.chunk_rows) +
-                         " of /features (corrupt block?: " +
-                         (stored != chunk_bytes && stored != 0
-                              ? "the chunk stores " + std::to_string(stored) + " bytes, not " +
-                                    std::to_string(chunk_bytes)
-                              : hdf5_error_detail()) +
-                         ")");
+      hsize_t size = 0;
+      std::uint32_t skipped = 0;
+      if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0)
+        fail_chunk(row, hdf5_error_detail());
+      if (size != chunk_bytes)
+        fail_chunk(row, "the chunk stores " + std::to_string(size) + " bytes");
+      if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &skipped, out + (row - first) * r.features) <
+          0) {
+        fail_chunk(row, hdf5_error_detail());
       }
-      row += r.chunk_rows;
-    } else {
-      // The rows up to the next chunk boundary (or the end), through the selection path.
-      const std::size_t stop = std::min(end, (row / r.chunk_rows + 1) * r.chunk_rows);
-      row += read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, row,
-                       stop - row, to);
+    }
+  } else {
+    // Raw bytes one chunk after another (libhdf5 is not thread-safe), then decoded in parallel;
+    // in groups, so that a large read holds the stored bytes of a few chunks per thread only.
+    const int threads = r.decode_threads > 0 ? r.decode_threads : omp_get_max_threads();
+    const std::size_t group = 4 * static_cast<std::size_t>(threads);
+    if (r.stored.size() < std::min(chunks, group)) r.stored.resize(std::min(chunks, group));
+    std::vector<std::uint32_t> skipped(group);
+    std::vector<std::string> errors(group);
+    for (std::size_t g = 0; g < chunks; g += group) {
+      const std::size_t count = std::min(group, chunks - g);
+      for (std::size_t c = 0; c < count; ++c) {
+        const std::size_t row = whole_begin + (g + c) * chunk;
+        const hsize_t offset[2] = {row, 0};
+        hsize_t size = 0;
+        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0) {
+          fail_chunk(row, hdf5_error_detail());
+        }
+        // Deflate's worst case adds 0.03% and a few bytes to a chunk; a larger claim is a
+        // corrupt index, refused before allocating it.
+        if (size == 0 || size > 2 * chunk_bytes + 1024) {
+          fail_chunk(row, "the chunk claims " + std::to_string(size) + " stored bytes");
+        }
+        r.stored[c].resize(size);
+        skipped[c] = 0;
+        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &skipped[c], r.stored[c].data()) < 0) {
+          fail_chunk(row, hdf5_error_detail());
+        }
+      }
+#pragma omp parallel num_threads(threads) if (count > 1)
+      {
+        std::vector<unsigned char> scratch(chunk_bytes);
+#pragma omp for schedule(dynamic, 1)
+        for (std::size_t c = 0; c < count; ++c) {
+          const std::size_t row = whole_begin + (g + c) * chunk;
+          errors[c] =
+              decode_chunk(r.stored[c], skipped[c], r.filters,
+                           reinterpret_cast<unsigned char*>(out + (row - first) * r.features),
+                           chunk_bytes, scratch);
+        }
+      }
+      for (std::size_t c = 0; c < count; ++c) {
+        if (!errors[c].empty()) fail_chunk(whole_begin + (g + c) * chunk, errors[c]);
+      }
     }
   }
+  read_part(whole_end, end);
   return end - first;
 }
 

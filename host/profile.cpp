@@ -64,6 +64,7 @@ std::vector<float> sample_finite_rows(BatchView batch, std::size_t rows, std::ui
 ReferenceProfile ReferenceProfile::build(Context& ctx, const std::string& reference_path,
                                          const ProfileOptions& options) {
   Hdf5BatchReader reader(reference_path);
+  reader.set_decode_threads(ctx.cpu_threads());
   const std::size_t rows = reader.rows(), features = reader.features();
   std::vector<float> values(rows * features);
   reader.read(0, rows, values.data());

@@ -321,6 +321,77 @@ TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
   }
 }
 
+// Whole chunks are read raw and decoded by driftguard when stored as native float32 with no
+// filter, shuffle, deflate or both (in either order); other layouts go through libhdf5. Every
+// one reads the same values at every offset, whole chunks between partial ones.
+TEST_F(Hdf5IoTest, EveryChunkPipelineReadsTheSameValues) {
+  const Table t = random_table(1000, 3, 12);
+  struct Layout {
+    const char* name;
+    std::vector<H5Z_filter_t> filters;
+    hid_t file_type;
+  };
+  const std::vector<Layout> layouts = {
+      {"plain", {}, H5T_IEEE_F32LE},
+      {"deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
+      {"shuffle", {H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
+      {"shuffle_deflate", {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
+      {"deflate_shuffle", {H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
+      {"fletcher_deflate", {H5Z_FILTER_FLETCHER32, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
+      {"big_endian_deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32BE},
+  };
+  for (const Layout& layout : layouts) {
+    SCOPED_TRACE(layout.name);
+    const std::string path = raw_file(std::string(layout.name) + ".h5", [&](RawFile& f) {
+      const hsize_t dims[2] = {t.rows, t.features}, chunk[2] = {64, t.features};
+      const hid_t space = H5Screate_simple(2, dims, nullptr);
+      const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+      EXPECT_GE(H5Pset_chunk(create, 2, chunk), 0);
+      for (const H5Z_filter_t filter : layout.filters) {
+        const herr_t set = filter == H5Z_FILTER_DEFLATE   ? H5Pset_deflate(create, 4)
+                           : filter == H5Z_FILTER_SHUFFLE ? H5Pset_shuffle(create)
+                                                          : H5Pset_fletcher32(create);
+        EXPECT_GE(set, 0);
+      }
+      const hid_t dataset = H5Dcreate2(f.id(), "/features", layout.file_type, space, H5P_DEFAULT,
+                                       create, H5P_DEFAULT);
+      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.values.data()),
+                0);
+      if (layout.filters.size() == 2 && layout.filters[1] == H5Z_FILTER_DEFLATE &&
+          layout.file_type == H5T_IEEE_F32LE && layout.filters[0] == H5Z_FILTER_SHUFFLE) {
+        // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does when
+        // an optional filter fails: shuffled bytes, not compressed.
+        const std::size_t n = 64 * t.features;
+        const auto* bytes = reinterpret_cast<const unsigned char*>(t.values.data() + 2 * n);
+        std::vector<unsigned char> shuffled(4 * n);
+        for (std::size_t i = 0; i < n; ++i) {
+          for (std::size_t j = 0; j < 4; ++j) shuffled[j * n + i] = bytes[4 * i + j];
+        }
+        const hsize_t offset[2] = {128, 0};
+        EXPECT_GE(
+            H5Dwrite_chunk(dataset, H5P_DEFAULT, 2u, offset, shuffled.size(), shuffled.data()), 0);
+      }
+      H5Dclose(dataset);
+      H5Pclose(create);
+      H5Sclose(space);
+    });
+    Hdf5BatchReader reader(path);
+    for (const int threads : {1, 3}) {
+      reader.set_decode_threads(threads);
+      for (const std::size_t block : {std::size_t{37}, std::size_t{150}, std::size_t{1000}}) {
+        std::vector<float> values(block * t.features);
+        for (std::size_t first = 0; first < t.rows; first += first < 200 ? 1 : 13) {
+          const std::size_t expected = std::min(block, t.rows - first);
+          std::fill(values.begin(), values.end(), -1.0f);
+          ASSERT_EQ(reader.read(first, block, values.data()), expected) << first;
+          expect_same_bits(values.data(), t.values.data() + first * t.features,
+                           expected * t.features);
+        }
+      }
+    }
+  }
+}
+
 TEST_F(Hdf5IoTest, Float64FeaturesAreConvertedAndFixedLengthNamesRead) {
   constexpr std::size_t kRows = 300, kFeatures = 4;
   std::vector<double> values(kRows * kFeatures);

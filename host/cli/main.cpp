@@ -417,6 +417,7 @@ int run_score(const ScoreCommand& cmd, const CommonOptions& common) {
   Hdf5BatchReader reader(cmd.input);
   const BoundModel bound(model, reader.feature_names());
   Context ctx = make_context(common);
+  reader.set_decode_threads(ctx.cpu_threads());
   const std::size_t k = model.outputs(), width = k > 1 ? k : 0;
   std::vector<Hdf5ColumnWriter::Column> columns = {{"/margin", width}, {"/probability", width}};
   if (model.has_points()) columns.push_back({"/points", 0});

@@ -44,7 +44,10 @@ class Hdf5BatchReader {
   // floats, row-major); returns the number of rows read (0 when first >= rows()). IoError when the
   // block cannot be read (the message names the row range). The optional columns are read the
   // same way; reading one the file lacks (see has_label() etc.) is an IoError.
+  // Whole chunks of native float32 rows are read raw; chunks compressed with deflate (and
+  // shuffle) are then decoded here, on up to `threads` threads (0 = all cores, the default).
   std::size_t read(std::size_t first, std::size_t count, float* out);
+  void set_decode_threads(int threads) noexcept;
   std::size_t read_label(std::size_t first, std::size_t count, float* out);
   std::size_t read_timestamp(std::size_t first, std::size_t count, std::int64_t* out);
   std::size_t read_row_id(std::size_t first, std::size_t count, std::int64_t* out);
