@@ -515,7 +515,8 @@ struct Hdf5BatchReader::Impl {
   bool raw_chunks = false;
   std::vector<H5Z_filter_t> filters;  // the pipeline, in the order it was applied
   int decode_threads = 0;
-  std::vector<std::vector<unsigned char>> stored;  // raw bytes of a block's chunks, reused
+  std::vector<std::vector<unsigned char>> stored;   // raw bytes of a block's chunks, reused
+  std::vector<std::vector<unsigned char>> scratch;  // per decoding thread, reused
   std::vector<std::string> names;
 };
 
@@ -768,6 +769,13 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     if (r.stored.size() < std::min(chunks, group)) r.stored.resize(std::min(chunks, group));
     std::vector<std::uint32_t> skipped(group);
     std::vector<std::string> errors(group);
+    // Inflate-then-unshuffle needs a chunk of scratch per thread; allocated here, where a
+    // failure can still be thrown (not inside the parallel loop).
+    const std::size_t scratch_bytes = r.filters.size() > 1 ? chunk_bytes : 0;
+    r.scratch.resize(std::max<std::size_t>(r.scratch.size(), static_cast<std::size_t>(threads)));
+    for (std::vector<unsigned char>& buffer : r.scratch) {
+      if (buffer.size() < scratch_bytes) buffer.resize(scratch_bytes);
+    }
     for (std::size_t g = 0; g < chunks; g += group) {
       const std::size_t count = std::min(group, chunks - g);
       for (std::size_t c = 0; c < count; ++c) {
@@ -788,17 +796,14 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
           fail_chunk(row, hdf5_error_detail());
         }
       }
-#pragma omp parallel num_threads(threads) if (count > 1)
-      {
-        std::vector<unsigned char> scratch(chunk_bytes);
-#pragma omp for schedule(dynamic, 1)
-        for (std::size_t c = 0; c < count; ++c) {
-          const std::size_t row = whole_begin + (g + c) * chunk;
-          errors[c] =
-              decode_chunk(r.stored[c], skipped[c], r.filters,
-                           reinterpret_cast<unsigned char*>(out + (row - first) * r.features),
-                           chunk_bytes, scratch);
-        }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
+      for (std::size_t c = 0; c < count; ++c) {
+        const std::size_t row = whole_begin + (g + c) * chunk;
+        std::vector<unsigned char>& scratch =
+            r.scratch[static_cast<std::size_t>(omp_get_thread_num())];
+        errors[c] = decode_chunk(r.stored[c], skipped[c], r.filters,
+                                 reinterpret_cast<unsigned char*>(out + (row - first) * r.features),
+                                 chunk_bytes, scratch);
       }
       for (std::size_t c = 0; c < count; ++c) {
         if (!errors[c].empty()) fail_chunk(whole_begin + (g + c) * chunk, errors[c]);
