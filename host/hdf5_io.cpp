@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -684,15 +685,16 @@ std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipp
                          std::size_t bytes, std::vector<unsigned char>& scratch) {
   // Decoding runs the pipeline backwards; each step reads `from` and writes the next buffer,
   // the last one `out`.
-  std::vector<std::size_t> steps;
+  std::array<std::size_t, 2> steps{};  // the reader accepts pipelines of at most two filters
+  std::size_t step_count = 0;
   for (std::size_t i = filters.size(); i-- > 0;) {
-    if ((skipped >> i & 1u) == 0) steps.push_back(i);
+    if ((skipped >> i & 1u) == 0) steps[step_count++] = i;
   }
   const unsigned char* from = stored.data();
   std::size_t size = stored.size();
-  for (std::size_t k = 0; k < steps.size(); ++k) {
+  for (std::size_t k = 0; k < step_count; ++k) {
     // Alternate between `out` and `scratch` so that the last step lands in `out`.
-    unsigned char* to = (steps.size() - k) % 2 == 1 ? out : scratch.data();
+    unsigned char* to = (step_count - k) % 2 == 1 ? out : scratch.data();
     if (filters[steps[k]] == H5Z_FILTER_DEFLATE) {
       uLongf produced = static_cast<uLongf>(bytes);
       const int status = uncompress(to, &produced, from, static_cast<uLong>(size));
@@ -708,7 +710,7 @@ std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipp
     from = to;
     size = bytes;
   }
-  if (steps.empty()) {
+  if (step_count == 0) {
     if (size != bytes) return "the chunk stores " + std::to_string(size) + " bytes";
     std::memcpy(out, from, bytes);
   }
