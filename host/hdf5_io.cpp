@@ -514,10 +514,11 @@ struct Hdf5BatchReader::Impl {
   // only: a whole chunk is read raw (H5Dread_chunk), without libhdf5's chunk cache and its copy,
   // and compressed chunks are decoded here on all decode_threads (libhdf5 inflates on one).
   bool raw_chunks = false;
+  std::size_t element_bytes = 4;      // 8: float64 chunks, narrowed here as libhdf5 narrows
   std::vector<H5Z_filter_t> filters;  // the pipeline, in the order it was applied
   int decode_threads = 0;
   std::vector<std::vector<unsigned char>> stored;   // raw bytes of a block's chunks, reused
-  std::vector<std::vector<unsigned char>> scratch;  // per decoding thread, reused
+  std::vector<std::vector<unsigned char>> scratch;  // per decoding thread: 2 stored chunks
   std::vector<std::string> names;
 };
 
@@ -582,18 +583,20 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
+  const bool native_double = H5Tequal(type.get(), H5T_NATIVE_DOUBLE) > 0;
+  r.element_bytes = native_double ? 8 : 4;
   r.raw_chunks = chunked && chunk[1] == r.features && chunk[0] <= r.rows &&
-                 H5Tequal(type.get(), H5T_NATIVE_FLOAT) > 0;
+                 (native_double || H5Tequal(type.get(), H5T_NATIVE_FLOAT) > 0);
   for (int i = 0; r.raw_chunks && i < filters; ++i) {
     unsigned flags = 0, config = 0;
     std::size_t values = 4;
     unsigned parameters[4] = {};
     r.filters.push_back(H5Pget_filter2(create.get(), static_cast<unsigned>(i), &flags, &values,
                                        parameters, 0, nullptr, &config));
-    // Decoded here: shuffle of 4-byte elements as the first filter, then deflate, as h5py and
-    // driftguard-data write them. Any other pipeline goes to libhdf5.
+    // Decoded here: shuffle of the table's elements as the first filter, then deflate, as h5py
+    // and driftguard-data write them. Any other pipeline goes to libhdf5.
     const bool shuffle =
-        r.filters.back() == H5Z_FILTER_SHUFFLE && values >= 1 && parameters[0] == 4;
+        r.filters.back() == H5Z_FILTER_SHUFFLE && values >= 1 && parameters[0] == r.element_bytes;
     r.raw_chunks = i == 0 ? shuffle || r.filters.back() == H5Z_FILTER_DEFLATE
                           : i == 1 && r.filters[0] == H5Z_FILTER_SHUFFLE &&
                                 r.filters.back() == H5Z_FILTER_DEFLATE;
@@ -669,20 +672,34 @@ bool Hdf5BatchReader::has_row_id() const noexcept { return impl_->row_id.valid()
 
 namespace {
 
-// Undoes HDF5's shuffle filter for 4-byte elements: byte j of element i was stored at
+// Undoes HDF5's shuffle filter for n elements of kSize bytes: byte j of element i was stored at
 // j * n + i.
-void unshuffle4(const unsigned char* shuffled, std::size_t n, unsigned char* out) {
+template <std::size_t kSize>
+void unshuffle(const unsigned char* shuffled, std::size_t n, unsigned char* out) {
   for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t j = 0; j < 4; ++j) out[4 * i + j] = shuffled[j * n + i];
+    for (std::size_t j = 0; j < kSize; ++j) out[kSize * i + j] = shuffled[j * n + i];
   }
 }
 
-// Decodes one raw chunk through `filters` (applied in that order when written; bit i of
-// `skipped` set: filter i was not applied to this chunk) into `out`, `bytes` long. Returns an
-// error text, empty on success. `scratch` is a buffer of `bytes` of the caller's thread.
+// float64 to float32 as libhdf5's conversion does it: values beyond float32's range become
+// +-Inf (even those that round-to-nearest would bring down to +-FLT_MAX), others are rounded to
+// nearest; NaN stays NaN.
+void narrow_to_float(const double* in, std::size_t n, float* out) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = in[i];
+    out[i] = d > kMax ? kInf : d < -kMax ? -kInf : static_cast<float>(d);
+  }
+}
+
+// Decodes one raw chunk of `element_bytes` elements through `filters` (applied in that order
+// when written; bit i of `skipped` set: filter i was not applied to this chunk) into `out`,
+// `bytes` long. Returns an error text, empty on success. `scratch` holds `bytes` and belongs to
+// the caller's thread.
 std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipped,
-                         const std::vector<H5Z_filter_t>& filters, unsigned char* out,
-                         std::size_t bytes, std::vector<unsigned char>& scratch) {
+                         const std::vector<H5Z_filter_t>& filters, std::size_t element_bytes,
+                         unsigned char* out, std::size_t bytes, unsigned char* scratch) {
   // Decoding runs the pipeline backwards; each step reads `from` and writes the next buffer,
   // the last one `out`.
   std::array<std::size_t, 2> steps{};  // the reader accepts pipelines of at most two filters
@@ -694,7 +711,7 @@ std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipp
   std::size_t size = stored.size();
   for (std::size_t k = 0; k < step_count; ++k) {
     // Alternate between `out` and `scratch` so that the last step lands in `out`.
-    unsigned char* to = (step_count - k) % 2 == 1 ? out : scratch.data();
+    unsigned char* to = (step_count - k) % 2 == 1 ? out : scratch;
     if (filters[steps[k]] == H5Z_FILTER_DEFLATE) {
       uLongf produced = static_cast<uLongf>(bytes);
       const int status = uncompress(to, &produced, from, static_cast<uLong>(size));
@@ -705,7 +722,11 @@ std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipp
       }
     } else {  // H5Z_FILTER_SHUFFLE
       if (size != bytes) return "a shuffled chunk of " + std::to_string(size) + " bytes";
-      unshuffle4(from, bytes / 4, to);
+      if (element_bytes == 8) {
+        unshuffle<8>(from, bytes / 8, to);
+      } else {
+        unshuffle<4>(from, bytes / 4, to);
+      }
     }
     from = to;
     size = bytes;
@@ -731,7 +752,7 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
   }
   const std::size_t end = first + std::min(count, r.rows - first);
   const std::size_t chunk = r.chunk_rows;
-  const std::size_t chunk_bytes = chunk * r.features * sizeof(float);
+  const std::size_t chunk_bytes = chunk * r.features * r.element_bytes;  // as stored, decoded
   // Rows before the first whole chunk and after the last go through the selection path.
   const std::size_t whole_begin = std::min(end, (first + chunk - 1) / chunk * chunk);
   const std::size_t whole_end = std::max(whole_begin, end / chunk * chunk);
@@ -747,7 +768,7 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
   };
   read_part(first, whole_begin);
   const std::size_t chunks = (whole_end - whole_begin) / chunk;
-  if (r.filters.empty()) {
+  if (r.filters.empty() && r.element_bytes == 4) {
     for (std::size_t c = 0; c < chunks; ++c) {
       const std::size_t row = whole_begin + c * chunk;
       // A chunk whose stored size is not a chunk's would overrun the buffer: a corrupt file.
@@ -764,16 +785,18 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
       }
     }
   } else {
-    // Raw bytes one chunk after another (libhdf5 is not thread-safe), then decoded in parallel;
-    // in groups, so that a large read holds the stored bytes of a few chunks per thread only.
+    // Raw bytes one chunk after another (libhdf5 is not thread-safe), then decoded (and
+    // narrowed from float64) in parallel; in groups, so that a large read holds the stored bytes
+    // of a few chunks per thread only.
     const int threads = r.decode_threads > 0 ? r.decode_threads : omp_get_max_threads();
     const std::size_t group = 4 * static_cast<std::size_t>(threads);
     if (r.stored.size() < std::min(chunks, group)) r.stored.resize(std::min(chunks, group));
     std::vector<std::uint32_t> skipped(group);
     std::vector<std::string> errors(group);
-    // Inflate-then-unshuffle needs a chunk of scratch per thread; allocated here, where a
-    // failure can still be thrown (not inside the parallel loop).
-    const std::size_t scratch_bytes = r.filters.size() > 1 ? chunk_bytes : 0;
+    // Per thread, a decoded chunk before unshuffling and a float64 chunk before narrowing;
+    // allocated here, where a failure can still be thrown (not inside the parallel loop).
+    const std::size_t scratch_bytes =
+        (r.filters.size() > 1 ? chunk_bytes : 0) + (r.element_bytes == 8 ? chunk_bytes : 0);
     r.scratch.resize(std::max<std::size_t>(r.scratch.size(), static_cast<std::size_t>(threads)));
     for (std::vector<unsigned char>& buffer : r.scratch) {
       if (buffer.size() < scratch_bytes) buffer.resize(scratch_bytes);
@@ -801,11 +824,20 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
       for (std::size_t c = 0; c < count; ++c) {
         const std::size_t row = whole_begin + (g + c) * chunk;
-        std::vector<unsigned char>& scratch =
-            r.scratch[static_cast<std::size_t>(omp_get_thread_num())];
-        errors[c] = decode_chunk(r.stored[c], skipped[c], r.filters,
-                                 reinterpret_cast<unsigned char*>(out + (row - first) * r.features),
-                                 chunk_bytes, scratch);
+        unsigned char* const scratch =
+            r.scratch[static_cast<std::size_t>(omp_get_thread_num())].data();
+        float* const to = out + (row - first) * r.features;
+        if (r.element_bytes == 4) {
+          errors[c] = decode_chunk(r.stored[c], skipped[c], r.filters, 4,
+                                   reinterpret_cast<unsigned char*>(to), chunk_bytes, scratch);
+        } else {
+          unsigned char* const doubles = scratch + (r.filters.size() > 1 ? chunk_bytes : 0);
+          errors[c] =
+              decode_chunk(r.stored[c], skipped[c], r.filters, 8, doubles, chunk_bytes, scratch);
+          if (errors[c].empty()) {
+            narrow_to_float(reinterpret_cast<const double*>(doubles), chunk * r.features, to);
+          }
+        }
       }
       for (std::size_t c = 0; c < count; ++c) {
         if (!errors[c].empty()) fail_chunk(whole_begin + (g + c) * chunk, errors[c]);

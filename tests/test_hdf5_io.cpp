@@ -1,6 +1,8 @@
 // Hdf5BatchReader / Hdf5Writer: round trips, block reads, foreign layouts and every bad-file case.
 #include <gtest/gtest.h>
+
 #include <hdf5.h>
+#include <bit>
 
 #include <cmath>
 #include <cstdint>
@@ -321,11 +323,30 @@ TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
   }
 }
 
-// Whole chunks are read raw and decoded by driftguard when stored as native float32 with no
-// filter, shuffle, deflate or both (in either order); other layouts go through libhdf5. Every
-// one reads the same values at every offset, whole chunks between partial ones.
-TEST_F(Hdf5IoTest, EveryChunkPipelineReadsTheSameValues) {
-  const Table t = random_table(1000, 3, 12);
+// Whole chunks are read raw and decoded by driftguard when stored as native float32 or float64
+// with no filter, shuffle, deflate or both (shuffle first); other layouts go through libhdf5.
+// Every one reads at every offset, whole chunks between partial ones, what libhdf5's own
+// H5Dread of the whole table gives (float64 narrowed as libhdf5 narrows: past FLT_MAX to Inf).
+TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
+  constexpr std::size_t kRows = 1000, kFeatures = 3, kChunkRows = 64;
+  std::vector<double> source(kRows * kFeatures);
+  std::mt19937_64 rng(12);
+  std::normal_distribution<double> normal(0.0, 1e3);
+  const double flt_max = std::numeric_limits<float>::max();
+  const std::vector<double> unusual = {1e39,
+                                       -1e39,
+                                       flt_max,
+                                       flt_max * (1 + 1e-9),
+                                       -flt_max * (1 + 1e-9),
+                                       1e-40,
+                                       1e-50,
+                                       -0.0,
+                                       1.0 + 1.5 * std::ldexp(1.0, -24),
+                                       std::numeric_limits<double>::quiet_NaN(),
+                                       std::numeric_limits<double>::infinity()};
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    source[i] = i % 7 == 3 ? unusual[(i / 7) % unusual.size()] : normal(rng);
+  }
   struct Layout {
     const char* name;
     std::vector<H5Z_filter_t> filters;
@@ -336,14 +357,19 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsTheSameValues) {
       {"deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
       {"shuffle", {H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
       {"shuffle_deflate", {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
+      {"f64_plain", {}, H5T_IEEE_F64LE},
+      {"f64_deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F64LE},
+      {"f64_shuffle_deflate", {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}, H5T_IEEE_F64LE},
+      // libhdf5's path:
       {"deflate_shuffle", {H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
       {"fletcher_deflate", {H5Z_FILTER_FLETCHER32, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
       {"big_endian_deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32BE},
+      {"f64_big_endian", {}, H5T_IEEE_F64BE},
   };
   for (const Layout& layout : layouts) {
     SCOPED_TRACE(layout.name);
     const std::string path = raw_file(std::string(layout.name) + ".h5", [&](RawFile& f) {
-      const hsize_t dims[2] = {t.rows, t.features}, chunk[2] = {64, t.features};
+      const hsize_t dims[2] = {kRows, kFeatures}, chunk[2] = {kChunkRows, kFeatures};
       const hid_t space = H5Screate_simple(2, dims, nullptr);
       const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
       EXPECT_GE(H5Pset_chunk(create, 2, chunk), 0);
@@ -355,19 +381,20 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsTheSameValues) {
       }
       const hid_t dataset = H5Dcreate2(f.id(), "/features", layout.file_type, space, H5P_DEFAULT,
                                        create, H5P_DEFAULT);
-      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.values.data()),
+      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, source.data()),
                 0);
-      if (layout.filters.size() == 2 && layout.filters[1] == H5Z_FILTER_DEFLATE &&
-          layout.file_type == H5T_IEEE_F32LE && layout.filters[0] == H5Z_FILTER_SHUFFLE) {
+      if (std::string(layout.name) == "shuffle_deflate") {
         // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does when
         // an optional filter fails: shuffled bytes, not compressed.
-        const std::size_t n = 64 * t.features;
-        const auto* bytes = reinterpret_cast<const unsigned char*>(t.values.data() + 2 * n);
+        const std::size_t n = kChunkRows * kFeatures;
+        std::vector<float> values(n);
+        for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) - 17.25f;
+        const auto* bytes = reinterpret_cast<const unsigned char*>(values.data());
         std::vector<unsigned char> shuffled(4 * n);
         for (std::size_t i = 0; i < n; ++i) {
           for (std::size_t j = 0; j < 4; ++j) shuffled[j * n + i] = bytes[4 * i + j];
         }
-        const hsize_t offset[2] = {128, 0};
+        const hsize_t offset[2] = {2 * kChunkRows, 0};
         EXPECT_GE(
             H5Dwrite_chunk(dataset, H5P_DEFAULT, 2u, offset, shuffled.size(), shuffled.data()), 0);
       }
@@ -375,17 +402,33 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsTheSameValues) {
       H5Pclose(create);
       H5Sclose(space);
     });
+    std::vector<float> expected(kRows * kFeatures);
+    {
+      const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      const hid_t dataset = H5Dopen2(file, "/features", H5P_DEFAULT);
+      EXPECT_GE(H5Dread(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, expected.data()),
+                0);
+      H5Dclose(dataset);
+      H5Fclose(file);
+    }
     Hdf5BatchReader reader(path);
     for (const int threads : {1, 3}) {
       reader.set_decode_threads(threads);
       for (const std::size_t block : {std::size_t{37}, std::size_t{150}, std::size_t{1000}}) {
-        std::vector<float> values(block * t.features);
-        for (std::size_t first = 0; first < t.rows; first += first < 200 ? 1 : 13) {
-          const std::size_t expected = std::min(block, t.rows - first);
+        std::vector<float> values(block * kFeatures);
+        for (std::size_t first = 0; first < kRows; first += first < 200 ? 1 : 13) {
+          const std::size_t rows = std::min(block, kRows - first);
           std::fill(values.begin(), values.end(), -1.0f);
-          ASSERT_EQ(reader.read(first, block, values.data()), expected) << first;
-          expect_same_bits(values.data(), t.values.data() + first * t.features,
-                           expected * t.features);
+          ASSERT_EQ(reader.read(first, block, values.data()), rows) << first;
+          for (std::size_t i = 0; i < rows * kFeatures; ++i) {
+            const float want = expected[first * kFeatures + i];
+            if (std::isnan(want)) {
+              ASSERT_TRUE(std::isnan(values[i])) << first << " " << i;
+            } else {
+              ASSERT_EQ(std::bit_cast<std::uint32_t>(values[i]), std::bit_cast<std::uint32_t>(want))
+                  << first << " " << i << ": " << values[i] << " vs " << want;
+            }
+          }
         }
       }
     }
