@@ -766,23 +766,31 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     fail(r.path, "cannot read rows " + row_range(row, chunk) +
                      " of /features (corrupt block?: " + why + ")");
   };
+  // The stored size of the chunk at `row`, and its stored bytes read into `into` (room for that
+  // size, which the caller checks first: a corrupt index could claim any).
+  const auto stored_size = [&](std::size_t row) {
+    const hsize_t offset[2] = {row, 0};
+    hsize_t size = 0;
+    if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0) fail_chunk(row, hdf5_error_detail());
+    return size;
+  };
+  const auto read_stored = [&](std::size_t row, void* into, std::uint32_t& skipped) {
+    const hsize_t offset[2] = {row, 0};
+    skipped = 0;
+    if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &skipped, into) < 0) {
+      fail_chunk(row, hdf5_error_detail());
+    }
+  };
   read_part(first, whole_begin);
   const std::size_t chunks = (whole_end - whole_begin) / chunk;
   if (r.filters.empty() && r.element_bytes == 4) {
     for (std::size_t c = 0; c < chunks; ++c) {
       const std::size_t row = whole_begin + c * chunk;
-      // A chunk whose stored size is not a chunk's would overrun the buffer: a corrupt file.
-      const hsize_t offset[2] = {row, 0};
-      hsize_t size = 0;
-      std::uint32_t skipped = 0;
-      if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0)
-        fail_chunk(row, hdf5_error_detail());
+      const hsize_t size = stored_size(row);
       if (size != chunk_bytes)
         fail_chunk(row, "the chunk stores " + std::to_string(size) + " bytes");
-      if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &skipped, out + (row - first) * r.features) <
-          0) {
-        fail_chunk(row, hdf5_error_detail());
-      }
+      std::uint32_t skipped = 0;
+      read_stored(row, out + (row - first) * r.features, skipped);
     }
   } else {
     // Raw bytes one chunk after another (libhdf5 is not thread-safe), then decoded (and
@@ -805,21 +813,14 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
       const std::size_t count = std::min(group, chunks - g);
       for (std::size_t c = 0; c < count; ++c) {
         const std::size_t row = whole_begin + (g + c) * chunk;
-        const hsize_t offset[2] = {row, 0};
-        hsize_t size = 0;
-        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0) {
-          fail_chunk(row, hdf5_error_detail());
-        }
+        const hsize_t size = stored_size(row);
         // Deflate's worst case adds 0.03% and a few bytes to a chunk; a larger claim is a
         // corrupt index, refused before allocating it.
         if (size == 0 || size > 2 * chunk_bytes + 1024) {
           fail_chunk(row, "the chunk claims " + std::to_string(size) + " stored bytes");
         }
         r.stored[c].resize(size);
-        skipped[c] = 0;
-        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &skipped[c], r.stored[c].data()) < 0) {
-          fail_chunk(row, hdf5_error_detail());
-        }
+        read_stored(row, r.stored[c].data(), skipped[c]);
       }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
       for (std::size_t c = 0; c < count; ++c) {

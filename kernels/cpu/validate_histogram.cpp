@@ -9,9 +9,11 @@
 //    bin i = C_i - C_{i+1}, overflow = C_B. One compare-and-add per lane and value, no search,
 //    no scatter. Features go in chunks of one vector register: a chunk's lanes and counters stay
 //    in registers while a block of rows streams past.
-//  - other features (categorical, or more edges) take the scalar slot_of path; categorical codes
-//    that are integers within a span of kMaxCodeSpan are found by table lookup, not by search.
-//  - numeric validation is branch-free per value; categorical codes are looked up or searched.
+//  - other features (categorical, or more edges) take the scalar slot_of path, column by column
+//    over each row block; categorical codes that are integers within a span of kMaxCodeSpan are
+//    found by table lookup, not by search, and one lookup serves both the bins and the rule.
+//  - numeric validation is branch-free per value, tested per run of rows; categorical codes are
+//    looked up or searched.
 #include <omp.h>
 
 #include <algorithm>
