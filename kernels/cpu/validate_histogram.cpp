@@ -110,10 +110,10 @@ struct CpuTables {
   std::vector<std::uint32_t> chunk_lanes;      // per chunk, most lanes of its features
   std::vector<std::uint32_t> lane_features;    // features on the lane path
   std::vector<std::uint32_t> scalar_features;  // features on the slot_of path
-  // Validation, per feature: categorical features get an unbounded range and search codes.
-  std::vector<float> min_up, max_down;
-  // The same ranges clamped to finite floats, and -1 (all bits) where a NaN makes the row
-  // invalid; padded to whole chunks, the padding never invalid.
+  // Validation, per feature: the range clamped to finite floats (a finite value is below or
+  // above it exactly when it is below or above the rule's; categorical features get the whole
+  // float range and search codes), and -1 (all bits) where a NaN makes the row invalid; padded
+  // to whole chunks, the padding never invalid.
   std::vector<float> low_finite, high_finite;
   std::vector<std::int32_t> missing_bad;
   std::vector<std::uint32_t> categorical_rules;
@@ -146,10 +146,14 @@ struct CpuTables {
       lane_points[(n - 1) * padded + f] = std::nextafter(bins.last_edge_down, kInf);
       lane_points[n * padded + f] = -kInf;
     }
+    constexpr float kMax = std::numeric_limits<float>::max();
     for (std::uint32_t f = 0; f < prep.rules.size(); ++f) {
       const detail::FeatureRule& rule = prep.rules[f];
-      min_up.push_back(rule.categorical ? -kInf : rule.min_up);
-      max_down.push_back(rule.categorical ? kInf : rule.max_down);
+      const float low = rule.categorical ? -kInf : rule.min_up;
+      const float high = rule.categorical ? kInf : rule.max_down;
+      // A NaN bound compares false with every value, as no bound does.
+      low_finite.push_back(low >= -kMax ? low : -kMax);
+      high_finite.push_back(high <= kMax ? high : kMax);
       missing_bad.push_back((rule.row_bad_flags & kMissing) ? -1 : 0);
       if (rule.categorical) {
         categorical_rules.push_back(f);
@@ -157,12 +161,6 @@ struct CpuTables {
       }
     }
     if (!prep.rules.empty()) {
-      constexpr float kMax = std::numeric_limits<float>::max();
-      for (std::size_t f = 0; f < features; ++f) {
-        // A NaN bound compares false with every value, as no bound does.
-        low_finite.push_back(min_up[f] >= -kMax ? min_up[f] : -kMax);
-        high_finite.push_back(max_down[f] <= kMax ? max_down[f] : kMax);
-      }
       low_finite.resize(padded, -kMax);
       high_finite.resize(padded, kMax);
       missing_bad.resize(padded, 0);
@@ -433,8 +431,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void count_rows(
         const std::uint32_t finite = std::fabs(v) != kInf;
         cells[f] = static_cast<std::uint8_t>(
             static_cast<std::uint32_t>(v != v) * kMissing + (finite ^ 1u) * kNonFinite +
-            (static_cast<std::uint32_t>(v < t.min_up[f]) & finite) * kBelowMin +
-            (static_cast<std::uint32_t>(v > t.max_down[f]) & finite) * kAboveMax);
+            (static_cast<std::uint32_t>(v < t.low_finite[f]) & finite) * kBelowMin +
+            (static_cast<std::uint32_t>(v > t.high_finite[f]) & finite) * kAboveMax);
       }
     }
   }
