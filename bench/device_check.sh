@@ -7,17 +7,32 @@
 # (sort + searchsorted) and alibi-detect's MMD in PyTorch, both on the GPU.
 # Writes under $OUT (7 files): nvidia_smi.json, tests.json (every gtest result, by binary),
 # bench_<gpu>.json (every benchmark, by binary), score_vs_xgboost.json, ks_vs_torch.json,
-# mmd_vs_torch.json, device_check.log; prints a short table last. Then, with time to spare on the
-# same machine, bench/device_sanitize.sh (compute-sanitizer over quick cases).
-# Budget: tests <= 3 min, benchmarks <= 2.5 min (bench_pipeline included: it writes a 1 GiB table,
-# a 256Ki-row reference and its profile under /tmp, then runs each case for at least 1 s: under a
-# minute), peers <= 2.5 min.
+# mmd_vs_torch.json, device_check.log; prints a short table last; with DEVICE_SANITIZE=1,
+# bench/device_sanitize.sh (compute-sanitizer over quick cases) in what is left of the budget.
+# Budget: DEVICE_CHECK_SECONDS (default 300) for the whole script. Each step runs under its own
+# timeout, cut to what is left of the budget; a step reached with under 15 s left is skipped and
+# reported, so the JSON files and the table are written even when the budget runs out. Order:
+# tests, peers (the issues' GPU targets), the benchmark suites, then the sanitizer (its log is the
+# eighth file).
 set -uo pipefail
 out=${OUT:?OUT must name the output folder}
 bin=.gpu/bin
 log=$out/device_check.log
 exec > >(tee "$log") 2>&1
 status=0
+deadline=$((SECONDS + ${DEVICE_CHECK_SECONDS:-300}))
+# step LIMIT COMMAND...: runs COMMAND under timeout min(LIMIT, what is left - 10 s).
+step() {
+  local limit=$1 left=$((deadline - SECONDS - 10))
+  shift
+  if ((left < 5)); then
+    echo "SKIPPED (device-check budget spent): $*"
+    status=1
+    return
+  fi
+  ((limit > left)) && limit=$left
+  timeout "$limit" "$@" || { echo "FAILED or timed out (exit $?): $1 $2"; status=1; }
+}
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.memory,clocks.sm,temperature.gpu,power.draw,persistence_mode,mig.mode.current \
   --format=csv,noheader >"$out/nvidia_smi.csv" || status=1
@@ -35,43 +50,18 @@ gpu=${gpu:-gpu}
 
 parts=$(mktemp -d)
 echo "== tests"
-timeout 120 "$bin/test_parity_cuda" --gtest_output="json:$parts/test_parity_cuda.json" || status=1
+step 120 "$bin/test_parity_cuda" --gtest_output="json:$parts/test_parity_cuda.json"
 for t in test_validate_histogram test_ks test_mmd test_score; do
   [ -x "$bin/$t" ] || { echo "missing $bin/$t"; status=1; continue; }
-  timeout 60 "$bin/$t" --gtest_filter='*cuda*:*Cuda*:*CUDA*' --gtest_output="json:$parts/$t.json" ||
-    status=1
+  step 60 "$bin/$t" --gtest_filter='*cuda*:*Cuda*:*CUDA*' --gtest_output="json:$parts/$t.json"
 done
 
 # The scan's GPU -> CPU failover on a real device (the CLI and the generator come from .gpu/bin).
 if [ -x "$bin/test_pipeline" ]; then
-  DRIFTGUARD_CLI=$bin/driftguard DRIFTGUARD_DATA=$bin/driftguard-data timeout 120 \
-    "$bin/test_pipeline" --gtest_filter='*Failover*' --gtest_output="json:$parts/test_pipeline.json" ||
-    status=1
+  DRIFTGUARD_CLI=$bin/driftguard DRIFTGUARD_DATA=$bin/driftguard-data step 120 \
+    "$bin/test_pipeline" --gtest_filter='*Failover*' --gtest_output="json:$parts/test_pipeline.json"
 else
   echo "missing $bin/test_pipeline"
-  status=1
-fi
-
-echo "== benchmarks"
-timeout 150 "$bin/bench_validate_histogram" --benchmark_filter='/cuda/' --benchmark_min_time=0.3 \
-  --benchmark_out="$parts/bench_validate_histogram.json" --benchmark_out_format=json || status=1
-# bench_ks's CUDA cases run in the PyTorch peer below, on its 4Mi x 64 windows.
-for b in bench_mmd bench_score; do
-  [ -x "$bin/$b" ] || { echo "missing $bin/$b"; status=1; continue; }
-  timeout 60 "$bin/$b" --benchmark_filter='cuda' --benchmark_min_time=0.2 \
-    --benchmark_out="$parts/$b.json" --benchmark_out_format=json || status=1
-done
-# The streaming scan on the GPU against the bare read of the same 1 GiB synth table (hdf5_read
-# runs first: fraction_of_read needs it), and pinned H2D against validate_histogram on pinned
-# batches (h2d_fraction). The cases carry their own minimum times (1 s).
-if [ -x "$bin/bench_pipeline" ]; then
-  timeout 150 "$bin/bench_pipeline" --pipeline_dir=/tmp/driftguard_bench_pipeline \
-    --pipeline_sizes_mib=1024 --pipeline_data=synth \
-    --benchmark_filter='hdf5_read|/cuda/' \
-    --benchmark_out="$parts/bench_pipeline.json" --benchmark_out_format=json || status=1
-  rm -rf /tmp/driftguard_bench_pipeline
-else
-  echo "missing $bin/bench_pipeline"
   status=1
 fi
 
@@ -81,16 +71,40 @@ site=$(mktemp -d)
 if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
   .gpu/wheels/*.whl; then
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-  timeout 150 python3 bench/peer_score.py --bench "$bin/bench_score" --cli "$bin/driftguard" \
-    --check-backends cpu,cuda --repeats 3 --out "$out/score_vs_xgboost.json" || status=1
+  step 150 python3 bench/peer_score.py --bench "$bin/bench_score" --cli "$bin/driftguard" \
+    --check-backends cpu,cuda --repeats 3 --out "$out/score_vs_xgboost.json"
 else
   echo "no xgboost-cpu wheel in .gpu/wheels: the scoring peer did not run"
   status=1
 fi
-timeout 120 python3 bench/peer_torch_ks.py --bench "$bin/bench_ks" --repeats 3 \
-  --out "$out/ks_vs_torch.json" || status=1
-timeout 90 python3 bench/peer_mmd.py --peer torch --bench "$bin/bench_mmd" --n 10000 \
-  --out "$out/mmd_vs_torch.json" || status=1
+step 120 python3 bench/peer_torch_ks.py --bench "$bin/bench_ks" --repeats 3 \
+  --out "$out/ks_vs_torch.json"
+step 90 python3 bench/peer_mmd.py --peer torch --bench "$bin/bench_mmd" --n 10000 \
+  --out "$out/mmd_vs_torch.json"
+
+
+echo "== benchmarks"
+step 150 "$bin/bench_validate_histogram" --benchmark_filter='/cuda/' --benchmark_min_time=0.3 \
+  --benchmark_out="$parts/bench_validate_histogram.json" --benchmark_out_format=json
+# bench_ks's CUDA cases ran in the PyTorch peer above, on its 4Mi x 64 windows.
+for b in bench_mmd bench_score; do
+  [ -x "$bin/$b" ] || { echo "missing $bin/$b"; status=1; continue; }
+  step 60 "$bin/$b" --benchmark_filter='cuda' --benchmark_min_time=0.2 \
+    --benchmark_out="$parts/$b.json" --benchmark_out_format=json
+done
+# The streaming scan on the GPU against the bare read of the same 1 GiB synth table (hdf5_read
+# runs first: fraction_of_read needs it), and pinned H2D against validate_histogram on pinned
+# batches (h2d_fraction). The cases carry their own minimum times (1 s).
+if [ -x "$bin/bench_pipeline" ]; then
+  step 150 "$bin/bench_pipeline" --pipeline_dir=/tmp/driftguard_bench_pipeline \
+    --pipeline_sizes_mib=1024 --pipeline_data=synth \
+    --benchmark_filter='hdf5_read|/cuda/' \
+    --benchmark_out="$parts/bench_pipeline.json" --benchmark_out_format=json
+  rm -rf /tmp/driftguard_bench_pipeline
+else
+  echo "missing $bin/bench_pipeline"
+  status=1
+fi
 
 python3 - "$parts" "$out/tests.json" "$out/bench_$gpu.json" <<'PY' || status=1
 import glob, json, os, sys
@@ -130,5 +144,9 @@ for peer in ("score_vs_xgboost", "ks_vs_torch", "mmd_vs_torch"):
             print(f"{r['name'] + ' / ' + key[len('speedup_vs_'):]:<66} "
                   f"{r['median_seconds'] * 1e3:>8.2f} ms {r[key]:>7.1f}x")
 PY
+if [ "${DEVICE_SANITIZE:-0}" = 1 ]; then
+  echo "== compute-sanitizer (what is left of the budget)"
+  step 400 bash bench/device_sanitize.sh
+fi
 echo "device_check: exit status $status"
 exit $status
