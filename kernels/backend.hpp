@@ -136,6 +136,7 @@ void score(int threads, const detail::BoundTables& tables, BatchView batch,
 }  // namespace driftguard::cpu
 namespace driftguard::cuda {
 // Outputs live in the batch's memory space; results equal cpu::score's (see model.hpp).
-void score(DeviceState& state, const detail::BoundTables& tables, BatchView batch,
+// `host_threads` copy a pageable host batch into pinned staging.
+void score(DeviceState& state, int host_threads, const detail::BoundTables& tables, BatchView batch,
            const ScoreOutputs& out);
 }  // namespace driftguard::cuda

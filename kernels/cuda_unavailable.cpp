@@ -40,7 +40,7 @@ void free_values(DeviceState&, float*) noexcept {}
 
 // Batch scoring.
 namespace driftguard::cuda {
-void score(DeviceState&, const detail::BoundTables&, BatchView, const ScoreOutputs&) {
+void score(DeviceState&, int, const detail::BoundTables&, BatchView, const ScoreOutputs&) {
   unavailable();
 }
 }  // namespace driftguard::cuda

@@ -288,7 +288,7 @@ void score(Context& ctx, const BoundModel& bound, BatchView batch, ScoreOutputs 
   Context::Impl& impl = ctx.impl();
   impl.fault_point("score");
   if (impl.backend == Backend::Cuda) {
-    cuda::score(*impl.cuda, bound.tables(), batch, out);
+    cuda::score(*impl.cuda, impl.cpu_threads, bound.tables(), batch, out);
     return;
   }
   if (batch.space == MemorySpace::Device) {

@@ -23,6 +23,7 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/model.hpp"
+#include "kernels/parallel_copy.hpp"
 
 namespace driftguard {
 namespace {
@@ -217,6 +218,67 @@ TEST_P(ScoreGolden, CudaMatchesCpu) {
     EXPECT_LE(max_error(ours.margin, reference.margin), kBackendTolerance);
     EXPECT_LE(max_error(ours.probability, reference.probability, true), kBackendTolerance);
     EXPECT_LE(max_error(ours.points, reference.points), kPointsTolerance);
+  }
+}
+
+// A host batch of several staging chunks (16 MiB of input each, two in flight), pageable and
+// page-locked, with every output: the same numbers as the CPU on every row, every value written.
+void host_batch_of_many_chunks_matches_cpu(Context& ctx, const Case& input) {
+  const std::size_t f = input.names.size(), k = input.model.outputs();
+  const std::size_t rows = 5 * ((std::size_t{16} << 20) / (f * 4)) + 321;
+  HostBuffer pinned(ctx, rows * f * sizeof(float));
+  ASSERT_TRUE(pinned.pinned());
+  auto* big = static_cast<float*>(pinned.data());
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::copy_n(input.features.begin() + (r * 7919 % input.rows) * f, f, big + r * f);
+  }
+  const std::vector<float> pageable(big, big + rows * f);
+  const BoundModel bound(input.model, input.names);
+  const bool points = input.model.has_points();
+  Context cpu(ContextOptions{.backend = Backend::Cpu});
+  Scored expected{std::vector<float>(rows * k), std::vector<float>(rows * k),
+                  std::vector<float>(points ? rows : 0)};
+  score(cpu, bound, {pageable.data(), rows, f},
+        {expected.margin.data(), expected.probability.data(),
+         points ? expected.points.data() : nullptr});
+  for (const float* data : {pageable.data(), static_cast<const float*>(big)}) {
+    SCOPED_TRACE(data == big ? "page-locked" : "pageable");
+    Scored ours{std::vector<float>(rows * k, -12345.0f), std::vector<float>(rows * k, -12345.0f),
+                std::vector<float>(points ? rows : 0, -12345.0f)};
+    score(ctx, bound, {data, rows, f},
+          {ours.margin.data(), ours.probability.data(), points ? ours.points.data() : nullptr});
+    EXPECT_LE(max_error(ours.margin, expected.margin), kBackendTolerance);
+    EXPECT_LE(max_error(ours.probability, expected.probability, true), kBackendTolerance);
+    EXPECT_LE(max_error(ours.points, expected.points), kPointsTolerance);
+  }
+}
+
+TEST_P(ScoreGolden, CudaHostBatchOfManyChunksMatchesCpu) {
+  if (GetParam() == Backend::Cpu) GTEST_SKIP() << "compares the CUDA backend with the CPU";
+  // Trees (float sums, several outputs) and a scorecard (points).
+  for (const char* name : {"syn_multi_softprob", "uci_scorecard"}) {
+    SCOPED_TRACE(name);
+    host_batch_of_many_chunks_matches_cpu(ctx(), load_case(find_case(name)));
+  }
+}
+
+// The staging copy of the test above: every byte lands where it belongs, for sizes around its
+// 1 MiB pieces and for more threads than pieces.
+TEST(ParallelCopy, CopiesEveryByte) {
+  std::mt19937 rng(5);
+  for (const std::size_t bytes :
+       {std::size_t{0}, std::size_t{1}, std::size_t{1} << 20, (std::size_t{2} << 20) - 1,
+        (std::size_t{5} << 20) + 3, (std::size_t{16} << 20) + 65}) {
+    std::vector<unsigned char> src(bytes);
+    for (unsigned char& b : src) b = static_cast<unsigned char>(rng());
+    for (const int threads : {1, 3, 16}) {
+      std::vector<unsigned char> dst(bytes + 64, 0xA5);
+      driftguard::detail::parallel_copy(threads, dst.data(), src.data(), bytes);
+      EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin())) << bytes << " bytes";
+      EXPECT_TRUE(std::all_of(dst.begin() + static_cast<std::ptrdiff_t>(bytes), dst.end(),
+                              [](unsigned char b) { return b == 0xA5; }))
+          << "written past " << bytes << " bytes";
+    }
   }
 }
 

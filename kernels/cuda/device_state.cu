@@ -147,6 +147,15 @@ int DeviceState::blocks_per_sm(const void* kernel, int threads, std::size_t shar
 
 void DeviceStateDeleter::operator()(DeviceState* state) const noexcept { delete state; }
 
+bool is_page_locked(const void* pointer) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
+    cudaGetLastError();  // not sticky: treat the memory as pageable
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
+
 int device_count() noexcept {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {

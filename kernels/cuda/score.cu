@@ -3,6 +3,8 @@
 // reads of one feature fall in different banks), then each thread walks every tree for its row.
 // Trees are packed into 8-byte nodes when the features and child offsets fit (cuML FIL's sparse8
 // layout), else the CPU's 16-byte nodes; they sit in shared memory when they fit beside the rows.
+// Host batches go through in chunks, two in flight: while the GPU uploads and scores one, the
+// Context's threads copy the next into pinned memory (a page-locked batch is uploaded directly).
 //
 // Same results as cpu::score: the per-node decision is detail::goes_right, and each output's
 // margin is its base margin plus the leaves of its trees in model order, summed in float (double
@@ -10,6 +12,7 @@
 // adds the trees of all outputs in one pass, but each output's sum only ever sees its own trees,
 // so summing output by output gives the same floats. Linear models run detail::linear_margin.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -19,6 +22,7 @@
 #include "kernels/cuda/detail/cuda_check.cuh"
 #include "kernels/cuda/detail/device_state.cuh"
 #include "kernels/cuda/detail/workspace_layout.hpp"
+#include "kernels/parallel_copy.hpp"
 #include "kernels/score_model.hpp"
 
 namespace driftguard::cuda {
@@ -34,7 +38,7 @@ constexpr int kThreads = 128;  // rows per block
 constexpr std::size_t kStagingBudget = 64 * 1024;
 // Trees are copied into shared memory when they take at most this much beside the rows.
 constexpr std::size_t kSharedBudget = 96 * 1024;
-// Host batches go through the GPU in chunks of about this many input bytes.
+// Host batches go through the GPU in chunks of about this many input bytes, two in flight.
 constexpr std::size_t kChunkBytes = std::size_t{16} << 20;
 
 // 8 bytes: threshold (or leaf value, or category split index as bits) and
@@ -437,67 +441,112 @@ class Scorer {
 
 }  // namespace
 
-void score(DeviceState& state, const BoundTables& tables, BatchView batch,
+void score(DeviceState& state, int host_threads, const BoundTables& tables, BatchView batch,
            const ScoreOutputs& out) {
   if (batch.rows == 0) return;
   DeviceGuard guard(state.device());
   state.follow_caller(batch);
   Scorer scorer(state, tables);
+  const cudaStream_t stream = state.stream();
   const std::size_t k = tables.model->outputs, f = tables.batch_features;
+  const std::size_t model_bytes = scorer.image().bytes.size();
   const bool device = batch.space == MemorySpace::Device;
   const std::size_t chunk =
       device ? batch.rows : std::max<std::size_t>(1, std::min(batch.rows, kChunkBytes / (f * 4)));
+  const std::size_t chunks = (batch.rows + chunk - 1) / chunk;
+  constexpr int kSlots = DeviceState::kStagingSlots;
+  const int slots = device ? 0 : static_cast<int>(std::min<std::size_t>(kSlots, chunks));
 
-  // Workspace: the model, then per chunk the input (host batches), margins (unless the caller's
-  // device buffer takes them), probabilities and points (host batches).
+  // Workspace: the model; margins (unless the caller's device buffer takes them), probabilities
+  // and points (host batches) and the scratch, which the chunks share: their kernels and
+  // downloads run in order on one stream. Per staging slot, a chunk's input: the upload of the
+  // next chunk (copy stream) overlaps the kernel of this one.
   Layout layout;
-  const std::size_t model_at = layout.add<std::byte>(scorer.image().bytes.size());
-  const std::size_t input_at = layout.add<float>(device ? 0 : chunk * f);
+  const std::size_t model_at = layout.add<std::byte>(model_bytes);
   const std::size_t margin_at = layout.add<float>(device && out.margin != nullptr ? 0 : chunk * k);
   const std::size_t prob_at = layout.add<float>(device ? 0 : chunk * k);
   const std::size_t points_at = layout.add<float>(device ? 0 : chunk);
   const std::size_t scratch_at = layout.add<double>(scorer.needs_scratch() ? chunk * k : 0);
+  std::array<std::size_t, kSlots> input_at{};
+  for (int s = 0; s < slots; ++s) input_at[s] = layout.add<float>(chunk * f);
+  // Pinned staging: the model, then per slot a chunk's input and its downloaded outputs, so that
+  // the CPU fills one slot and empties its last outputs while the GPU works on the other.
+  Layout staging;
+  const std::size_t h_model_at = staging.add<std::byte>(model_bytes);
+  std::array<std::size_t, kSlots> h_input_at{}, h_margin_at{}, h_prob_at{}, h_points_at{};
+  for (int s = 0; s < slots; ++s) {
+    h_input_at[s] = staging.add<float>(chunk * f);
+    h_margin_at[s] = staging.add<float>(out.margin != nullptr ? chunk * k : 0);
+    h_prob_at[s] = staging.add<float>(out.probability != nullptr ? chunk * k : 0);
+    h_points_at[s] = staging.add<float>(out.points != nullptr ? chunk : 0);
+  }
   std::byte* d_work = state.device_workspace(layout.bytes());
-  // Pinned staging mirrors the workspace layout: the model and each chunk's inputs and outputs.
-  std::byte* h_stage = state.host_staging(device ? scorer.image().bytes.size() : layout.bytes());
-  std::memcpy(h_stage + model_at, scorer.image().bytes.data(), scorer.image().bytes.size());
-  DG_CUDA_TRY(cudaMemcpyAsync(d_work + model_at, h_stage + model_at, scorer.image().bytes.size(),
-                              cudaMemcpyHostToDevice, state.stream()));
+  std::byte* h_stage = state.host_staging(staging.bytes());
+  std::memcpy(h_stage + h_model_at, scorer.image().bytes.data(), model_bytes);
+  DG_CUDA_TRY(cudaMemcpyAsync(d_work + model_at, h_stage + h_model_at, model_bytes,
+                              cudaMemcpyHostToDevice, stream));
 
   if (device) {
     float* d_margin = out.margin != nullptr ? out.margin : at<float>(d_work, margin_at);
     scorer.launch(batch.data, batch.rows, d_margin, out.probability, out.points,
                   at<double>(d_work, scratch_at), d_work + model_at);
-    DG_CUDA_TRY(cudaStreamSynchronize(state.stream()));
+    DG_CUDA_TRY(cudaStreamSynchronize(stream));
     return;
   }
-  for (std::size_t first = 0; first < batch.rows; first += chunk) {
-    const std::size_t n = std::min(chunk, batch.rows - first);
-    std::memcpy(h_stage + input_at, batch.data + first * f, n * f * sizeof(float));
-    DG_CUDA_TRY(cudaMemcpyAsync(d_work + input_at, h_stage + input_at, n * f * sizeof(float),
-                                cudaMemcpyHostToDevice, state.stream()));
-    scorer.launch(at<float>(d_work, input_at), n, at<float>(d_work, margin_at),
+
+  // A page-locked batch (HostBuffer) is uploaded from where it lies.
+  const bool source_page_locked = is_page_locked(batch.data);
+  auto rows_of = [&](std::size_t c) { return std::min(chunk, batch.rows - c * chunk); };
+  // Copies chunk c's downloaded outputs out of its pinned slot into the caller's arrays.
+  auto drain = [&](std::size_t c) {
+    const int s = static_cast<int>(c % kSlots);
+    DG_CUDA_TRY(cudaEventSynchronize(state.slot_events(s).d2h_done));
+    const std::size_t n = rows_of(c), first = c * chunk;
+    const auto copy_out = [&](float* h_dst, std::size_t h_at, std::size_t width) {
+      if (h_dst != nullptr) {
+        std::memcpy(h_dst + first * width, h_stage + h_at, n * width * sizeof(float));
+      }
+    };
+    copy_out(out.margin, h_margin_at[s], k);
+    copy_out(out.probability, h_prob_at[s], k);
+    copy_out(out.points, h_points_at[s], 1);
+  };
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const int s = static_cast<int>(c % kSlots);
+    const DeviceState::SlotEvents& events = state.slot_events(s);
+    const std::size_t n = rows_of(c), bytes = n * f * sizeof(float);
+    // The slot's previous chunk must be out of its pinned buffers before they are reused.
+    DG_CUDA_TRY(cudaEventSynchronize(events.h2d_done));
+    if (c >= kSlots) drain(c - kSlots);
+    const float* h_source = batch.data + c * chunk * f;
+    if (!source_page_locked) {
+      float* h_input = at<float>(h_stage, h_input_at[s]);
+      driftguard::detail::parallel_copy(host_threads, h_input, h_source, bytes);
+      h_source = h_input;
+    }
+    float* d_input = at<float>(d_work, input_at[s]);
+    DG_CUDA_TRY(cudaStreamWaitEvent(state.copy_stream(), events.compute_done, 0));
+    DG_CUDA_TRY(
+        cudaMemcpyAsync(d_input, h_source, bytes, cudaMemcpyHostToDevice, state.copy_stream()));
+    DG_CUDA_TRY(cudaEventRecord(events.h2d_done, state.copy_stream()));
+    DG_CUDA_TRY(cudaStreamWaitEvent(stream, events.h2d_done, 0));
+    scorer.launch(d_input, n, at<float>(d_work, margin_at),
                   out.probability != nullptr ? at<float>(d_work, prob_at) : nullptr,
                   out.points != nullptr ? at<float>(d_work, points_at) : nullptr,
                   at<double>(d_work, scratch_at), d_work + model_at);
-    const auto download = [&](float* h_dst, std::size_t offset, std::size_t count) {
+    DG_CUDA_TRY(cudaEventRecord(events.compute_done, stream));
+    const auto download = [&](const float* h_dst, std::size_t h_at, std::size_t d_at,
+                              std::size_t count) {
       if (h_dst == nullptr) return;
-      DG_CUDA_TRY(cudaMemcpyAsync(h_stage + offset, d_work + offset, count * sizeof(float),
-                                  cudaMemcpyDeviceToHost, state.stream()));
+      DG_CUDA_TRY(cudaMemcpyAsync(h_stage + h_at, d_work + d_at, count * sizeof(float),
+                                  cudaMemcpyDeviceToHost, stream));
     };
-    download(out.margin, margin_at, n * k);
-    download(out.probability, prob_at, n * k);
-    download(out.points, points_at, n);
-    DG_CUDA_TRY(cudaStreamSynchronize(state.stream()));
-    const auto copy_out = [&](float* h_dst, std::size_t offset, std::size_t count,
-                              std::size_t row_width) {
-      if (h_dst != nullptr)
-        std::memcpy(h_dst + first * row_width, h_stage + offset, count * sizeof(float));
-    };
-    copy_out(out.margin, margin_at, n * k, k);
-    copy_out(out.probability, prob_at, n * k, k);
-    copy_out(out.points, points_at, n, 1);
+    download(out.margin, h_margin_at[s], margin_at, n * k);
+    download(out.probability, h_prob_at[s], prob_at, n * k);
+    download(out.points, h_points_at[s], points_at, n);
+    DG_CUDA_TRY(cudaEventRecord(events.d2h_done, stream));
   }
+  for (std::size_t c = chunks > kSlots ? chunks - kSlots : 0; c < chunks; ++c) drain(c);
 }
 
 }  // namespace driftguard::cuda

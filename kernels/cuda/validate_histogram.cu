@@ -24,16 +24,6 @@
 namespace driftguard::cuda {
 
 namespace {
-bool is_page_locked(const void* pointer) {
-  cudaPointerAttributes attributes{};
-  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
-    cudaGetLastError();  // not sticky: treat the memory as pageable
-    return false;
-  }
-  return attributes.type == cudaMemoryTypeHost;
-}
-}  // namespace
-namespace {
 
 using driftguard::detail::FeatureBins;
 using driftguard::detail::FeatureRule;

@@ -24,6 +24,10 @@ class DeviceGuard {
   int previous_ = -1;
 };
 
+// Whether host memory at `pointer` is page-locked (cudaHostAlloc, cudaHostRegister): the GPU's
+// copy engines read it where it lies, without staging.
+bool is_page_locked(const void* pointer);
+
 class DeviceState {
  public:
   // Host batches are staged through this many buffers: the CPU fills one while the GPU reads the
