@@ -109,6 +109,9 @@ struct Monitor::Impl {
   // KS of a raw window (no distances) against profile.sorted, made on the first window of each
   // context: on CUDA the reference is uploaded once for the run, not once per window.
   std::optional<ResidentReference> resident;
+  // The window's sorted columns, when the distances need them: sorted window after window into
+  // the same memory.
+  SortedColumns current_sorted;
 
   mutable std::mutex mutex;
 
@@ -371,10 +374,9 @@ ScanReport Monitor::Impl::report() {
       spec ? reference_counts : ref.histogram(window_spec);
 
   // The distances need the window's columns sorted; KS then reuses them instead of sorting again.
-  SortedColumns current_sorted;
   std::vector<KsResult> ks;
   with_failover("window", first_row, [&](Context& ctx) {
-    if (opt.distances) current_sorted = SortedColumns::from_batch(ctx, window);
+    if (opt.distances) current_sorted.assign_from_batch(ctx, window);
     if (opt.ks) {
       if (opt.distances) {
         ks = ks_two_sample(ctx, ref.sorted, current_sorted, opt.ks_options);

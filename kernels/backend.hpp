@@ -1,8 +1,10 @@
 #pragma once
 // Internal: the functions each backend implements. The dispatch (dispatch.cpp) validates the
 // arguments once and calls one of them; backends may assume the checks below hold.
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 
@@ -93,27 +95,79 @@ struct KsExtremes {
 
 }  // namespace driftguard::detail
 
+namespace driftguard::detail {
+// Room for `n` sorted values in `out.values` before a backend overwrites them: within its
+// capacity nothing is allocated, so a window sorted into the memory of the last touches no fresh
+// page; past it the old memory is freed first (its values are about to be replaced: no copy, and
+// never two buffers at once).
+inline void make_room_for_values(SortedColumns& out, std::size_t n) {
+  if (out.values.capacity() < n) {
+    out.values = std::vector<float>();
+    out.values.reserve(n);
+  }
+}
+}  // namespace driftguard::detail
+
 // Checked before a backend sees them: batches have rows * features within size_t, non-null data
 // when rows > 0, features == reference.features, and the reference's sizes and offsets agree;
 // `out` has one entry per feature.
 namespace driftguard::cpu {
-// Host batches only; `threads` workers (OpenMP).
-SortedColumns sort_columns(int threads, BatchView batch);
-void ks_statistics(int threads, const SortedColumns& reference, BatchView current,
-                   std::span<detail::KsExtremes> out);
+// Sort-key memory a CPU context keeps from call to call, so that window after window is gathered
+// into pages already mapped: fresh pages for a 1Mi x 32 window's keys (128 MiB, page-faulted and
+// zeroed by the kernel, then unmapped) cost a windowed scan about a tenth of its time on a 2-core
+// VM. A call leases all of it; a call that finds it leased (another thread on the same context)
+// takes memory of its own instead, so concurrent calls stay correct.
+class KeyMemory {
+  struct Slots {
+    std::array<std::unique_ptr<std::uint32_t[]>, 2> keys;
+    std::array<std::size_t, 2> capacity{};
+  };
+
+ public:
+  class Lease {
+   public:
+    explicit Lease(KeyMemory& memory)
+        : lock_(memory.mutex_, std::try_to_lock),
+          slots_(lock_.owns_lock() ? &memory.slots_ : &own_) {}
+    // Uninitialised room for at least n keys in slot 0 or 1, valid while the lease lives.
+    std::uint32_t* keys(int slot, std::size_t n) {
+      const auto s = static_cast<std::size_t>(slot);
+      if (slots_->capacity[s] < n) {
+        slots_->keys[s].reset();  // before the new one: never both at once
+        slots_->keys[s].reset(new std::uint32_t[n]);
+        slots_->capacity[s] = n;
+      }
+      return slots_->keys[s].get();
+    }
+
+   private:
+    std::unique_lock<std::mutex> lock_;
+    Slots own_;
+    Slots* slots_;
+  };
+
+ private:
+  std::mutex mutex_;
+  Slots slots_;
+};
+
+// Host batches only; `threads` workers (OpenMP). Sorts into `out`, reusing its memory.
+void sort_columns(int threads, KeyMemory& memory, BatchView batch, SortedColumns& out);
+void ks_statistics(int threads, KeyMemory& memory, const SortedColumns& reference,
+                   BatchView current, std::span<detail::KsExtremes> out);
 // Both samples already sorted (host data, whatever the context's backend).
 void ks_statistics(int threads, const SortedColumns& reference, const SortedColumns& current,
                    std::span<detail::KsExtremes> out);
 // Both windows raw: sorted as keys and walked without their values. Returns the reference's
 // layout (offsets and NaN counts; values empty) for the p-values.
-SortedColumns ks_statistics_raw(int threads, BatchView reference, BatchView current,
-                                std::span<detail::KsExtremes> out);
+SortedColumns ks_statistics_raw(int threads, KeyMemory& memory, BatchView reference,
+                                BatchView current, std::span<detail::KsExtremes> out);
 }  // namespace driftguard::cpu
 
 namespace driftguard::cuda {
 // Host or device batches; results are identical to the cpu:: functions. `d_reference_values`:
 // the reference's values already in device memory (ResidentReference), or null to copy them here.
-SortedColumns sort_columns(DeviceState& state, BatchView batch);
+void sort_columns(DeviceState& state, BatchView batch, SortedColumns& out);
 void ks_statistics(DeviceState& state, const SortedColumns& reference,
                    const float* d_reference_values, BatchView current,
                    std::span<detail::KsExtremes> out);

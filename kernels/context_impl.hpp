@@ -12,6 +12,7 @@ struct Context::Impl {
   Backend backend = Backend::Cpu;
   int cpu_threads = 1;
   cuda::DeviceStatePtr cuda;  // set when backend == Cuda
+  cpu::KeyMemory key_memory;
   const char* auto_cpu_reason = "";
 
   // Fault injection for failover tests: DRIFTGUARD_INJECT_CUDA_FAULT=<alloc|launch>:<N> makes

@@ -26,7 +26,7 @@ detail::MmdLinearTerms mmd_linear(DeviceState&, BatchView, BatchView, const MmdL
 
 // Two-sample Kolmogorov–Smirnov.
 namespace driftguard::cuda {
-SortedColumns sort_columns(DeviceState&, BatchView) { unavailable(); }
+void sort_columns(DeviceState&, BatchView, SortedColumns&) { unavailable(); }
 void ks_statistics(DeviceState&, const SortedColumns&, const float*, BatchView,
                    std::span<detail::KsExtremes>) {
   unavailable();

@@ -162,14 +162,23 @@ MmdLinearResult mmd_linear_test(Context& ctx, BatchView reference, BatchView cur
 namespace driftguard {
 
 SortedColumns SortedColumns::from_batch(Context& ctx, BatchView batch) {
+  SortedColumns out;
+  out.assign_from_batch(ctx, batch);
+  return out;
+}
+
+void SortedColumns::assign_from_batch(Context& ctx, BatchView batch) {
   check_batch(batch, batch.features, "SortedColumns::from_batch");
   Context::Impl& impl = ctx.impl();
   impl.fault_point("sort_columns");
-  if (impl.backend == Backend::Cuda) return cuda::sort_columns(*impl.cuda, batch);
+  if (impl.backend == Backend::Cuda) {
+    cuda::sort_columns(*impl.cuda, batch, *this);
+    return;
+  }
   if (batch.space == MemorySpace::Device) {
     throw InvalidInput("a device-resident batch needs the CUDA backend");
   }
-  return cpu::sort_columns(impl.cpu_threads, batch);
+  cpu::sort_columns(impl.cpu_threads, impl.key_memory, batch, *this);
 }
 
 namespace {
@@ -187,7 +196,7 @@ std::vector<KsResult> ks_on_backend(Context& ctx, const SortedColumns& reference
   } else if (current.space == MemorySpace::Device) {
     throw InvalidInput("a device-resident batch needs the CUDA backend");
   } else {
-    cpu::ks_statistics(impl.cpu_threads, reference, current, extremes);
+    cpu::ks_statistics(impl.cpu_threads, impl.key_memory, reference, current, extremes);
   }
   return detail::ks_results(impl.cpu_threads, reference, extremes, options);
 }
@@ -254,7 +263,7 @@ std::vector<KsResult> ks_two_sample(Context& ctx, BatchView reference, BatchView
   const SortedColumns layout =
       impl.backend == Backend::Cuda
           ? cuda::ks_statistics_raw(*impl.cuda, reference, current, extremes)
-          : cpu::ks_statistics_raw(impl.cpu_threads, reference, current, extremes);
+          : cpu::ks_statistics_raw(impl.cpu_threads, impl.key_memory, reference, current, extremes);
   return detail::ks_results(impl.cpu_threads, layout, extremes, options);
 }
 

@@ -12,11 +12,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend_param.hpp"
@@ -578,6 +580,74 @@ void expect_same_results(const std::vector<KsResult>& a, const std::vector<KsRes
 // A resident reference gives the results of its columns, call after call; on CUDA also for a
 // table of more than 65535 features, which the device merges in two chunks (the second starts
 // inside the uploaded values).
+// Bits, sizes and NaN counts of two sorted layouts.
+void expect_same_columns(const SortedColumns& a, const SortedColumns& b) {
+  EXPECT_EQ(a.features, b.features);
+  EXPECT_EQ(a.offsets, b.offsets);
+  EXPECT_EQ(a.nan_counts, b.nan_counts);
+  ASSERT_EQ(a.values.size(), b.values.size());
+  EXPECT_EQ(std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float)), 0);
+}
+
+// Window after window sorted into one SortedColumns (its memory reused, as a monitor does), with
+// raw-window KS calls in between that lease both of the context's key slots: each window equals
+// its own from_batch, whatever the one before held (more values, fewer, none).
+TEST_P(Ks, AssignFromBatchEqualsFromBatchWindowAfterWindow) {
+  std::mt19937_64 rng(test_seed());
+  const std::size_t features = 5;
+  SortedColumns reused;
+  for (const std::size_t rows : {4000, 9000, 1500, 0, 70000, 6000}) {
+    SCOPED_TRACE(std::to_string(rows) + " rows");
+    std::vector<float> data(rows * features);
+    for (float& x : data) x = random_sample(1, static_cast<int>(rng() % 3), rng)[0];
+    const BatchView window{data.data(), rows, features};
+    reused.assign_from_batch(ctx(), window);
+    const SortedColumns fresh = SortedColumns::from_batch(ctx(), window);
+    expect_same_columns(reused, fresh);
+    if (rows > 0) {
+      expect_same_results(ks_two_sample(ctx(), window, window),
+                          ks_two_sample(ctx(), fresh, window));
+    }
+  }
+}
+
+// A CPU context shared by threads (a service's request threads): calls that find the context's
+// key memory leased take their own, so every result stays right.
+TEST(KsKeyMemory, ConcurrentCallsOnOneContextStayCorrect) {
+  Context shared(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 2});
+  std::mt19937_64 rng(test_seed());
+  struct Work {
+    std::vector<float> data;
+    std::size_t rows;
+    SortedColumns expected;
+  };
+  std::vector<Work> work;
+  for (const std::size_t rows : {30000, 50000, 20000, 40000}) {
+    Work w{std::vector<float>(rows * 3), rows, {}};
+    for (float& x : w.data) x = random_sample(1, static_cast<int>(rng() % 3), rng)[0];
+    Context own(ContextOptions{.backend = Backend::Cpu, .cpu_threads = 1});
+    w.expected = SortedColumns::from_batch(own, {w.data.data(), rows, 3});
+    work.push_back(std::move(w));
+  }
+  std::vector<int> wrong(work.size(), 0);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < work.size(); ++t) {
+    threads.emplace_back([&, t] {
+      const Work& w = work[t];
+      for (int round = 0; round < 20; ++round) {
+        const SortedColumns got = SortedColumns::from_batch(shared, {w.data.data(), w.rows, 3});
+        if (got.offsets != w.expected.offsets || got.values.size() != w.expected.values.size() ||
+            std::memcmp(got.values.data(), w.expected.values.data(),
+                        got.values.size() * sizeof(float)) != 0) {
+          ++wrong[t];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (std::size_t t = 0; t < work.size(); ++t) EXPECT_EQ(wrong[t], 0) << "thread " << t;
+}
+
 TEST_P(Ks, ResidentReferenceEqualsItsColumns) {
   std::mt19937_64 rng(test_seed());
   for (const auto& [rows, features] : {std::pair<std::size_t, std::size_t>{4000, 6}, {3, 70000}}) {

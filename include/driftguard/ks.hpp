@@ -105,6 +105,10 @@ struct SortedColumns {
   // Sorts the columns of `batch` (host batch, or device batch on the CUDA backend) on the
   // context's backend. Both backends give the same bits.
   static SortedColumns from_batch(Context& ctx, BatchView batch);
+  // The same into this object, in the memory it already holds: a monitor that sorts window after
+  // window allocates (and the OS zero-fills) its values once, not once per window. On an
+  // exception the contents are unspecified.
+  void assign_from_batch(Context& ctx, BatchView batch);
 };
 
 // KS of every feature of `current` (the whole current window; row-major, host or device memory)

@@ -49,19 +49,20 @@ constexpr std::uint64_t kKeysPer4KiB = 1024;
 
 // The non-NaN values of every column as sort keys, column after column.
 struct ColumnKeys {
-  Buffer<std::uint32_t> keys;
+  std::uint32_t* keys = nullptr;          // in a KeyMemory lease
   std::vector<std::uint64_t> offsets;     // features + 1: the columns' sizes, summed
   std::vector<std::uint64_t> starts;      // features: where each column is in `keys`
   std::vector<std::uint64_t> nan_counts;  // features
   std::uint64_t max_column = 0;
 
   std::uint64_t size(std::size_t f) const { return offsets[f + 1] - offsets[f]; }
-  std::uint32_t* column(std::size_t f) const { return keys.get() + starts[f]; }
+  std::uint32_t* column(std::size_t f) const { return keys + starts[f]; }
 };
 
 // Two passes over the batch in row blocks: count each block's non-NaN values per feature, then
-// write each value's key at its column's running position, so every column is contiguous.
-ColumnKeys gather_keys(int threads, const BatchView& batch) {
+// write each value's key at its column's running position, so every column is contiguous. The
+// keys go to slot `slot` of the lease.
+ColumnKeys gather_keys(int threads, const BatchView& batch, KeyMemory::Lease& lease, int slot) {
   const std::size_t rows = batch.rows;
   const std::size_t features = batch.features;
   const std::size_t blocks = (rows + kBlockRows - 1) / kBlockRows;
@@ -96,8 +97,8 @@ ColumnKeys gather_keys(int threads, const BatchView& batch) {
     out.nan_counts[f] = rows - size;
     out.max_column = std::max(out.max_column, size);
   }
-  out.keys = make_buffer<std::uint32_t>(std::max<std::uint64_t>(end, 1));
-  std::uint32_t* keys = out.keys.get();
+  out.keys = lease.keys(slot, std::max<std::uint64_t>(end, 1));
+  std::uint32_t* keys = out.keys;
   parallel_for(threads, blocks, [&](std::size_t b) {
     std::uint64_t* at = position.data() + b * features;
     const std::size_t end = std::min(rows, (b + 1) * kBlockRows);
@@ -397,11 +398,15 @@ detail::KsExtremes extremes_of(std::span<const float> reference, const std::uint
 
 }  // namespace
 
-SortedColumns sort_columns(int threads, BatchView batch) {
-  ColumnKeys columns = gather_keys(threads, batch);
-  SortedColumns out;
+void sort_columns(int threads, KeyMemory& memory, BatchView batch, SortedColumns& out) {
+  KeyMemory::Lease lease(memory);
+  ColumnKeys columns = gather_keys(threads, batch, lease, 0);
   out.features = batch.features;
-  out.values.resize(columns.offsets.back());
+  // A reused object keeps room for a whole window of this shape, so that the next windows fit
+  // whatever their NaN counts; then only what grows past its last size is zero-filled.
+  const std::size_t n = columns.offsets.back();
+  detail::make_room_for_values(out, out.values.capacity() > 0 ? batch.rows * batch.features : n);
+  out.values.resize(n);
   sort_columns_of(threads, {&columns}, batch.features, [&](std::size_t f) {
     const std::uint32_t* keys = columns.column(f);
     float* values = out.values.data() + columns.offsets[f];
@@ -409,12 +414,12 @@ SortedColumns sort_columns(int threads, BatchView batch) {
   });
   out.offsets = std::move(columns.offsets);
   out.nan_counts = std::move(columns.nan_counts);
-  return out;
 }
 
-void ks_statistics(int threads, const SortedColumns& reference, BatchView current,
-                   std::span<detail::KsExtremes> out) {
-  ColumnKeys columns = gather_keys(threads, current);
+void ks_statistics(int threads, KeyMemory& memory, const SortedColumns& reference,
+                   BatchView current, std::span<detail::KsExtremes> out) {
+  KeyMemory::Lease lease(memory);
+  ColumnKeys columns = gather_keys(threads, current, lease, 0);
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   sort_columns_of(threads, {&columns}, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];
@@ -434,10 +439,11 @@ void ks_statistics(int threads, const SortedColumns& reference, const SortedColu
   });
 }
 
-SortedColumns ks_statistics_raw(int threads, BatchView reference, BatchView current,
-                                std::span<detail::KsExtremes> out) {
-  ColumnKeys ref = gather_keys(threads, reference);
-  ColumnKeys cur = gather_keys(threads, current);
+SortedColumns ks_statistics_raw(int threads, KeyMemory& memory, BatchView reference,
+                                BatchView current, std::span<detail::KsExtremes> out) {
+  KeyMemory::Lease lease(memory);
+  ColumnKeys ref = gather_keys(threads, reference, lease, 0);
+  ColumnKeys cur = gather_keys(threads, current, lease, 1);
   std::vector<WalkBuffers> buffers(static_cast<std::size_t>(threads));
   sort_columns_of(threads, {&ref, &cur}, current.features, [&](std::size_t f) {
     WalkBuffers& own = buffers[static_cast<std::size_t>(omp_get_thread_num())];

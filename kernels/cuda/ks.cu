@@ -415,14 +415,19 @@ const float* sorted_chunk_values(DeviceState& state, std::byte* d_base, const So
 
 }  // namespace
 
-SortedColumns sort_columns(DeviceState& state, BatchView batch) {
+void sort_columns(DeviceState& state, BatchView batch, SortedColumns& out) {
   DeviceGuard guard(state.device());
   const Chunking c(batch);
-  SortedColumns out;
   out.features = batch.features;
   out.offsets.assign(batch.features + 1, 0);
   out.nan_counts.assign(batch.features, 0);
-  if (c.rows == 0) return out;
+  if (c.rows == 0) {
+    out.values.clear();
+    return;
+  }
+  // Every value may be finite, and the chunks' values arrive one chunk at a time: room for all,
+  // so that the resizes below never move what earlier chunks downloaded.
+  detail::make_room_for_values(out, c.rows * c.features);
   state.follow_caller(batch);
   Layout layout;
   const SortBuffers s = plan_sort(layout, c, batch.space == MemorySpace::Host);
@@ -431,6 +436,7 @@ SortedColumns sort_columns(DeviceState& state, BatchView batch) {
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
     const std::size_t first = c.first(chunk), count = c.count(chunk);
     const float* d_values = sorted_chunk_values(state, d_base, s, batch, c, first, count, out);
+    // Only what grows past the last size is zero-filled.
     out.values.resize(out.offsets[first + count]);
     for (std::size_t f = 0; f < count; ++f) {
       const std::size_t n_f = out.offsets[first + f + 1] - out.offsets[first + f];
@@ -440,7 +446,6 @@ SortedColumns sort_columns(DeviceState& state, BatchView batch) {
     }
     DG_CUDA_TRY(cudaStreamSynchronize(stream));
   }
-  return out;
 }
 
 float* upload_values(DeviceState& state, std::span<const float> values) {
