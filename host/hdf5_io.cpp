@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 #include <omp.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -510,11 +512,14 @@ struct Hdf5BatchReader::Impl {
   std::size_t rows = 0;
   std::size_t features = 0;
   std::size_t chunk_rows = 0;
-  // Chunks of whole rows stored as native float32, without filters or with shuffle and deflate
-  // only: a whole chunk is read raw (H5Dread_chunk), without libhdf5's chunk cache and its copy,
-  // and compressed chunks are decoded here on all decode_threads (libhdf5 inflates on one).
+  // Chunks of whole rows stored as native float32 or float64, without filters or with shuffle and
+  // deflate only, in a plain file: whole chunks are read here, located through libhdf5's chunk
+  // index and read with pread on all decode_threads (libhdf5 reads, inflates and copies through
+  // its chunk cache on one thread: its calls are serialised), then decoded here.
   bool raw_chunks = false;
-  std::size_t element_bytes = 4;      // 8: float64 chunks, narrowed here as libhdf5 narrows
+  int fd = -1;                     // the file's descriptor, libhdf5's (sec2 driver)
+  std::uint64_t base_address = 0;  // where HDF5's addresses start in the file: after a user block
+  std::size_t element_bytes = 4;   // 8: float64 chunks, narrowed here as libhdf5 narrows
   std::vector<H5Z_filter_t> filters;  // the pipeline, in the order it was applied
   int decode_threads = 0;
   std::vector<std::vector<unsigned char>> stored;   // raw bytes of a block's chunks, reused
@@ -600,6 +605,22 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
     r.raw_chunks = i == 0 ? shuffle || r.filters.back() == H5Z_FILTER_DEFLATE
                           : i == 1 && r.filters[0] == H5Z_FILTER_SHUFFLE &&
                                 r.filters.back() == H5Z_FILTER_DEFLATE;
+  }
+  if (r.raw_chunks) {
+    // Read here only from a plain POSIX file: libhdf5's default driver (sec2), whose handle is
+    // the file descriptor.
+    PropertyList access(H5Fget_access_plist(file));
+    PropertyList file_create(H5Fget_create_plist(file));
+    void* handle = nullptr;
+    hsize_t user_block = 0;
+    r.raw_chunks = access.valid() && file_create.valid() &&
+                   H5Pget_driver(access.get()) == H5FD_SEC2 &&
+                   H5Fget_vfd_handle(file, access.get(), &handle) >= 0 && handle != nullptr &&
+                   H5Pget_userblock(file_create.get(), &user_block) >= 0;
+    if (r.raw_chunks) {
+      r.fd = *static_cast<const int*>(handle);
+      r.base_address = user_block;
+    }
   }
   if (!r.raw_chunks) r.filters.clear();
   // Chunks or a contiguous block never written read as the fill value: rows that would count as
@@ -738,6 +759,23 @@ std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipp
   return {};
 }
 
+// Reads `size` bytes at `offset` of `fd` into `into`: an error message, or empty.
+std::string read_stored_bytes(int fd, std::uint64_t offset, std::size_t size, void* into) {
+  auto* out = static_cast<unsigned char*>(into);
+  while (size > 0) {
+    const ssize_t got = ::pread(fd, out, size, static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return "read error: " + std::error_code(errno, std::generic_category()).message();
+    }
+    if (got == 0) return "the file ends inside the chunk";
+    out += got;
+    offset += static_cast<std::uint64_t>(got);
+    size -= static_cast<std::size_t>(got);
+  }
+  return {};
+}
+
 }  // namespace
 
 void Hdf5BatchReader::set_decode_threads(int threads) noexcept { impl_->decode_threads = threads; }
@@ -766,40 +804,53 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     fail(r.path, "cannot read rows " + row_range(row, chunk) +
                      " of /features (corrupt block?: " + why + ")");
   };
-  // The stored size of the chunk at `row`, and its stored bytes read into `into` (room for that
-  // size, which the caller checks first: a corrupt index could claim any).
-  const auto stored_size = [&](std::size_t row) {
-    const hsize_t offset[2] = {row, 0};
-    hsize_t size = 0;
-    if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0) fail_chunk(row, hdf5_error_detail());
-    return size;
+  // Where the chunk at `row` is stored (libhdf5's chunk index, read one chunk at a time): its
+  // offset in the file, its stored size (checked by the caller before anything is allocated or
+  // read: a corrupt index could claim any) and its filter mask.
+  struct Stored {
+    std::uint64_t offset;
+    std::size_t size;
+    std::uint32_t skipped;
   };
-  const auto read_stored = [&](std::size_t row, void* into, std::uint32_t& skipped) {
+  const auto locate = [&](std::size_t row) {
     const hsize_t offset[2] = {row, 0};
-    skipped = 0;
-    if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &skipped, into) < 0) {
+    unsigned mask = 0;
+    haddr_t address = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(dataset, offset, &mask, &address, &size) < 0) {
       fail_chunk(row, hdf5_error_detail());
     }
+    if (address == HADDR_UNDEF) fail_chunk(row, "the chunk is not stored");
+    return Stored{r.base_address + address, static_cast<std::size_t>(size), mask};
   };
   read_part(first, whole_begin);
   const std::size_t chunks = (whole_end - whole_begin) / chunk;
+  const int threads = r.decode_threads > 0 ? r.decode_threads : omp_get_max_threads();
   if (r.filters.empty() && r.element_bytes == 4) {
+    // Straight into the block, every chunk at once.
+    std::vector<Stored> where(chunks);
     for (std::size_t c = 0; c < chunks; ++c) {
       const std::size_t row = whole_begin + c * chunk;
-      const hsize_t size = stored_size(row);
-      if (size != chunk_bytes)
-        fail_chunk(row, "the chunk stores " + std::to_string(size) + " bytes");
-      std::uint32_t skipped = 0;
-      read_stored(row, out + (row - first) * r.features, skipped);
+      where[c] = locate(row);
+      if (where[c].size != chunk_bytes) {
+        fail_chunk(row, "the chunk stores " + std::to_string(where[c].size) + " bytes");
+      }
+    }
+    std::vector<std::string> errors(chunks);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (chunks > 1)
+    for (std::size_t c = 0; c < chunks; ++c) {
+      errors[c] = read_stored_bytes(r.fd, where[c].offset, chunk_bytes,
+                                    out + (whole_begin + c * chunk - first) * r.features);
+    }
+    for (std::size_t c = 0; c < chunks; ++c) {
+      if (!errors[c].empty()) fail_chunk(whole_begin + c * chunk, errors[c]);
     }
   } else {
-    // Raw bytes one chunk after another (libhdf5 is not thread-safe), then decoded (and
-    // narrowed from float64) in parallel; in groups, so that a large read holds the stored bytes
-    // of a few chunks per thread only.
-    const int threads = r.decode_threads > 0 ? r.decode_threads : omp_get_max_threads();
+    // Stored bytes read and decoded (and narrowed from float64) in parallel; in groups, so that a
+    // large read holds the stored bytes of a few chunks per thread only.
     const std::size_t group = 4 * static_cast<std::size_t>(threads);
     if (r.stored.size() < std::min(chunks, group)) r.stored.resize(std::min(chunks, group));
-    std::vector<std::uint32_t> skipped(group);
+    std::vector<Stored> where(group);
     std::vector<std::string> errors(group);
     // Per thread, a decoded chunk before unshuffling and a float64 chunk before narrowing;
     // allocated here, where a failure can still be thrown (not inside the parallel loop).
@@ -813,28 +864,29 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
       const std::size_t count = std::min(group, chunks - g);
       for (std::size_t c = 0; c < count; ++c) {
         const std::size_t row = whole_begin + (g + c) * chunk;
-        const hsize_t size = stored_size(row);
+        where[c] = locate(row);
         // Deflate's worst case adds 0.03% and a few bytes to a chunk; a larger claim is a
         // corrupt index, refused before allocating it.
-        if (size == 0 || size > 2 * chunk_bytes + 1024) {
-          fail_chunk(row, "the chunk claims " + std::to_string(size) + " stored bytes");
+        if (where[c].size == 0 || where[c].size > 2 * chunk_bytes + 1024) {
+          fail_chunk(row, "the chunk claims " + std::to_string(where[c].size) + " stored bytes");
         }
-        r.stored[c].resize(size);
-        read_stored(row, r.stored[c].data(), skipped[c]);
+        r.stored[c].resize(where[c].size);
       }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
       for (std::size_t c = 0; c < count; ++c) {
         const std::size_t row = whole_begin + (g + c) * chunk;
+        errors[c] = read_stored_bytes(r.fd, where[c].offset, where[c].size, r.stored[c].data());
+        if (!errors[c].empty()) continue;
         unsigned char* const scratch =
             r.scratch[static_cast<std::size_t>(omp_get_thread_num())].data();
         float* const to = out + (row - first) * r.features;
         if (r.element_bytes == 4) {
-          errors[c] = decode_chunk(r.stored[c], skipped[c], r.filters, 4,
+          errors[c] = decode_chunk(r.stored[c], where[c].skipped, r.filters, 4,
                                    reinterpret_cast<unsigned char*>(to), chunk_bytes, scratch);
         } else {
           unsigned char* const doubles = scratch + (r.filters.size() > 1 ? chunk_bytes : 0);
-          errors[c] =
-              decode_chunk(r.stored[c], skipped[c], r.filters, 8, doubles, chunk_bytes, scratch);
+          errors[c] = decode_chunk(r.stored[c], where[c].skipped, r.filters, 8, doubles,
+                                   chunk_bytes, scratch);
           if (errors[c].empty()) {
             narrow_to_float(reinterpret_cast<const double*>(doubles), chunk * r.features, to);
           }

@@ -89,8 +89,12 @@ void expect_same_bits(const T* actual, const T* expected, std::size_t n) {
 // Raw HDF5 C API: datasets in layouts the writer never produces.
 class RawFile {
  public:
-  explicit RawFile(const std::string& path)
-      : file_(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {
+  // `user_block`: bytes before HDF5's data (h5py's userblock_size), 0 or a power of 2 >= 512.
+  explicit RawFile(const std::string& path, hsize_t user_block = 0) {
+    const hid_t create = H5Pcreate(H5P_FILE_CREATE);
+    EXPECT_GE(H5Pset_userblock(create, user_block), 0);
+    file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create, H5P_DEFAULT);
+    H5Pclose(create);
     EXPECT_GE(file_, 0);
   }
   ~RawFile() { H5Fclose(file_); }
@@ -172,7 +176,7 @@ class RawFile {
   }
 
  private:
-  hid_t file_;
+  hid_t file_ = H5I_INVALID_HID;
 };
 
 class Hdf5IoTest : public ::testing::Test {
@@ -194,9 +198,9 @@ class Hdf5IoTest : public ::testing::Test {
 
   // A file made with the raw HDF5 API by `extra`.
   template <typename Extra>
-  std::string raw_file(const std::string& name, Extra extra) {
+  std::string raw_file(const std::string& name, Extra extra, hsize_t user_block = 0) {
     const std::string path = file(name);
-    RawFile raw(path);
+    RawFile raw(path, user_block);
     extra(raw);
     return path;
   }
@@ -323,8 +327,9 @@ TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
   }
 }
 
-// Whole chunks are read raw and decoded by driftguard when stored as native float32 or float64
-// with no filter, shuffle, deflate or both (shuffle first); other layouts go through libhdf5.
+// Whole chunks are read raw (pread, at the addresses of libhdf5's chunk index, past a user block
+// where the file has one) and decoded by driftguard when stored as native float32 or float64 with
+// no filter, shuffle, deflate or both (shuffle first); other layouts go through libhdf5.
 // Every one reads at every offset, whole chunks between partial ones, what libhdf5's own
 // H5Dread of the whole table gives (float64 narrowed as libhdf5 narrows: past FLT_MAX to Inf).
 TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
@@ -351,6 +356,7 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
     const char* name;
     std::vector<H5Z_filter_t> filters;
     hid_t file_type;
+    hsize_t user_block = 0;  // HDF5's addresses then start past it in the file
   };
   const std::vector<Layout> layouts = {
       {"plain", {}, H5T_IEEE_F32LE},
@@ -360,6 +366,8 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
       {"f64_plain", {}, H5T_IEEE_F64LE},
       {"f64_deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F64LE},
       {"f64_shuffle_deflate", {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}, H5T_IEEE_F64LE},
+      {"plain_user_block", {}, H5T_IEEE_F32LE, 512},
+      {"deflate_user_block", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE, 4096},
       // libhdf5's path:
       {"deflate_shuffle", {H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
       {"fletcher_deflate", {H5Z_FILTER_FLETCHER32, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
@@ -368,40 +376,45 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
   };
   for (const Layout& layout : layouts) {
     SCOPED_TRACE(layout.name);
-    const std::string path = raw_file(std::string(layout.name) + ".h5", [&](RawFile& f) {
-      const hsize_t dims[2] = {kRows, kFeatures}, chunk[2] = {kChunkRows, kFeatures};
-      const hid_t space = H5Screate_simple(2, dims, nullptr);
-      const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
-      EXPECT_GE(H5Pset_chunk(create, 2, chunk), 0);
-      for (const H5Z_filter_t filter : layout.filters) {
-        const herr_t set = filter == H5Z_FILTER_DEFLATE   ? H5Pset_deflate(create, 4)
-                           : filter == H5Z_FILTER_SHUFFLE ? H5Pset_shuffle(create)
-                                                          : H5Pset_fletcher32(create);
-        EXPECT_GE(set, 0);
-      }
-      const hid_t dataset = H5Dcreate2(f.id(), "/features", layout.file_type, space, H5P_DEFAULT,
-                                       create, H5P_DEFAULT);
-      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, source.data()),
+    const std::string path = raw_file(
+        std::string(layout.name) + ".h5",
+        [&](RawFile& f) {
+          const hsize_t dims[2] = {kRows, kFeatures}, chunk[2] = {kChunkRows, kFeatures};
+          const hid_t space = H5Screate_simple(2, dims, nullptr);
+          const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+          EXPECT_GE(H5Pset_chunk(create, 2, chunk), 0);
+          for (const H5Z_filter_t filter : layout.filters) {
+            const herr_t set = filter == H5Z_FILTER_DEFLATE   ? H5Pset_deflate(create, 4)
+                               : filter == H5Z_FILTER_SHUFFLE ? H5Pset_shuffle(create)
+                                                              : H5Pset_fletcher32(create);
+            EXPECT_GE(set, 0);
+          }
+          const hid_t dataset = H5Dcreate2(f.id(), "/features", layout.file_type, space,
+                                           H5P_DEFAULT, create, H5P_DEFAULT);
+          EXPECT_GE(
+              H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, source.data()),
+              0);
+          if (std::string(layout.name) == "shuffle_deflate") {
+            // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does
+            // when an optional filter fails: shuffled bytes, not compressed.
+            const std::size_t n = kChunkRows * kFeatures;
+            std::vector<float> values(n);
+            for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) - 17.25f;
+            const auto* bytes = reinterpret_cast<const unsigned char*>(values.data());
+            std::vector<unsigned char> shuffled(4 * n);
+            for (std::size_t i = 0; i < n; ++i) {
+              for (std::size_t j = 0; j < 4; ++j) shuffled[j * n + i] = bytes[4 * i + j];
+            }
+            const hsize_t offset[2] = {2 * kChunkRows, 0};
+            EXPECT_GE(
+                H5Dwrite_chunk(dataset, H5P_DEFAULT, 2u, offset, shuffled.size(), shuffled.data()),
                 0);
-      if (std::string(layout.name) == "shuffle_deflate") {
-        // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does when
-        // an optional filter fails: shuffled bytes, not compressed.
-        const std::size_t n = kChunkRows * kFeatures;
-        std::vector<float> values(n);
-        for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) - 17.25f;
-        const auto* bytes = reinterpret_cast<const unsigned char*>(values.data());
-        std::vector<unsigned char> shuffled(4 * n);
-        for (std::size_t i = 0; i < n; ++i) {
-          for (std::size_t j = 0; j < 4; ++j) shuffled[j * n + i] = bytes[4 * i + j];
-        }
-        const hsize_t offset[2] = {2 * kChunkRows, 0};
-        EXPECT_GE(
-            H5Dwrite_chunk(dataset, H5P_DEFAULT, 2u, offset, shuffled.size(), shuffled.data()), 0);
-      }
-      H5Dclose(dataset);
-      H5Pclose(create);
-      H5Sclose(space);
-    });
+          }
+          H5Dclose(dataset);
+          H5Pclose(create);
+          H5Sclose(space);
+        },
+        layout.user_block);
     std::vector<float> expected(kRows * kFeatures);
     {
       const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
