@@ -62,8 +62,9 @@ std::string device_name(const DeviceState& state);
 // Page-locked host memory; null when the allocation fails (the caller falls back to pageable).
 void* allocate_pinned(std::size_t bytes) noexcept;
 void free_pinned(void* pointer) noexcept;
-// Host or device batches; results are identical to cpu::batch_pass.
-void batch_pass(DeviceState& state, const detail::BatchPassArgs& args);
+// Host or device batches; results are identical to cpu::batch_pass. `host_threads` copy a
+// pageable host batch into pinned staging.
+void batch_pass(DeviceState& state, int host_threads, const detail::BatchPassArgs& args);
 // Host or device windows (each in its own space); the same contract as cpu::mmd / cpu::mmd_linear.
 detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
                     const MmdOptions& options);

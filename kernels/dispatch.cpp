@@ -46,7 +46,7 @@ void run(Context& ctx, const detail::BatchPassArgs& args) {
   Context::Impl& impl = ctx.impl();
   impl.fault_point("batch_pass");
   if (impl.backend == Backend::Cuda) {
-    cuda::batch_pass(*impl.cuda, args);
+    cuda::batch_pass(*impl.cuda, impl.cpu_threads, args);
     return;
   }
   if (args.batch.space == MemorySpace::Device) {

@@ -35,6 +35,9 @@ struct ContextOptions {
   int cpu_threads = 0;  // 0 = all hardware threads; at most kMaxCpuThreads
 };
 
+// Threads: calls on one CPU context may run at once (a call that finds the context's working
+// memory taken uses its own); a CUDA context serves one call at a time, its device workspace and
+// streams being shared by all its calls.
 class Context {
  public:
   explicit Context(ContextOptions options = {});

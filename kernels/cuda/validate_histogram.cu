@@ -19,6 +19,7 @@
 #include "kernels/cuda/detail/cuda_check.cuh"
 #include "kernels/cuda/detail/device_state.cuh"
 #include "kernels/cuda/detail/workspace_layout.hpp"
+#include "kernels/parallel_copy.hpp"
 #include "kernels/prepared_pass.hpp"
 
 namespace driftguard::cuda {
@@ -450,7 +451,7 @@ bool aligned(const void* p, std::size_t alignment) {
 
 }  // namespace
 
-void batch_pass(DeviceState& state, const detail::BatchPassArgs& args) {
+void batch_pass(DeviceState& state, int host_threads, const detail::BatchPassArgs& args) {
   const BatchView& batch = args.batch;
   const bool validate = args.rules != nullptr;
   const bool histogram = args.spec != nullptr;
@@ -609,7 +610,7 @@ void batch_pass(DeviceState& state, const detail::BatchPassArgs& args) {
       }
       const float* h_source = batch.data + chunk * chunk_rows * features;
       if (!source_page_locked) {
-        std::memcpy(h_in, h_source, bytes);
+        driftguard::detail::parallel_copy(host_threads, h_in, h_source, bytes);
         h_source = h_in;
       }
       DG_CUDA_TRY(cudaStreamWaitEvent(state.copy_stream(), events.compute_done, 0));
