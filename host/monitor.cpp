@@ -221,6 +221,8 @@ Monitor::Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
   }
   if (opt.holds_window() && expected_window_rows > 0) {
     m.held.reserve(expected_window_rows * ref.features());
+    // Room for a whole window's values up front: every window then sorts into the same memory.
+    if (opt.distances) m.current_sorted.values.reserve(expected_window_rows * ref.features());
     if (m.model) m.scores.reserve(expected_window_rows * m.model->model().outputs());
   }
   m.reset_window();
