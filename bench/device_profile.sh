@@ -34,8 +34,9 @@ for entry in "${cases[@]}"; do
     continue
   fi
   grep -E "^(score|ks_|mmd)" "$work/run.log" | head -3
-  "$ncu" --import "$report.ncu-rep" --csv --page raw --metrics gpu__time_duration.sum \
-    >"$work/raw.csv" 2>/dev/null || { echo "ncu --import failed"; status=1; continue; }
+  "$ncu" --import "$report.ncu-rep" --csv --page raw --print-units base \
+    --metrics gpu__time_duration.sum >"$work/raw.csv" 2>/dev/null ||
+    { echo "ncu --import failed"; status=1; continue; }
   python3 - "$work/raw.csv" <<'PY' || status=1
 import csv, sys
 from collections import defaultdict
@@ -43,13 +44,19 @@ rows = list(csv.reader(open(sys.argv[1])))
 header = rows[0]
 name_col = next(i for i, h in enumerate(header) if h in ("Kernel Name", "Function Name"))
 time_col = header.index("gpu__time_duration.sum")
+# The second row names each column's unit (nsecond with --print-units base; scaled otherwise).
+scale = {"nsecond": 1.0, "usecond": 1e3, "msecond": 1e6, "second": 1e9}.get(rows[1][time_col], 1.0)
 total, count = defaultdict(float), defaultdict(int)
-for r in rows[1:]:
+for r in rows[2:]:
     try:
-        ns = float(r[time_col].replace(",", ""))
+        ns = float(r[time_col].replace(",", "")) * scale
     except (ValueError, IndexError):
-        continue  # the units row
-    name = r[name_col].split("(")[0].split("<")[0][-60:]
+        continue
+    # "void ns::(anonymous namespace)::kernel<...>(args)" -> "ns::kernel" (ncu may also write
+    # the anonymous namespace as <unnamed>)
+    name = r[name_col].replace("(anonymous namespace)::", "").replace("<unnamed>::", "")
+    name = name.removeprefix("void ")
+    name = name.split("(")[0].split("<")[0][-60:]
     total[name] += ns
     count[name] += 1
 grand = sum(total.values())
