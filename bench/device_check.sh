@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Device check on a lent GPU machine (H100 / H200), run from the repository root after
-# bench/pack_for_device.sh:  source .gpu/env.sh; bash bench/device_check.sh
+# bench/pack_for_device.sh:  tar -xJf .gpu.tar.xz && source .gpu/env.sh; bash bench/device_check.sh
 # Runs the CUDA cases of every suite (batch pass parity, KS, MMD, scoring, the scan's failover),
 # the CUDA benchmarks, and the peers on the same data in the same run: xgboost-cpu's
 # inplace_predict on all cores (the wheel pack_for_device.sh put in .gpu/wheels), PyTorch's KS

@@ -2,7 +2,7 @@
 # Per-kernel GPU time of the CUDA cases still short of the issues' targets, with Nsight Compute,
 # so that the next change goes to the kernel that takes the time. Run on the device machine after
 # bench/device_check.sh, which calls it in what is left of its budget:
-#   source .gpu/env.sh; bash bench/device_profile.sh
+#   tar -xJf .gpu.tar.xz && source .gpu/env.sh; bash bench/device_profile.sh
 # Each case runs one iteration (--benchmark_min_time=0) under ncu, which times every kernel launch
 # of the process (gpu__time_duration.sum; the clocks are left as they are), the benchmark's
 # warm-up calls included: the launch counts tell them apart. Memory copies are not kernels: a

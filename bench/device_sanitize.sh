@@ -2,8 +2,8 @@
 # compute-sanitizer over quick CUDA cases of every suite: memcheck (out-of-bounds and misaligned
 # accesses, CUDA API errors) and racecheck (shared-memory hazards) on kernels that had never run
 # before their first device session. bench/device_check.sh runs it last with DEVICE_SANITIZE=1;
-# alone: run(command="source .gpu/env.sh; bash bench/device_sanitize.sh", carry=[".gpu"],
-# timeout_s=200)
+# alone: run(command="tar -xJf .gpu.tar.xz && source .gpu/env.sh; bash bench/device_sanitize.sh",
+# carry=[".gpu.tar.xz"], timeout_s=200)
 # Writes $OUT/sanitizer.log (every report, with file:line: the kernels are built with -lineinfo)
 # and prints one line per run: clean, errors, timed out or failed. compute-sanitizer runs on the
 # Firecracker machines; on gVisor it refuses the device (.library/device/KINDS.md), which this
