@@ -6,6 +6,7 @@
 namespace driftguard::detail {
 
 void parallel_copy(int threads, void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;  // memcpy's pointers may not be null, even for no bytes
   constexpr std::size_t kMinPiece = std::size_t{1} << 20;
   const std::size_t pieces =
       std::clamp<std::size_t>(bytes / kMinPiece, 1, static_cast<std::size_t>(std::max(threads, 1)));
