@@ -791,6 +791,45 @@ TEST_F(Hdf5IoTest, CorruptChunkNamesTheRowRange) {
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
+// A file cut short after the reader opened it (another process truncating it): the chunks before
+// the cut still read; a block reaching past it is one IoError naming the rows, not a short read
+// taken for data.
+TEST_F(Hdf5IoTest, FileCutShortWhileOpenNamesTheRowRange) {
+  const Table t = random_table(1000, 4, 9);
+  const std::string path = file("cut.h5");
+  write_table(path, t, names_for(4), all_columns(/*chunk_rows=*/100));
+  haddr_t address = 0;
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t d = H5Dopen2(f, "/features", H5P_DEFAULT);
+    const hsize_t offset[2] = {500, 0};
+    unsigned filter_mask = 0;
+    hsize_t size = 0;
+    ASSERT_GE(H5Dget_chunk_info_by_coord(d, offset, &filter_mask, &address, &size), 0);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  Hdf5BatchReader reader(path);
+  std::vector<float> values(100 * t.features);
+  fs::resize_file(path, address + 40);  // inside the chunk of rows 500..599
+  // Chunks wholly before the cut still read, bit for bit.
+  for (std::size_t first = 0; first < 500; first += 100) {
+    ASSERT_EQ(reader.read(first, 100, values.data()), 100u);
+    expect_same_bits(values.data(), t.values.data() + first * t.features, 100 * t.features);
+  }
+  ::testing::internal::CaptureStderr();
+  try {
+    reader.read(500, 100, values.data());
+    ADD_FAILURE() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": cannot read rows 500..599 of /features "
+                                                "(corrupt block?: the file ends inside the chunk)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
 TEST_F(Hdf5IoTest, WriterRefusesBadArguments) {
   const std::string path = file("w.h5");
   EXPECT_THROW(Hdf5Writer(path, {}), InvalidInput);
