@@ -221,6 +221,22 @@ class Hdf5IoTest : public ::testing::Test {
     EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
   }
 
+  // Reading `rows` rows from `first` must fail with one IoError containing `phrase` (the file,
+  // the rows and why), and HDF5 must not print its error stack.
+  static void expect_read_error(Hdf5BatchReader& reader, std::size_t first, std::size_t rows,
+                                float* out, const std::string& phrase) {
+    ::testing::internal::CaptureStderr();
+    try {
+      reader.read(first, rows, out);
+      ADD_FAILURE() << "expected IoError containing '" << phrase << "'";
+    } catch (const IoError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(phrase), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  }
+
   fs::path dir_;
 };
 
@@ -778,17 +794,8 @@ TEST_F(Hdf5IoTest, CorruptChunkNamesTheRowRange) {
   std::vector<float> values(100 * t.features);
   EXPECT_EQ(reader.read(100, 100, values.data()), 100u);  // the chunks around it still read
   EXPECT_EQ(reader.read(300, 100, values.data()), 100u);
-  ::testing::internal::CaptureStderr();
-  try {
-    reader.read(200, 100, values.data());
-    ADD_FAILURE() << "expected IoError";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find(path + ": cannot read rows 200..299 of /features "
-                                                "(corrupt block?"),
-              std::string::npos)
-        << e.what();
-  }
-  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  expect_read_error(reader, 200, 100, values.data(),
+                    path + ": cannot read rows 200..299 of /features (corrupt block?");
 }
 
 // A file cut short after the reader opened it (another process truncating it): the chunks before
@@ -817,17 +824,10 @@ TEST_F(Hdf5IoTest, FileCutShortWhileOpenNamesTheRowRange) {
     ASSERT_EQ(reader.read(first, 100, values.data()), 100u);
     expect_same_bits(values.data(), t.values.data() + first * t.features, 100 * t.features);
   }
-  ::testing::internal::CaptureStderr();
-  try {
-    reader.read(500, 100, values.data());
-    ADD_FAILURE() << "expected IoError";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find(path + ": cannot read rows 500..599 of /features "
-                                                "(corrupt block?: the file ends inside the chunk)"),
-              std::string::npos)
-        << e.what();
-  }
-  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  expect_read_error(reader, 500, 100, values.data(),
+                    path +
+                        ": cannot read rows 500..599 of /features (corrupt block?: the file "
+                        "ends inside the chunk)");
 }
 
 TEST_F(Hdf5IoTest, WriterRefusesBadArguments) {
