@@ -718,7 +718,7 @@ void narrow_to_float(const double* in, std::size_t n, float* out) {
 // when written; bit i of `skipped` set: filter i was not applied to this chunk) into `out`,
 // `bytes` long. Returns an error text, empty on success. `scratch` holds `bytes` and belongs to
 // the caller's thread.
-std::string decode_chunk(std::vector<unsigned char>& stored, std::uint32_t skipped,
+std::string decode_chunk(const std::vector<unsigned char>& stored, std::uint32_t skipped,
                          const std::vector<H5Z_filter_t>& filters, std::size_t element_bytes,
                          unsigned char* out, std::size_t bytes, unsigned char* scratch) {
   // Decoding runs the pipeline backwards; each step reads `from` and writes the next buffer,
@@ -826,32 +826,15 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
   read_part(first, whole_begin);
   const std::size_t chunks = (whole_end - whole_begin) / chunk;
   const int threads = r.decode_threads > 0 ? r.decode_threads : omp_get_max_threads();
-  if (r.filters.empty() && r.element_bytes == 4) {
-    // Straight into the block, every chunk at once.
-    std::vector<Stored> where(chunks);
-    for (std::size_t c = 0; c < chunks; ++c) {
-      const std::size_t row = whole_begin + c * chunk;
-      where[c] = locate(row);
-      if (where[c].size != chunk_bytes) {
-        fail_chunk(row, "the chunk stores " + std::to_string(where[c].size) + " bytes");
-      }
-    }
-    std::vector<std::string> errors(chunks);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (chunks > 1)
-    for (std::size_t c = 0; c < chunks; ++c) {
-      errors[c] = read_stored_bytes(r.fd, where[c].offset, chunk_bytes,
-                                    out + (whole_begin + c * chunk - first) * r.features);
-    }
-    for (std::size_t c = 0; c < chunks; ++c) {
-      if (!errors[c].empty()) fail_chunk(whole_begin + c * chunk, errors[c]);
-    }
-  } else {
-    // Stored bytes read and decoded (and narrowed from float64) in parallel; in groups, so that a
-    // large read holds the stored bytes of a few chunks per thread only.
-    const std::size_t group = 4 * static_cast<std::size_t>(threads);
-    if (r.stored.size() < std::min(chunks, group)) r.stored.resize(std::min(chunks, group));
-    std::vector<Stored> where(group);
-    std::vector<std::string> errors(group);
+  // Plain float32 chunks are read straight into the block, all at once; others are read into
+  // `stored` and decoded (and narrowed from float64), in groups so that a large read holds the
+  // stored bytes of a few chunks per thread only.
+  const bool plain = r.filters.empty() && r.element_bytes == 4;
+  const std::size_t group = plain ? chunks : 4 * static_cast<std::size_t>(threads);
+  std::vector<Stored> where(std::min(chunks, group));
+  std::vector<std::string> errors(where.size());
+  if (!plain) {
+    if (r.stored.size() < where.size()) r.stored.resize(where.size());
     // Per thread, a decoded chunk before unshuffling and a float64 chunk before narrowing;
     // allocated here, where a failure can still be thrown (not inside the parallel loop).
     const std::size_t scratch_bytes =
@@ -860,41 +843,47 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     for (std::vector<unsigned char>& buffer : r.scratch) {
       if (buffer.size() < scratch_bytes) buffer.resize(scratch_bytes);
     }
-    for (std::size_t g = 0; g < chunks; g += group) {
-      const std::size_t count = std::min(group, chunks - g);
-      for (std::size_t c = 0; c < count; ++c) {
-        const std::size_t row = whole_begin + (g + c) * chunk;
-        where[c] = locate(row);
-        // Deflate's worst case adds 0.03% and a few bytes to a chunk; a larger claim is a
-        // corrupt index, refused before allocating it.
-        if (where[c].size == 0 || where[c].size > 2 * chunk_bytes + 1024) {
-          fail_chunk(row, "the chunk claims " + std::to_string(where[c].size) + " stored bytes");
-        }
-        r.stored[c].resize(where[c].size);
+  }
+  for (std::size_t g = 0; g < chunks; g += group) {
+    const std::size_t count = std::min(group, chunks - g);
+    for (std::size_t c = 0; c < count; ++c) {
+      const std::size_t row = whole_begin + (g + c) * chunk;
+      where[c] = locate(row);
+      if (plain && where[c].size != chunk_bytes) {
+        fail_chunk(row, "the chunk stores " + std::to_string(where[c].size) + " bytes");
       }
+      // Deflate's worst case adds 0.03% and a few bytes to a chunk; a larger claim is a corrupt
+      // index, refused before allocating it.
+      if (!plain && (where[c].size == 0 || where[c].size > 2 * chunk_bytes + 1024)) {
+        fail_chunk(row, "the chunk claims " + std::to_string(where[c].size) + " stored bytes");
+      }
+      if (!plain) r.stored[c].resize(where[c].size);
+    }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
-      for (std::size_t c = 0; c < count; ++c) {
-        const std::size_t row = whole_begin + (g + c) * chunk;
-        errors[c] = read_stored_bytes(r.fd, where[c].offset, where[c].size, r.stored[c].data());
-        if (!errors[c].empty()) continue;
-        unsigned char* const scratch =
-            r.scratch[static_cast<std::size_t>(omp_get_thread_num())].data();
-        float* const to = out + (row - first) * r.features;
-        if (r.element_bytes == 4) {
-          errors[c] = decode_chunk(r.stored[c], where[c].skipped, r.filters, 4,
-                                   reinterpret_cast<unsigned char*>(to), chunk_bytes, scratch);
-        } else {
-          unsigned char* const doubles = scratch + (r.filters.size() > 1 ? chunk_bytes : 0);
-          errors[c] = decode_chunk(r.stored[c], where[c].skipped, r.filters, 8, doubles,
-                                   chunk_bytes, scratch);
-          if (errors[c].empty()) {
-            narrow_to_float(reinterpret_cast<const double*>(doubles), chunk * r.features, to);
-          }
+    for (std::size_t c = 0; c < count; ++c) {
+      float* const to = out + (whole_begin + (g + c) * chunk - first) * r.features;
+      if (plain) {
+        errors[c] = read_stored_bytes(r.fd, where[c].offset, chunk_bytes, to);
+        continue;
+      }
+      errors[c] = read_stored_bytes(r.fd, where[c].offset, where[c].size, r.stored[c].data());
+      if (!errors[c].empty()) continue;
+      unsigned char* const scratch =
+          r.scratch[static_cast<std::size_t>(omp_get_thread_num())].data();
+      if (r.element_bytes == 4) {
+        errors[c] = decode_chunk(r.stored[c], where[c].skipped, r.filters, 4,
+                                 reinterpret_cast<unsigned char*>(to), chunk_bytes, scratch);
+      } else {
+        unsigned char* const doubles = scratch + (r.filters.size() > 1 ? chunk_bytes : 0);
+        errors[c] = decode_chunk(r.stored[c], where[c].skipped, r.filters, 8, doubles, chunk_bytes,
+                                 scratch);
+        if (errors[c].empty()) {
+          narrow_to_float(reinterpret_cast<const double*>(doubles), chunk * r.features, to);
         }
       }
-      for (std::size_t c = 0; c < count; ++c) {
-        if (!errors[c].empty()) fail_chunk(whole_begin + (g + c) * chunk, errors[c]);
-      }
+    }
+    for (std::size_t c = 0; c < count; ++c) {
+      if (!errors[c].empty()) fail_chunk(whole_begin + (g + c) * chunk, errors[c]);
     }
   }
   read_part(whole_end, end);

@@ -44,8 +44,9 @@ class Hdf5BatchReader {
   // floats, row-major); returns the number of rows read (0 when first >= rows()). IoError when the
   // block cannot be read (the message names the row range). The optional columns are read the
   // same way; reading one the file lacks (see has_label() etc.) is an IoError.
-  // Whole chunks of native float32 rows are read raw; chunks compressed with deflate (and
-  // shuffle) are then decoded here, on up to `threads` threads (0 = all cores, the default).
+  // Whole chunks of native float32 or float64 rows in a plain file are read with pread and, when
+  // compressed with deflate (and shuffle) or stored as float64, decoded here: on up to
+  // `threads` threads (set_decode_threads; 0 = all cores, the default).
   std::size_t read(std::size_t first, std::size_t count, float* out);
   void set_decode_threads(int threads) noexcept;
   std::size_t read_label(std::size_t first, std::size_t count, float* out);
