@@ -47,16 +47,30 @@ time_col = header.index("gpu__time_duration.sum")
 # The second row names each column's unit (nsecond with --print-units base; scaled otherwise).
 scale = {"nsecond": 1.0, "usecond": 1e3, "msecond": 1e6, "second": 1e9}.get(rows[1][time_col], 1.0)
 total, count = defaultdict(float), defaultdict(int)
+
+
+def kernel_name(raw):
+    """ "void ns::detail::(anonymous namespace)::kernel<...>(args)" -> "ns::kernel": template
+    arguments, parameter lists and anonymous namespaces (written "(anonymous namespace)" or
+    "<unnamed>") are bracketed, so everything inside brackets goes."""
+    kept, depth = [], 0
+    for ch in raw.removeprefix("void "):
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            kept.append(ch)
+    parts = [p.strip() for p in "".join(kept).split("::") if p.strip()]
+    return "::".join(parts[:1] + parts[1:][-1:]) or raw
+
+
 for r in rows[2:]:
     try:
         ns = float(r[time_col].replace(",", "")) * scale
     except (ValueError, IndexError):
         continue
-    # "void ns::(anonymous namespace)::kernel<...>(args)" -> "ns::kernel" (ncu may also write
-    # the anonymous namespace as <unnamed>)
-    name = r[name_col].replace("(anonymous namespace)::", "").replace("<unnamed>::", "")
-    name = name.removeprefix("void ")
-    name = name.split("(")[0].split("<")[0][-60:]
+    name = kernel_name(r[name_col])
     total[name] += ns
     count[name] += 1
 grand = sum(total.values())

@@ -59,4 +59,44 @@ DG_HOST_DEVICE inline bool ks_precedes_as_min(const KsCandidate& a, const KsCand
   return a.value < b.value;
 }
 
+// Above this n1 * n2, two different values of F_R - F_C (which differ by at least 1 / (n1 n2))
+// may round to doubles less than an ulp apart, and k = i n2 - j n1 no longer orders them as their
+// doubles do.
+inline constexpr std::uint64_t kKsMaxExactProduct = std::uint64_t{1} << 50;
+
+// Whether KsExactExtremes may track the extremes of n1 reference and n2 current values (n2 >= 1).
+DG_HOST_DEVICE inline bool ks_exact_in_integers(std::uint64_t n1, std::uint64_t n2) {
+  return n1 <= kKsMaxExactProduct / n2;
+}
+
+// The running extremes of k = i n2 - j n1 (n1 n2 (F_R - F_C), exact in 64 bits) over evaluation
+// points, for n1 n2 <= kKsMaxExactProduct: there k orders the points as their double differences
+// do (distinct values differ by at least 1 / (n1 n2), far more than the rounding), and equal k are
+// compared in double by SciPy's rules (ks_precedes_*). So a new extreme only moves integers, and
+// a point's two divisions are paid only on a tie of k. `candidate_of(point)` makes a point's
+// candidate.
+template <class Point>
+struct KsExactExtremes {
+  std::int64_t k_max = std::numeric_limits<std::int64_t>::min();
+  std::int64_t k_min = std::numeric_limits<std::int64_t>::max();
+  Point max{}, min{};
+
+  DG_HOST_DEVICE bool empty() const { return k_max == std::numeric_limits<std::int64_t>::min(); }
+  template <class CandidateOf>
+  DG_HOST_DEVICE void consider(std::int64_t k, const Point& p, const CandidateOf& candidate_of) {
+    if (k > k_max) {
+      k_max = k;
+      max = p;
+    } else if (k == k_max && ks_precedes_as_max(candidate_of(p), candidate_of(max))) {
+      max = p;
+    }
+    if (k < k_min) {
+      k_min = k;
+      min = p;
+    } else if (k == k_min && ks_precedes_as_min(candidate_of(p), candidate_of(min))) {
+      min = p;
+    }
+  }
+};
+
 }  // namespace driftguard::detail

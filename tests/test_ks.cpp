@@ -209,7 +209,16 @@ struct Extremes {
   double max_diff, max_location, min_diff, min_location;
 };
 
-Extremes brute_force(const std::vector<float>& ref, const std::vector<float>& cur) {
+// Where two samples sit within larger ones: `below_*` values before them, n* in all (0: the
+// samples are whole).
+struct Within {
+  std::uint64_t below_ref = 0, below_cur = 0, n1 = 0, n2 = 0;
+};
+
+// SciPy's argmax / argmin of F_R - F_C over the pooled array [sorted ref, sorted cur], counted
+// as if `within` held the samples.
+Extremes brute_force(const std::vector<float>& ref, const std::vector<float>& cur,
+                     Within within = {}) {
   std::vector<double> r, c;
   for (float x : ref) {
     if (!std::isnan(x)) r.push_back(x);
@@ -223,11 +232,13 @@ Extremes brute_force(const std::vector<float>& ref, const std::vector<float>& cu
   pooled.insert(pooled.end(), c.begin(), c.end());
   std::size_t arg_max = 0, arg_min = 0;
   std::vector<double> diff(pooled.size());
+  const double n1 = static_cast<double>(within.n1 != 0 ? within.n1 : r.size());
+  const double n2 = static_cast<double>(within.n2 != 0 ? within.n2 : c.size());
   for (std::size_t p = 0; p < pooled.size(); ++p) {
-    double i = 0, j = 0;
+    auto i = static_cast<double>(within.below_ref), j = static_cast<double>(within.below_cur);
     for (double x : r) i += x <= pooled[p] ? 1 : 0;
     for (double x : c) j += x <= pooled[p] ? 1 : 0;
-    diff[p] = i / static_cast<double>(r.size()) - j / static_cast<double>(c.size());
+    diff[p] = i / n1 - j / n2;
     if (diff[p] > diff[arg_max]) arg_max = p;
     if (diff[p] < diff[arg_min]) arg_min = p;
   }
@@ -311,9 +322,63 @@ TEST_P(Ks, StatisticMatchesFloat64BruteForce) {
   }
 }
 
-// The CUDA merge kernel's per-thread work (kernels/cuda/detail/ks_merge.hpp) run on the host,
-// tile by tile and thread by thread, with tiles of a few values so that runs of ties, signed
-// zeros and infinities cross tile and thread boundaries. Runs on every machine.
+// The extremes ks_merge_kernel finds (kernels/cuda/detail/ks_merge.hpp, run on the host): sorted
+// r and c cut by merge path into tiles of threads * items values, each thread's share merged on
+// its own. r and c sit in samples as `within` says; there the values before them are -Inf and
+// those after +Inf.
+std::pair<detail::KsCandidate, detail::KsCandidate> merge_by_tiles(const std::vector<float>& r,
+                                                                   const std::vector<float>& c,
+                                                                   Within within,
+                                                                   std::uint32_t threads,
+                                                                   int items) {
+  const std::uint64_t n1 = r.size(), n2 = c.size();
+  if (within.n1 == 0) within = {0, 0, n1, n2};
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  auto ref_at = [&r](std::uint64_t i) { return r[i]; };
+  auto cur_at = [&c](std::uint64_t j) { return c[j]; };
+  const std::uint64_t tile_size = threads * static_cast<std::uint64_t>(items);
+  detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
+  for (std::uint64_t d0 = 0; d0 < n1 + n2; d0 += tile_size) {
+    const std::uint64_t d1 = std::min(d0 + tile_size, n1 + n2);
+    const std::uint64_t i0 = cuda::ks_merge_path(ref_at, n1, cur_at, n2, d0);
+    const std::uint64_t i1 = cuda::ks_merge_path(ref_at, n1, cur_at, n2, d1);
+    // What the kernel stages in shared memory, neighbours included (0 past the samples' ends).
+    std::vector<float> tile_ref, tile_cur;
+    for (std::uint64_t i = i0; i <= i1 + 1; ++i) {
+      const std::uint64_t global = within.below_ref + i;  // of R[global - 1]
+      tile_ref.push_back(global < 1 || global > within.n1 ? 0.0f
+                         : i < 1                          ? -kInf
+                         : i - 1 < n1                     ? r[i - 1]
+                                                          : kInf);
+    }
+    for (std::uint64_t j = d0 - i0; j <= d1 - i1; ++j) {
+      tile_cur.push_back(within.below_cur + j >= within.n2 ? 0.0f : j < n2 ? c[j] : kInf);
+    }
+    const cuda::KsTile tile{tile_ref.data() + 1,
+                            tile_cur.data(),
+                            within.below_ref + i0,
+                            within.below_cur + d0 - i0,
+                            within.n1,
+                            within.n2,
+                            static_cast<std::uint32_t>(i1 - i0),
+                            static_cast<std::uint32_t>(d1 - i1 - (d0 - i0))};
+    for (std::uint32_t t = 0; t < threads; ++t) {
+      detail::KsCandidate thread_max = detail::ks_no_max(), thread_min = detail::ks_no_min();
+      const std::uint32_t diagonal = t * static_cast<std::uint32_t>(items);
+      if (detail::ks_exact_in_integers(within.n1, within.n2)) {
+        cuda::ks_merge_items<true>(tile, diagonal, items, thread_max, thread_min);
+      } else {
+        cuda::ks_merge_items<false>(tile, diagonal, items, thread_max, thread_min);
+      }
+      if (detail::ks_precedes_as_max(thread_max, max)) max = thread_max;
+      if (detail::ks_precedes_as_min(thread_min, min)) min = thread_min;
+    }
+  }
+  return {max, min};
+}
+
+// Tiles of a few values, so that runs of ties, signed zeros and infinities cross tile and thread
+// boundaries. Runs on every machine.
 TEST(KsMergeTiles, ThreadSharesFindTheExtremes) {
   const std::uint64_t seed = test_seed();
   SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(seed));
@@ -327,45 +392,55 @@ TEST(KsMergeTiles, ThreadSharesFindTheExtremes) {
     std::sort(r.begin(), r.end());
     std::sort(c.begin(), c.end());
     const Extremes expected = brute_force(r, c);
-    const std::uint64_t n1 = r.size(), n2 = c.size();
-    auto ref_at = [&r](std::uint64_t i) { return r[i]; };
-    auto cur_at = [&c](std::uint64_t j) { return c[j]; };
     for (std::uint32_t threads : {1u, 3u, 4u}) {
       for (int items : {1, 2, 5}) {
-        const std::uint64_t tile_size = threads * static_cast<std::uint64_t>(items);
-        detail::KsCandidate max = detail::ks_no_max(), min = detail::ks_no_min();
-        for (std::uint64_t d0 = 0; d0 < n1 + n2; d0 += tile_size) {
-          const std::uint64_t d1 = std::min(d0 + tile_size, n1 + n2);
-          const std::uint64_t i0 = cuda::ks_merge_path(ref_at, n1, cur_at, n2, d0);
-          const std::uint64_t i1 = cuda::ks_merge_path(ref_at, n1, cur_at, n2, d1);
-          // What the kernel stages in shared memory, neighbours included.
-          std::vector<float> tile_ref, tile_cur;
-          for (std::uint64_t i = i0; i <= i1 + 1; ++i) {
-            tile_ref.push_back(i >= 1 && i - 1 < n1 ? r[i - 1] : 0.0f);
-          }
-          for (std::uint64_t j = d0 - i0; j <= d1 - i1; ++j)
-            tile_cur.push_back(j < n2 ? c[j] : 0.0f);
-          const cuda::KsTile tile{tile_ref.data() + 1,
-                                  tile_cur.data(),
-                                  i0,
-                                  d0 - i0,
-                                  n1,
-                                  n2,
-                                  static_cast<std::uint32_t>(i1 - i0),
-                                  static_cast<std::uint32_t>(d1 - i1 - (d0 - i0))};
-          for (std::uint32_t t = 0; t < threads; ++t) {
-            detail::KsCandidate thread_max = detail::ks_no_max(), thread_min = detail::ks_no_min();
-            cuda::ks_merge_items(tile, t * static_cast<std::uint32_t>(items), items, thread_max,
-                                 thread_min);
-            if (detail::ks_precedes_as_max(thread_max, max)) max = thread_max;
-            if (detail::ks_precedes_as_min(thread_min, min)) min = thread_min;
-          }
-        }
         SCOPED_TRACE("threads " + std::to_string(threads) + ", items " + std::to_string(items));
+        const auto [max, min] = merge_by_tiles(r, c, {}, threads, items);
         EXPECT_EQ(max.diff, expected.max_diff);
         EXPECT_EQ(max.value, expected.max_location);
         EXPECT_EQ(min.diff, expected.min_diff);
         EXPECT_EQ(min.value, expected.min_location);
+      }
+    }
+  }
+}
+
+// The same tiles deep inside large samples: of 2^25 values each, the largest that k = i n2 - j n1
+// ranks as the doubles (n1 n2 = 2^50), and of about 2^30, where every point is compared in
+// double. There k moves by n2 - n1 = 2 when one value of each sample passes, so points whose k
+// differ have doubles that tie or cross (the rounding, ~2^-54, dwarfs 2 / (n1 n2)), and SciPy's
+// pick among them is the double's. Values are finite and nonzero: -Inf and +Inf stand for the
+// samples' other values.
+TEST(KsMergeTiles, DeepInsideLargeSamplesOnBothSidesOfTheExactLimit) {
+  const std::uint64_t seed = test_seed();
+  SCOPED_TRACE("DRIFTGUARD_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const std::uint64_t m = std::uint64_t{1} << 25, g = std::uint64_t{1} << 29;
+  const Within exact{m / 3, m / 2 + 17, m, m};
+  const Within inexact{g + 3, g - 5, 2 * g - 1, 2 * g + 1};
+  ASSERT_TRUE(detail::ks_exact_in_integers(exact.n1, exact.n2));
+  ASSERT_FALSE(detail::ks_exact_in_integers(inexact.n1, inexact.n2));
+  for (int round = 0; round < 150; ++round) {
+    std::vector<float> r = random_sample(1 + rng() % 90, round % 3, rng);
+    std::vector<float> c = random_sample(1 + rng() % 90, (round / 3) % 3, rng);
+    auto outside = [](float x) { return !std::isfinite(x) || x == 0.0f; };
+    std::erase_if(r, outside);
+    std::erase_if(c, outside);
+    if (r.empty() || c.empty()) continue;
+    std::sort(r.begin(), r.end());
+    std::sort(c.begin(), c.end());
+    for (const Within& within : {exact, inexact}) {
+      SCOPED_TRACE("n1 " + std::to_string(within.n1) + ", n2 " + std::to_string(within.n2));
+      const Extremes expected = brute_force(r, c, within);
+      for (std::uint32_t threads : {1u, 4u}) {
+        for (int items : {1, 3, 8}) {
+          SCOPED_TRACE("threads " + std::to_string(threads) + ", items " + std::to_string(items));
+          const auto [max, min] = merge_by_tiles(r, c, within, threads, items);
+          EXPECT_EQ(max.diff, expected.max_diff);
+          EXPECT_EQ(max.value, expected.max_location);
+          EXPECT_EQ(min.diff, expected.min_diff);
+          EXPECT_EQ(min.value, expected.min_location);
+        }
       }
     }
   }

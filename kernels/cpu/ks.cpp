@@ -214,16 +214,12 @@ detail::KsExtremes merge_column(const T* r, std::uint64_t n1, const T* c, std::u
   return {max, min, n2, 0};
 }
 
-// Above this n1 * n2, two different values of F_R - F_C (which differ by at least 1 / (n1 n2))
-// may round to doubles less than an ulp apart, and walk_column's integer test is not exact.
-constexpr std::uint64_t kMaxExactProduct = std::uint64_t{1} << 50;
-
 // Above this n1 / n2, merge_column's galloping beats a walk over every reference value.
 constexpr std::uint64_t kGallopRatio = 16;
 
 // Whether walk_column computes the extremes of n1 reference and n2 current values (both >= 1).
 bool walks(std::uint64_t n1, std::uint64_t n2) {
-  return n1 <= kMaxExactProduct / n2 && n1 <= kGallopRatio * n2;
+  return detail::ks_exact_in_integers(n1, n2) && n1 <= kGallopRatio * n2;
 }
 
 // The walk compares keys, not floats: ks_sort_key with -0.0 made +0.0 (equal floats, one run of
@@ -237,11 +233,7 @@ inline std::uint32_t walk_key(std::uint32_t sort_key) {
   return sort_key + (sort_key == kNegativeZeroKey ? 1u : 0u);
 }
 
-// The running extremes of k = i n2 - j n1 (n1 n2 (F_R - F_C), exact in 64 bits) over the walk's
-// evaluation points; a point is evaluated in double only when its k reaches them. k orders the
-// points as their double differences do when n1 n2 <= 2^50 (distinct values differ by at least
-// 1 / (n1 n2), far more than the rounding), and equal k are compared in double by SciPy's rules
-// (ks_precedes_*), so the result is merge_column's.
+// The walk's extremes (for n1 n2 <= kKsMaxExactProduct), so the result is merge_column's.
 struct Extremes {
   // A point after the last tie of value `key`, i reference and j current values taken.
   struct Point {
@@ -253,33 +245,20 @@ struct Extremes {
 
   const std::uint32_t* r;
   std::uint64_t n1, n2;
-  std::int64_t k_max = std::numeric_limits<std::int64_t>::min();
-  std::int64_t k_min = std::numeric_limits<std::int64_t>::max();
-  Point max, min;
+  detail::KsExactExtremes<Point> running;
 
   // The reference's ties are taken first, so the value is in the reference iff r[i - 1] is it.
   detail::KsCandidate candidate(const Point& p) const {
     return {detail::ks_ecdf_difference(p.i, n1, p.j, n2), detail::ks_key_value(p.key),
             r[p.i - 1] == p.key ? 1u : 0u};
   }
-  // A new extreme of k only moves integers (on a drifting feature that is a good share of the
-  // points); equal k are settled in double.
+  // On a drifting feature a new extreme of k is a good share of the points.
   void evaluate(std::int64_t k, std::uint64_t i, std::uint64_t j, std::uint32_t key) {
-    const Point p{i, j, key};
-    if (k > k_max) {
-      k_max = k;
-      max = p;
-    } else if (k == k_max && detail::ks_precedes_as_max(candidate(p), candidate(max))) {
-      max = p;
-    }
-    if (k < k_min) {
-      k_min = k;
-      min = p;
-    } else if (k == k_min && detail::ks_precedes_as_min(candidate(p), candidate(min))) {
-      min = p;
-    }
+    running.consider(k, {i, j, key}, [this](const Point& p) { return candidate(p); });
   }
-  detail::KsExtremes result() const { return {candidate(max), candidate(min), n2, 0}; }
+  detail::KsExtremes result() const {
+    return {candidate(running.max), candidate(running.min), n2, 0};
+  }
 };
 
 // One step of a merge of reference keys r[i..) and current keys c[j..): takes the smaller head
@@ -299,7 +278,7 @@ inline void step(std::uint64_t& i, std::uint64_t& j, const std::uint32_t* r, con
   j += take_reference ^ 1;
   const std::int64_t k = static_cast<std::int64_t>(i) * s2 - static_cast<std::int64_t>(j) * s1;
   const bool run_ends = std::min(r[i], c[j]) > v;
-  if (run_ends & ((k >= e.k_max) | (k <= e.k_min))) e.evaluate(k, i, j, v);
+  if (run_ends & ((k >= e.running.k_max) | (k <= e.running.k_min))) e.evaluate(k, i, j, v);
 }
 
 // The pooled values are cut into kChains ranges at current values; each range is merged by its

@@ -136,6 +136,8 @@ struct MergeArgs {
 // path); tiles past its end write neutral extremes. The tile's reference and current values, plus
 // their neighbours, are staged in shared memory; thread k merges kMergeItems values from tile
 // position k * kMergeItems (ks_merge_items) and the block reduces the threads' extremes.
+// kExact: every feature's n1 n2 is within kKsMaxExactProduct.
+template <bool kExact>
 __global__ void __launch_bounds__(kMergeThreads) ks_merge_kernel(const MergeArgs args) {
   using BlockReduce = cub::BlockReduce<KsCandidate, kMergeThreads>;
   __shared__ typename BlockReduce::TempStorage reduce_storage;
@@ -180,7 +182,7 @@ __global__ void __launch_bounds__(kMergeThreads) ks_merge_kernel(const MergeArgs
   }
   __syncthreads();
   KsCandidate best_max = detail::ks_no_max(), best_min = detail::ks_no_min();
-  ks_merge_items(tile, tid * kMergeItems, kMergeItems, best_max, best_min);
+  ks_merge_items<kExact>(tile, tid * kMergeItems, kMergeItems, best_max, best_min);
   const KsCandidate tile_max = BlockReduce(reduce_storage).Reduce(best_max, MaxOp{});
   __syncthreads();
   const KsCandidate tile_min = BlockReduce(reduce_storage).Reduce(best_min, MinOp{});
@@ -376,8 +378,17 @@ void merge_chunk(DeviceState& state, std::byte* d_base, const SortBuffers& s, co
                        .rows = current.c.rows,
                        .tiles = m.tiles,
                        .d_partials = at<TileExtremes>(d_base, m.partials_at)};
-  ks_merge_kernel<<<dim3(args.tiles, static_cast<unsigned>(count)), kMergeThreads, 0, stream>>>(
-      args);
+  std::uint64_t longest_ref = 0;
+  for (std::size_t f = 0; f < count; ++f) {
+    longest_ref = std::max(longest_ref, ref_offsets[f + 1] - ref_offsets[f]);
+  }
+  // A current column has at most `rows` values.
+  const dim3 grid(args.tiles, static_cast<unsigned>(count));
+  if (detail::ks_exact_in_integers(longest_ref, std::max<std::size_t>(args.rows, 1))) {
+    ks_merge_kernel<true><<<grid, kMergeThreads, 0, stream>>>(args);
+  } else {
+    ks_merge_kernel<false><<<grid, kMergeThreads, 0, stream>>>(args);
+  }
   DG_CUDA_TRY_LAUNCH("ks_merge_kernel");
   KsExtremes* d_out = at<KsExtremes>(d_base, m.out_at);
   ks_reduce_kernel<<<static_cast<unsigned>(count), kReduceThreads, 0, stream>>>(

@@ -37,13 +37,34 @@ struct KsTile {
   std::uint32_t a, b;
 };
 
+// A value's evaluation point, after its last copy: li reference and lj current values of the
+// tile taken (at least one by the thread that evaluates it).
+struct KsTilePoint {
+  std::uint32_t li = 0, lj = 0;
+};
+
+// The point's candidate. Its value is the last one taken, ref[li - 1] or cur[lj - 1], whichever
+// is larger; on a tie (the merge takes the reference's copy first) the value is in the reference
+// and its candidate is the reference's copy. ref[-1] is R[i0 - 1] when i0 > 0; lj = 0 means that
+// the values taken were the reference's.
+DG_HOST_DEVICE inline detail::KsCandidate ks_candidate(const KsTile& t, KsTilePoint p) {
+  const std::uint64_t gi = t.i0 + p.li, gj = t.j0 + p.lj;
+  const float r = gi > 0 ? t.ref[static_cast<std::int64_t>(p.li) - 1] : 0.0f;
+  const bool in_reference = gi > 0 && (p.lj == 0 || r >= t.cur[p.lj - 1]);
+  return {detail::ks_ecdf_difference(gi, t.n1, gj, t.n2), in_reference ? r : t.cur[p.lj - 1],
+          in_reference ? 1u : 0u};
+}
+
 // Merges `items` values of the tile starting at tile position `diagonal` and folds F_R - F_C
 // after the last copy of each value (where the next value of both samples is larger) into
-// best_max / best_min; the value's candidate is its last copy in the reference when it occurs
-// there. Every pooled value is evaluated by exactly one thread of one tile.
-DG_HOST_DEVICE inline void ks_merge_items(const KsTile& t, std::uint32_t diagonal, int items,
-                                          detail::KsCandidate& best_max,
-                                          detail::KsCandidate& best_min) {
+// best_max / best_min. Every pooled value is evaluated by exactly one thread of one tile.
+// kExact (n1 n2 <= kKsMaxExactProduct, ks_exact_in_integers): the thread's points are ranked by
+// k = i n2 - j n1 (KsExactExtremes) and only its two winners are divided out; two correctly
+// rounded FP64 divisions per run end were the merge's largest cost. Otherwise every point's
+// candidate is compared in double.
+template <bool kExact>
+DG_HOST_DEVICE void ks_merge_items(const KsTile& t, std::uint32_t diagonal, int items,
+                                   detail::KsCandidate& best_max, detail::KsCandidate& best_min) {
   const std::uint32_t end = t.a + t.b;
   if (diagonal > end) diagonal = end;
   const float* ref = t.ref;
@@ -52,20 +73,33 @@ DG_HOST_DEVICE inline void ks_merge_items(const KsTile& t, std::uint32_t diagona
                                                      [cur](std::uint64_t j) { return cur[j]; }, t.b,
                                                      diagonal));
   std::uint32_t lj = diagonal - li;
+  const auto s1 = static_cast<std::int64_t>(t.n1), s2 = static_cast<std::int64_t>(t.n2);
+  std::int64_t k =
+      kExact ? static_cast<std::int64_t>(t.i0 + li) * s2 - static_cast<std::int64_t>(t.j0 + lj) * s1
+             : 0;
+  detail::KsExactExtremes<KsTilePoint> running;
+  auto candidate_of = [&t](KsTilePoint p) { return ks_candidate(t, p); };
   for (int s = 0; s < items && li + lj < end; ++s) {
     const bool take_ref = li < t.a && (lj >= t.b || ref[li] <= cur[lj]);
     const float v = take_ref ? ref[li] : cur[lj];
     li += take_ref ? 1 : 0;
     lj += take_ref ? 0 : 1;
-    const std::uint64_t gi = t.i0 + li, gj = t.j0 + lj;
-    if ((gi == t.n1 || ref[li] > v) && (gj == t.n2 || cur[lj] > v)) {
-      const bool in_reference = gi > 0 && ref[static_cast<std::int64_t>(li) - 1] == v;
-      const detail::KsCandidate c{detail::ks_ecdf_difference(gi, t.n1, gj, t.n2),
-                                  in_reference ? ref[static_cast<std::int64_t>(li) - 1] : v,
-                                  in_reference ? 1u : 0u};
-      if (detail::ks_precedes_as_max(c, best_max)) best_max = c;
-      if (detail::ks_precedes_as_min(c, best_min)) best_min = c;
+    if (kExact) k += take_ref ? s2 : -s1;
+    if ((t.i0 + li == t.n1 || ref[li] > v) && (t.j0 + lj == t.n2 || cur[lj] > v)) {
+      if (kExact) {
+        running.consider(k, {li, lj}, candidate_of);
+      } else {
+        const detail::KsCandidate c = candidate_of({li, lj});
+        if (detail::ks_precedes_as_max(c, best_max)) best_max = c;
+        if (detail::ks_precedes_as_min(c, best_min)) best_min = c;
+      }
     }
+  }
+  if (kExact && !running.empty()) {
+    const detail::KsCandidate c_max = candidate_of(running.max);
+    const detail::KsCandidate c_min = candidate_of(running.min);
+    if (detail::ks_precedes_as_max(c_max, best_max)) best_max = c_max;
+    if (detail::ks_precedes_as_min(c_min, best_min)) best_min = c_min;
   }
 }
 
