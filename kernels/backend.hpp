@@ -168,17 +168,18 @@ SortedColumns ks_statistics_raw(int threads, KeyMemory& memory, BatchView refere
 namespace driftguard::cuda {
 // Host or device batches; results are identical to the cpu:: functions. `d_reference_values`:
 // the reference's values already in device memory (ResidentReference), or null to copy them here.
-void sort_columns(DeviceState& state, BatchView batch, SortedColumns& out);
-void ks_statistics(DeviceState& state, const SortedColumns& reference,
+// `host_threads` copy host data into and out of pinned staging (DeviceState::upload, download).
+void sort_columns(DeviceState& state, int host_threads, BatchView batch, SortedColumns& out);
+void ks_statistics(DeviceState& state, int host_threads, const SortedColumns& reference,
                    const float* d_reference_values, BatchView current,
                    std::span<detail::KsExtremes> out);
 // Both windows raw (rows > 0 each): the reference is sorted on the device and stays there. Returns
 // its layout (offsets and NaN counts; values empty) for the p-values.
-SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchView current,
-                                std::span<detail::KsExtremes> out);
+SortedColumns ks_statistics_raw(DeviceState& state, int host_threads, BatchView reference,
+                                BatchView current, std::span<detail::KsExtremes> out);
 // Device memory holding `values` (CudaError on failure; null for no values), and its release
 // (null accepted; errors ignored, it runs in destructors).
-float* upload_values(DeviceState& state, std::span<const float> values);
+float* upload_values(DeviceState& state, int host_threads, std::span<const float> values);
 void free_values(DeviceState& state, float* d_values) noexcept;
 }  // namespace driftguard::cuda
 

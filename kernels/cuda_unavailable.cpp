@@ -26,15 +26,16 @@ detail::MmdLinearTerms mmd_linear(DeviceState&, BatchView, BatchView, const MmdL
 
 // Two-sample Kolmogorov–Smirnov.
 namespace driftguard::cuda {
-void sort_columns(DeviceState&, BatchView, SortedColumns&) { unavailable(); }
-void ks_statistics(DeviceState&, const SortedColumns&, const float*, BatchView,
+void sort_columns(DeviceState&, int, BatchView, SortedColumns&) { unavailable(); }
+void ks_statistics(DeviceState&, int, const SortedColumns&, const float*, BatchView,
                    std::span<detail::KsExtremes>) {
   unavailable();
 }
-SortedColumns ks_statistics_raw(DeviceState&, BatchView, BatchView, std::span<detail::KsExtremes>) {
+SortedColumns ks_statistics_raw(DeviceState&, int, BatchView, BatchView,
+                                std::span<detail::KsExtremes>) {
   unavailable();
 }
-float* upload_values(DeviceState&, std::span<const float>) { unavailable(); }
+float* upload_values(DeviceState&, int, std::span<const float>) { unavailable(); }
 void free_values(DeviceState&, float*) noexcept {}
 }  // namespace driftguard::cuda
 

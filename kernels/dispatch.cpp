@@ -172,7 +172,7 @@ void SortedColumns::assign_from_batch(Context& ctx, BatchView batch) {
   Context::Impl& impl = ctx.impl();
   impl.fault_point("sort_columns");
   if (impl.backend == Backend::Cuda) {
-    cuda::sort_columns(*impl.cuda, batch, *this);
+    cuda::sort_columns(*impl.cuda, impl.cpu_threads, batch, *this);
     return;
   }
   if (batch.space == MemorySpace::Device) {
@@ -192,7 +192,8 @@ std::vector<KsResult> ks_on_backend(Context& ctx, const SortedColumns& reference
   Context::Impl& impl = ctx.impl();
   impl.fault_point("ks_statistics");
   if (impl.backend == Backend::Cuda) {
-    cuda::ks_statistics(*impl.cuda, reference, d_reference_values, current, extremes);
+    cuda::ks_statistics(*impl.cuda, impl.cpu_threads, reference, d_reference_values, current,
+                        extremes);
   } else if (current.space == MemorySpace::Device) {
     throw InvalidInput("a device-resident batch needs the CUDA backend");
   } else {
@@ -215,7 +216,7 @@ ResidentReference::ResidentReference(Context& ctx, const SortedColumns& columns)
   Context::Impl& impl = ctx.impl();
   if (impl.backend == Backend::Cuda) {
     impl.fault_point("upload_reference");
-    d_values_ = cuda::upload_values(*impl.cuda, columns.values);
+    d_values_ = cuda::upload_values(*impl.cuda, impl.cpu_threads, columns.values);
   }
 }
 
@@ -262,7 +263,7 @@ std::vector<KsResult> ks_two_sample(Context& ctx, BatchView reference, BatchView
   std::vector<detail::KsExtremes> extremes(reference.features);
   const SortedColumns layout =
       impl.backend == Backend::Cuda
-          ? cuda::ks_statistics_raw(*impl.cuda, reference, current, extremes)
+          ? cuda::ks_statistics_raw(*impl.cuda, impl.cpu_threads, reference, current, extremes)
           : cpu::ks_statistics_raw(impl.cpu_threads, impl.key_memory, reference, current, extremes);
   return detail::ks_results(impl.cpu_threads, layout, extremes, options);
 }

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -828,6 +829,43 @@ TEST(KsPvalue, ChecksArgumentsAndClosedForms) {
   EXPECT_EQ(used, KsMethod::Exact);
   ks_pvalue(0.01, 10001, 5, {}, &used);
   EXPECT_EQ(used, KsMethod::Asymp);
+}
+
+// Host windows of about 100 MB each cross the CUDA backend's pinned staging (32 MiB pieces, two
+// in flight) on every way in and out: from_batch's upload and its packed download (columns with
+// NaN), a host reference's upload per call, ResidentReference's upload, the current window's and
+// both raw windows'.
+// Same bits as the CPU backend. (Smaller copies take the driver's staging.)
+TEST_P(Ks, HostWindowsLargerThanTheStagingMatchTheCpu) {
+  if (GetParam() != Backend::Cuda) GTEST_SKIP() << "pinned staging is a CUDA-backend path";
+  std::mt19937_64 rng(test_seed());
+  const std::size_t rows = (std::size_t{1} << 20) + 4097, features = 24;
+  std::vector<float> ref(rows * features), cur(rows * features);
+  for (std::size_t f = 0; f < features; ++f) {
+    const std::vector<float> r = random_sample(rows, static_cast<int>(f % 3), rng);
+    const std::vector<float> c = random_sample(rows, static_cast<int>((f + 1) % 3), rng);
+    for (std::size_t i = 0; i < rows; ++i) {
+      ref[i * features + f] = r[i];
+      cur[i * features + f] = c[i];
+    }
+  }
+  Context cpu(ContextOptions{.backend = Backend::Cpu});
+  const SortedColumns on_gpu = SortedColumns::from_batch(ctx(), {ref.data(), rows, features});
+  const SortedColumns on_cpu = SortedColumns::from_batch(cpu, {ref.data(), rows, features});
+  ASSERT_GT(std::accumulate(on_cpu.nan_counts.begin(), on_cpu.nan_counts.end(), std::uint64_t{0}),
+            0u);
+  EXPECT_EQ(on_gpu.offsets, on_cpu.offsets);
+  EXPECT_EQ(on_gpu.nan_counts, on_cpu.nan_counts);
+  ASSERT_EQ(on_gpu.values.size(), on_cpu.values.size());
+  EXPECT_EQ(
+      std::memcmp(on_gpu.values.data(), on_cpu.values.data(), on_cpu.values.size() * sizeof(float)),
+      0);
+  const std::vector<KsResult> expected = ks_two_sample(cpu, on_cpu, {cur.data(), rows, features});
+  expect_same_results(ks_two_sample(ctx(), on_cpu, {cur.data(), rows, features}), expected);
+  const ResidentReference resident(ctx(), on_cpu);
+  expect_same_results(ks_two_sample(ctx(), resident, {cur.data(), rows, features}), expected);
+  expect_same_results(
+      ks_two_sample(ctx(), {ref.data(), rows, features}, {cur.data(), rows, features}), expected);
 }
 
 #ifdef DRIFTGUARD_TEST_CUDA_RUNTIME

@@ -7,6 +7,7 @@
 #include "kernels/backend.hpp"
 #include "kernels/cuda/detail/cuda_check.cuh"
 #include "kernels/cuda/detail/device_state.cuh"
+#include "kernels/parallel_copy.hpp"
 
 namespace driftguard::cuda {
 namespace {
@@ -18,6 +19,9 @@ std::size_t grown_size(std::size_t current, std::size_t needed) {
   const std::size_t target = std::max(needed, current + current / 2);
   return (target + kMiB - 1) / kMiB * kMiB;
 }
+
+// Staged copies move pieces of this many bytes; below it, the driver's own staging is as fast.
+constexpr std::size_t kStagePiece = std::size_t{32} << 20;
 
 }  // namespace
 
@@ -122,6 +126,61 @@ std::byte* DeviceState::host_staging(std::size_t bytes) {
   h_staging_ = static_cast<std::byte*>(h_new);
   staging_bytes_ = size;
   return h_staging_;
+}
+
+void DeviceState::upload(int host_threads, void* d_dst, const void* h_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (bytes <= kStagePiece || is_page_locked(h_src)) {
+    DG_CUDA_TRY(cudaMemcpyAsync(d_dst, h_src, bytes, cudaMemcpyHostToDevice, stream_));
+    DG_CUDA_TRY(cudaStreamSynchronize(stream_));
+    return;
+  }
+  std::byte* h_slots = host_staging(kStagingSlots * kStagePiece);
+  const auto* src = static_cast<const std::byte*>(h_src);
+  auto* dst = static_cast<std::byte*>(d_dst);
+  // Piece p goes through slot p % 2: its host copy overlaps the upload of piece p - 1.
+  for (std::size_t at = 0, p = 0; at < bytes; at += kStagePiece, ++p) {
+    const int slot = static_cast<int>(p % kStagingSlots);
+    const std::size_t n = std::min(kStagePiece, bytes - at);
+    std::byte* h_slot = h_slots + slot * kStagePiece;
+    if (p >= kStagingSlots) DG_CUDA_TRY(cudaEventSynchronize(slot_events_[slot].h2d_done));
+    driftguard::detail::parallel_copy(host_threads, h_slot, src + at, n);
+    DG_CUDA_TRY(cudaMemcpyAsync(dst + at, h_slot, n, cudaMemcpyHostToDevice, stream_));
+    DG_CUDA_TRY(cudaEventRecord(slot_events_[slot].h2d_done, stream_));
+  }
+  DG_CUDA_TRY(cudaStreamSynchronize(stream_));
+}
+
+void DeviceState::download(int host_threads, void* h_dst, const void* d_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (bytes <= kStagePiece || is_page_locked(h_dst)) {
+    DG_CUDA_TRY(cudaMemcpyAsync(h_dst, d_src, bytes, cudaMemcpyDeviceToHost, stream_));
+    DG_CUDA_TRY(cudaStreamSynchronize(stream_));
+    return;
+  }
+  std::byte* h_slots = host_staging(kStagingSlots * kStagePiece);
+  const auto* src = static_cast<const std::byte*>(d_src);
+  auto* dst = static_cast<std::byte*>(h_dst);
+  const std::size_t pieces = (bytes + kStagePiece - 1) / kStagePiece;
+  // Piece p lands in slot p % 2; the host copies it out while piece p + 1 downloads.
+  auto start = [&](std::size_t p) {
+    const int slot = static_cast<int>(p % kStagingSlots);
+    const std::size_t at = p * kStagePiece;
+    DG_CUDA_TRY(cudaMemcpyAsync(h_slots + slot * kStagePiece, src + at,
+                                std::min(kStagePiece, bytes - at), cudaMemcpyDeviceToHost,
+                                stream_));
+    DG_CUDA_TRY(cudaEventRecord(slot_events_[slot].d2h_done, stream_));
+  };
+  start(0);
+  for (std::size_t p = 0; p < pieces; ++p) {
+    // Slot (p + 1) % 2 was emptied by the host copy of piece p - 1.
+    if (p + 1 < pieces) start(p + 1);
+    const int slot = static_cast<int>(p % kStagingSlots);
+    const std::size_t at = p * kStagePiece;
+    DG_CUDA_TRY(cudaEventSynchronize(slot_events_[slot].d2h_done));
+    driftguard::detail::parallel_copy(host_threads, dst + at, h_slots + slot * kStagePiece,
+                                      std::min(kStagePiece, bytes - at));
+  }
 }
 
 int DeviceState::blocks_per_sm(const void* kernel, int threads, std::size_t shared_bytes) {

@@ -277,9 +277,9 @@ bool sort_by_column(const DeviceState& state, std::size_t rows, std::size_t coun
 
 // Sorts the keys of `count` features starting at `first`; returns the buffer holding them.
 // d_nan receives each feature's NaN count.
-std::uint32_t* sort_chunk(DeviceState& state, std::byte* d_base, const SortBuffers& s,
-                          const BatchView& batch, const Chunking& c, std::size_t first,
-                          std::size_t count) {
+std::uint32_t* sort_chunk(DeviceState& state, int host_threads, std::byte* d_base,
+                          const SortBuffers& s, const BatchView& batch, const Chunking& c,
+                          std::size_t first, std::size_t count) {
   const cudaStream_t stream = state.stream();
   const std::size_t rows = c.rows;
   Count* d_nan = at<Count>(d_base, s.nan_at);
@@ -287,11 +287,16 @@ std::uint32_t* sort_chunk(DeviceState& state, std::byte* d_base, const SortBuffe
   const float* d_in = batch.data + first;
   std::size_t pitch = batch.features;
   if (batch.space == MemorySpace::Host) {
-    // The chunk's columns, packed (one copy when the chunk spans every feature).
+    // The chunk's columns, packed: staged when the chunk spans every feature (the rows are one
+    // block), else a strided copy by the driver.
     float* d_staged = at<float>(d_base, s.input_at);
-    DG_CUDA_TRY(cudaMemcpy2DAsync(d_staged, count * sizeof(float), batch.data + first,
-                                  batch.features * sizeof(float), count * sizeof(float), rows,
-                                  cudaMemcpyHostToDevice, stream));
+    if (count == batch.features) {
+      state.upload(host_threads, d_staged, batch.data, rows * count * sizeof(float));
+    } else {
+      DG_CUDA_TRY(cudaMemcpy2DAsync(d_staged, count * sizeof(float), batch.data + first,
+                                    batch.features * sizeof(float), count * sizeof(float), rows,
+                                    cudaMemcpyHostToDevice, stream));
+    }
     d_in = d_staged;
     pitch = count;
   }
@@ -403,11 +408,11 @@ void merge_chunk(DeviceState& state, std::byte* d_base, const SortBuffers& s, co
 // Sorts the chunk's columns of `batch` and decodes the keys to floats in place (each column's NaN
 // keys stay last), then fills columns.nan_counts and columns.offsets for the chunk's features
 // (waiting for the counts). Returns the decoded columns, c.rows values apart.
-const float* sorted_chunk_values(DeviceState& state, std::byte* d_base, const SortBuffers& s,
-                                 const BatchView& batch, const Chunking& c, std::size_t first,
-                                 std::size_t count, SortedColumns& columns) {
+const float* sorted_chunk_values(DeviceState& state, int host_threads, std::byte* d_base,
+                                 const SortBuffers& s, const BatchView& batch, const Chunking& c,
+                                 std::size_t first, std::size_t count, SortedColumns& columns) {
   const cudaStream_t stream = state.stream();
-  std::uint32_t* d_keys = sort_chunk(state, d_base, s, batch, c, first, count);
+  std::uint32_t* d_keys = sort_chunk(state, host_threads, d_base, s, batch, c, first, count);
   const std::size_t n = c.rows * count;
   const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>(
       ceil_div(n, 256), std::size_t{8} * state.properties().multiProcessorCount));
@@ -426,7 +431,7 @@ const float* sorted_chunk_values(DeviceState& state, std::byte* d_base, const So
 
 }  // namespace
 
-void sort_columns(DeviceState& state, BatchView batch, SortedColumns& out) {
+void sort_columns(DeviceState& state, int host_threads, BatchView batch, SortedColumns& out) {
   DeviceGuard guard(state.device());
   const Chunking c(batch);
   out.features = batch.features;
@@ -446,33 +451,44 @@ void sort_columns(DeviceState& state, BatchView batch, SortedColumns& out) {
   const cudaStream_t stream = state.stream();
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
     const std::size_t first = c.first(chunk), count = c.count(chunk);
-    const float* d_values = sorted_chunk_values(state, d_base, s, batch, c, first, count, out);
+    const float* d_values =
+        sorted_chunk_values(state, host_threads, d_base, s, batch, c, first, count, out);
+    // Each column's non-NaN prefix, packed into the other sort buffer when a column has NaN, so
+    // that the chunk comes down in one staged download.
+    const std::size_t packed = out.offsets[first + count] - out.offsets[first];
+    const float* d_packed = d_values;
+    if (packed != c.rows * count) {
+      float* d_other =
+          at<float>(d_base, d_values == at<float>(d_base, s.keys_at) ? s.alt_at : s.keys_at);
+      for (std::size_t f = 0; f < count; ++f) {
+        const std::size_t n_f = out.offsets[first + f + 1] - out.offsets[first + f];
+        if (n_f == 0) continue;
+        DG_CUDA_TRY(cudaMemcpyAsync(d_other + (out.offsets[first + f] - out.offsets[first]),
+                                    d_values + f * c.rows, n_f * sizeof(float),
+                                    cudaMemcpyDeviceToDevice, stream));
+      }
+      d_packed = d_other;
+    }
     // Only what grows past the last size is zero-filled.
     out.values.resize(out.offsets[first + count]);
-    for (std::size_t f = 0; f < count; ++f) {
-      const std::size_t n_f = out.offsets[first + f + 1] - out.offsets[first + f];
-      if (n_f == 0) continue;
-      DG_CUDA_TRY(cudaMemcpyAsync(out.values.data() + out.offsets[first + f], d_values + f * c.rows,
-                                  n_f * sizeof(float), cudaMemcpyDeviceToHost, stream));
-    }
-    DG_CUDA_TRY(cudaStreamSynchronize(stream));
+    state.download(host_threads, out.values.data() + out.offsets[first], d_packed,
+                   packed * sizeof(float));
   }
 }
 
-float* upload_values(DeviceState& state, std::span<const float> values) {
+float* upload_values(DeviceState& state, int host_threads, std::span<const float> values) {
   if (values.empty()) return nullptr;
   DeviceGuard guard(state.device());
   float* d_values = nullptr;
   DG_CUDA_TRY(cudaMalloc(&d_values, values.size_bytes()));
-  // On the Context's stream, then waited for: a plain cudaMemcpy from pageable memory may return
-  // before its last DMA lands, and it orders only the legacy default stream, which the
-  // non-blocking stream of ks_merge_kernel does not wait for.
-  cudaError_t copied = cudaMemcpyAsync(d_values, values.data(), values.size_bytes(),
-                                       cudaMemcpyHostToDevice, state.stream());
-  if (copied == cudaSuccess) copied = cudaStreamSynchronize(state.stream());
-  if (copied != cudaSuccess) {
+  // On the Context's stream and waited for (DeviceState::upload): a plain cudaMemcpy from
+  // pageable memory may return before its last DMA lands, and it orders only the legacy default
+  // stream, which the non-blocking stream of ks_merge_kernel does not wait for.
+  try {
+    state.upload(host_threads, d_values, values.data(), values.size_bytes());
+  } catch (...) {
     cudaFree(d_values);
-    DG_CUDA_TRY(copied);
+    throw;
   }
   return d_values;
 }
@@ -486,7 +502,7 @@ void free_values(DeviceState& state, float* d_values) noexcept {
   cudaSetDevice(previous);
 }
 
-void ks_statistics(DeviceState& state, const SortedColumns& reference,
+void ks_statistics(DeviceState& state, int host_threads, const SortedColumns& reference,
                    const float* d_reference_values, BatchView current, std::span<KsExtremes> out) {
   DeviceGuard guard(state.device());
   // A chunk's reference values (uploaded when not resident) and merge tiles grow with the longest
@@ -523,24 +539,24 @@ void ks_statistics(DeviceState& state, const SortedColumns& reference,
   std::vector<std::uint64_t> ref_offsets(c.chunk_features + 1);
   for (std::size_t chunk = 0; chunk < c.chunks(); ++chunk) {
     const std::size_t first = c.first(chunk), count = c.count(chunk);
-    const std::uint32_t* d_sorted = sort_chunk(state, d_base, s, current, c, first, count);
+    const std::uint32_t* d_sorted =
+        sort_chunk(state, host_threads, d_base, s, current, c, first, count);
     const std::uint64_t ref_begin = reference.offsets[first];
     for (std::size_t f = 0; f <= count; ++f) {
       ref_offsets[f] = reference.offsets[first + f] - ref_begin;
     }
     const float* d_ref =
         d_reference_values != nullptr ? d_reference_values + ref_begin : at<float>(d_base, ref_at);
-    if (d_reference_values == nullptr && ref_offsets[count] != 0) {
-      DG_CUDA_TRY(cudaMemcpyAsync(at<float>(d_base, ref_at), reference.values.data() + ref_begin,
-                                  ref_offsets[count] * sizeof(float), cudaMemcpyHostToDevice,
-                                  state.stream()));
+    if (d_reference_values == nullptr) {
+      state.upload(host_threads, at<float>(d_base, ref_at), reference.values.data() + ref_begin,
+                   ref_offsets[count] * sizeof(float));
     }
     merge_chunk(state, d_base, s, m, {d_sorted, c, first, count}, d_ref, ref_offsets, out);
   }
 }
 
-SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchView current,
-                                std::span<KsExtremes> out) {
+SortedColumns ks_statistics_raw(DeviceState& state, int host_threads, BatchView reference,
+                                BatchView current, std::span<KsExtremes> out) {
   DeviceGuard guard(state.device());
   const std::size_t widest = std::max(reference.rows, current.rows);
   const Chunking cr(reference, widest), cc(current, widest);
@@ -568,7 +584,7 @@ SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchVi
     // The reference's columns, sorted, each non-NaN prefix packed into d_ref (the sort buffers
     // are the current's next).
     const float* d_values =
-        sorted_chunk_values(state, d_base, s, reference, cr, first, count, columns);
+        sorted_chunk_values(state, host_threads, d_base, s, reference, cr, first, count, columns);
     for (std::size_t f = 0; f < count; ++f) {
       const std::size_t n_f = columns.offsets[first + f + 1] - columns.offsets[first + f];
       ref_offsets[f + 1] = ref_offsets[f] + n_f;
@@ -576,7 +592,8 @@ SortedColumns ks_statistics_raw(DeviceState& state, BatchView reference, BatchVi
       DG_CUDA_TRY(cudaMemcpyAsync(d_ref + ref_offsets[f], d_values + f * cr.rows,
                                   n_f * sizeof(float), cudaMemcpyDeviceToDevice, stream));
     }
-    const std::uint32_t* d_sorted = sort_chunk(state, d_base, s, current, cc, first, count);
+    const std::uint32_t* d_sorted =
+        sort_chunk(state, host_threads, d_base, s, current, cc, first, count);
     merge_chunk(state, d_base, s, m, {d_sorted, cc, first, count}, d_ref, ref_offsets, out);
   }
   return columns;

@@ -64,6 +64,13 @@ class DeviceState {
   std::byte* device_workspace(std::size_t bytes);
   // The same for pinned host memory (staging of host batches, uploads and downloads).
   std::byte* host_staging(std::size_t bytes);
+  // Synchronous copies between host memory and the device at the copy engine's speed, after the
+  // work queued on `stream`. Pageable host memory goes through host_staging in pieces, two in
+  // flight, the host's side copied by `host_threads` (a single thread's copy out of or into
+  // pageable memory moves a fraction of what the link takes); page-locked memory and small
+  // copies go directly.
+  void upload(int host_threads, void* d_dst, const void* h_src, std::size_t bytes);
+  void download(int host_threads, void* h_dst, const void* d_src, std::size_t bytes);
   // Resident blocks per SM of `kernel` at this launch shape, after raising the kernel's dynamic
   // shared-memory limit where needed (48 KiB less its static shared memory, by default). Cached:
   // the runtime's queries are not free, and this sits on every call's path.
