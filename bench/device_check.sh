@@ -97,6 +97,15 @@ for b in bench_mmd bench_score; do
   step 60 "$bin/$b" --benchmark_filter='cuda' --benchmark_min_time=0.2 \
     --benchmark_out="$parts/$b.json" --benchmark_out_format=json
 done
+# KS's sort step: the backend's per-column sorts against streams, a graph, CUB's segmented sort
+# and one composite-key sort, on the same 4Mi-key columns.
+if [ -x "$bin/bench_column_sort" ]; then
+  step 60 "$bin/bench_column_sort" --benchmark_min_time=0.1 \
+    --benchmark_out="$parts/bench_column_sort.json" --benchmark_out_format=json
+else
+  echo "missing $bin/bench_column_sort"
+  status=1
+fi
 # The streaming and windowed scans on the GPU, and on all of the host's cores for comparison,
 # against the bare read of the same 1 GiB synth table (hdf5_read runs first: fraction_of_read
 # needs it), and pinned H2D against validate_histogram on pinned batches (h2d_fraction). The

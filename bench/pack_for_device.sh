@@ -14,7 +14,7 @@ cd "$root"
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDRIFTGUARD_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90
 wanted=(test_parity_cuda test_validate_histogram test_ks test_mmd test_score test_pipeline
-        bench_validate_histogram bench_ks bench_mmd bench_score bench_pipeline
+        bench_validate_histogram bench_ks bench_mmd bench_score bench_pipeline bench_column_sort
         driftguard_cli driftguard-data)
 available=$(cmake --build build-gpu --target help)
 targets=()
