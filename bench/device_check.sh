@@ -7,7 +7,8 @@
 # (sort + searchsorted) and alibi-detect's MMD in PyTorch, both on the GPU.
 # Writes under $OUT (7 files): nvidia_smi.json, tests.json (every gtest result, by binary),
 # bench_<gpu>.json (every benchmark, by binary), score_vs_xgboost.json, ks_vs_torch.json,
-# mmd_vs_torch.json, device_check.log; prints a short table last; then, in what is left of the
+# mmd_vs_torch.json, device_check.log; prints a short table last, and every case against the
+# newest committed run on the same GPU (bench/compare_device_runs.py); then, in what is left of the
 # budget, bench/device_profile.sh (per-kernel times under ncu, into the log; DEVICE_PROFILE=0
 # leaves it out) and, with DEVICE_SANITIZE=1, bench/device_sanitize.sh (compute-sanitizer).
 # Budget: DEVICE_CHECK_SECONDS (default 420) for the whole script. Each step runs under its own
@@ -159,6 +160,12 @@ for peer in ("score_vs_xgboost", "ks_vs_torch", "mmd_vs_torch"):
             print(f"{r['name'] + ' / ' + key[len('speedup_vs_'):]:<66} "
                   f"{r['median_seconds'] * 1e3:>8.2f} ms {r[key]:>7.1f}x")
 PY
+# What this tree's changes did: every case against the newest committed run on the same GPU.
+baseline=$(ls -d results/"${gpu}"_* 2>/dev/null | sort | tail -1)
+if [ -n "$baseline" ]; then
+  echo "== against $baseline"
+  python3 bench/compare_device_runs.py "$baseline" "$out" || true
+fi
 if [ "${DEVICE_PROFILE:-1}" = 1 ]; then
   # Informational: where the GPU time of the cases short of their targets goes. A machine where
   # ncu cannot profile (gVisor) says so here and does not fail the check.
