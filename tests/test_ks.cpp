@@ -662,6 +662,7 @@ void expect_same_columns(const SortedColumns& a, const SortedColumns& b) {
   EXPECT_EQ(a.offsets, b.offsets);
   EXPECT_EQ(a.nan_counts, b.nan_counts);
   ASSERT_EQ(a.values.size(), b.values.size());
+  if (a.values.empty()) return;  // memcmp may not be given their null data
   EXPECT_EQ(std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float)), 0);
 }
 
