@@ -66,10 +66,11 @@ void free_pinned(void* pointer) noexcept;
 // pageable host batch into pinned staging.
 void batch_pass(DeviceState& state, int host_threads, const detail::BatchPassArgs& args);
 // Host or device windows (each in its own space); the same contract as cpu::mmd / cpu::mmd_linear.
-detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
+// `host_threads` copy host windows into pinned staging.
+detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, BatchView current,
                     const MmdOptions& options);
-detail::MmdLinearTerms mmd_linear(DeviceState& state, BatchView reference, BatchView current,
-                                  const MmdLinearOptions& options);
+detail::MmdLinearTerms mmd_linear(DeviceState& state, int host_threads, BatchView reference,
+                                  BatchView current, const MmdLinearOptions& options);
 
 }  // namespace driftguard::cuda
 

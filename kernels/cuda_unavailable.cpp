@@ -17,8 +17,9 @@ std::string device_name(const DeviceState&) { unavailable(); }
 void* allocate_pinned(std::size_t) noexcept { return nullptr; }
 void free_pinned(void*) noexcept {}
 void batch_pass(DeviceState&, int, const detail::BatchPassArgs&) { unavailable(); }
-detail::MmdSums mmd(DeviceState&, BatchView, BatchView, const MmdOptions&) { unavailable(); }
-detail::MmdLinearTerms mmd_linear(DeviceState&, BatchView, BatchView, const MmdLinearOptions&) {
+detail::MmdSums mmd(DeviceState&, int, BatchView, BatchView, const MmdOptions&) { unavailable(); }
+detail::MmdLinearTerms mmd_linear(DeviceState&, int, BatchView, BatchView,
+                                  const MmdLinearOptions&) {
   unavailable();
 }
 

@@ -137,9 +137,10 @@ MmdResult mmd_test(Context& ctx, BatchView reference, BatchView current,
   }
   Context::Impl& impl = ctx.impl();
   impl.fault_point("mmd_test");
-  const detail::MmdSums sums = impl.backend == Backend::Cuda
-                                   ? cuda::mmd(*impl.cuda, reference, current, options)
-                                   : cpu::mmd(impl.cpu_threads, reference, current, options);
+  const detail::MmdSums sums =
+      impl.backend == Backend::Cuda
+          ? cuda::mmd(*impl.cuda, impl.cpu_threads, reference, current, options)
+          : cpu::mmd(impl.cpu_threads, reference, current, options);
   return detail::finish_mmd(sums, reference.rows, current.rows, options);
 }
 
@@ -151,7 +152,7 @@ MmdLinearResult mmd_linear_test(Context& ctx, BatchView reference, BatchView cur
   impl.fault_point("mmd_linear_test");
   const detail::MmdLinearTerms terms =
       impl.backend == Backend::Cuda
-          ? cuda::mmd_linear(*impl.cuda, reference, current, options)
+          ? cuda::mmd_linear(*impl.cuda, impl.cpu_threads, reference, current, options)
           : cpu::mmd_linear(impl.cpu_threads, reference, current, options);
   return detail::finish_mmd_linear(terms, reference.rows, current.rows);
 }

@@ -31,6 +31,7 @@
 #include "kernels/cuda/detail/device_state.cuh"
 #include "kernels/cuda/detail/workspace_layout.hpp"
 #include "kernels/mmd_common.hpp"
+#include "kernels/parallel_copy.hpp"
 
 namespace driftguard::cuda {
 namespace {
@@ -366,7 +367,8 @@ class Staging {
     h_flags_at_ = pinned.add<unsigned long long>(2);
   }
 
-  Windows stage(DeviceState& state, const char* what, std::byte* d_base, std::byte* h_base) {
+  Windows stage(DeviceState& state, int host_threads, const char* what, std::byte* d_base,
+                std::byte* h_base) {
     const cudaStream_t stream = state.stream();
     const float* d_window[2];
     for (int w = 0; w < 2; ++w) {
@@ -376,7 +378,7 @@ class Staging {
         const std::size_t bytes = v.rows * v.features * sizeof(float);
         float* h_copy = at<float>(h_base, h_at_[w]);
         float* d_copy = at<float>(d_base, d_at_[w]);
-        std::memcpy(h_copy, v.data, bytes);
+        driftguard::detail::parallel_copy(host_threads, h_copy, v.data, bytes);
         DG_CUDA_TRY(cudaMemcpyAsync(d_copy, h_copy, bytes, cudaMemcpyHostToDevice, stream));
         d_window[w] = d_copy;
       }
@@ -428,7 +430,7 @@ std::vector<PermutationBatch> permutation_batches(std::uint32_t permutations, st
 
 }  // namespace
 
-detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
+detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, BatchView current,
                     const MmdOptions& options) {
   // CUB's segmented sort counts items in int.
   if (reference.rows + current.rows > static_cast<std::size_t>(INT_MAX)) {
@@ -499,7 +501,7 @@ detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
   std::byte* d_base = state.device_workspace(device.bytes());
   std::byte* h_base = state.host_staging(pinned.bytes());
   std::byte* d_scratch = d_base + scratch_at;
-  const Windows windows = staging.stage(state, "mmd_test", d_base, h_base);
+  const Windows windows = staging.stage(state, host_threads, "mmd_test", d_base, h_base);
   const Pooled pooled{windows.d_reference, windows.d_current, n, total, features};
 
   detail::MmdSums sums;
@@ -592,8 +594,8 @@ detail::MmdSums mmd(DeviceState& state, BatchView reference, BatchView current,
   return sums;
 }
 
-detail::MmdLinearTerms mmd_linear(DeviceState& state, BatchView reference, BatchView current,
-                                  const MmdLinearOptions& options) {
+detail::MmdLinearTerms mmd_linear(DeviceState& state, int host_threads, BatchView reference,
+                                  BatchView current, const MmdLinearOptions& options) {
   DeviceGuard guard(state.device());
   state.follow_caller(reference);
   state.follow_caller(current);
@@ -607,7 +609,7 @@ detail::MmdLinearTerms mmd_linear(DeviceState& state, BatchView reference, Batch
   const std::size_t h_values_at = pinned.add<double>(pairs);
   std::byte* d_base = state.device_workspace(device.bytes());
   std::byte* h_base = state.host_staging(pinned.bytes());
-  const Windows windows = staging.stage(state, "mmd_linear_test", d_base, h_base);
+  const Windows windows = staging.stage(state, host_threads, "mmd_linear_test", d_base, h_base);
   double* d_values = at<double>(d_base, d_values_at);
   double* h_values = at<double>(h_base, h_values_at);
   const auto download = [&] {
