@@ -23,6 +23,16 @@ std::size_t grown_size(std::size_t current, std::size_t needed) {
 // Staged copies move pieces of this many bytes; below it, the driver's own staging is as fast.
 constexpr std::size_t kStagePiece = std::size_t{32} << 20;
 
+// Copies of at most a piece, or from or to page-locked `host` memory, need no staging: done here
+// (and waited for), returning true.
+bool copied_directly(cudaStream_t stream, void* dst, const void* src, std::size_t bytes,
+                     cudaMemcpyKind kind, const void* host) {
+  if (bytes > kStagePiece && !is_page_locked(host)) return false;
+  DG_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, stream));
+  DG_CUDA_TRY(cudaStreamSynchronize(stream));
+  return true;
+}
+
 }  // namespace
 
 DeviceGuard::DeviceGuard(int device) {
@@ -129,10 +139,7 @@ std::byte* DeviceState::host_staging(std::size_t bytes) {
 }
 
 void DeviceState::upload(int host_threads, void* d_dst, const void* h_src, std::size_t bytes) {
-  if (bytes == 0) return;
-  if (bytes <= kStagePiece || is_page_locked(h_src)) {
-    DG_CUDA_TRY(cudaMemcpyAsync(d_dst, h_src, bytes, cudaMemcpyHostToDevice, stream_));
-    DG_CUDA_TRY(cudaStreamSynchronize(stream_));
+  if (bytes == 0 || copied_directly(stream_, d_dst, h_src, bytes, cudaMemcpyHostToDevice, h_src)) {
     return;
   }
   std::byte* h_slots = host_staging(kStagingSlots * kStagePiece);
@@ -152,10 +159,7 @@ void DeviceState::upload(int host_threads, void* d_dst, const void* h_src, std::
 }
 
 void DeviceState::download(int host_threads, void* h_dst, const void* d_src, std::size_t bytes) {
-  if (bytes == 0) return;
-  if (bytes <= kStagePiece || is_page_locked(h_dst)) {
-    DG_CUDA_TRY(cudaMemcpyAsync(h_dst, d_src, bytes, cudaMemcpyDeviceToHost, stream_));
-    DG_CUDA_TRY(cudaStreamSynchronize(stream_));
+  if (bytes == 0 || copied_directly(stream_, h_dst, d_src, bytes, cudaMemcpyDeviceToHost, h_dst)) {
     return;
   }
   std::byte* h_slots = host_staging(kStagingSlots * kStagePiece);
