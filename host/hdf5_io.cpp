@@ -512,6 +512,7 @@ struct Hdf5BatchReader::Impl {
   std::size_t rows = 0;
   std::size_t features = 0;
   std::size_t chunk_rows = 0;
+  hsize_t chunk_dims[2] = {0, 0};  // of /features when chunked
   // Chunks of whole rows stored as native float32 or float64, without filters or with shuffle and
   // deflate only, in a plain file: whole chunks are read here, located through libhdf5's chunk
   // index and read with pread on all decode_threads (libhdf5 reads, inflates and copies through
@@ -588,6 +589,7 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
+  if (chunked) std::copy(chunk, chunk + 2, r.chunk_dims);
   const bool native_double = H5Tequal(type.get(), H5T_NATIVE_DOUBLE) > 0;
   r.element_bytes = native_double ? 8 : 4;
   r.raw_chunks = chunked && chunk[1] == r.features && chunk[0] <= r.rows &&
@@ -784,26 +786,45 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
   silence_hdf5_stack_printing();
   Impl& r = *impl_;
   const hid_t dataset = r.features_data.get();
-  if (!r.raw_chunks || first >= r.rows || out == nullptr) {
+  if (first >= r.rows || count == 0 || out == nullptr) {
     return read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, first,
                      count, out);
   }
   const std::size_t end = first + std::min(count, r.rows - first);
   const std::size_t chunk = r.chunk_rows;
+  const auto fail_chunk = [&](std::size_t row, const std::string& why) {
+    fail(r.path, "cannot read rows " + row_range(row, std::min(chunk, r.rows - row)) +
+                     " of /features (corrupt block?: " + why + ")");
+  };
+  // libhdf5 reads a chunk that is not stored as the fill value: rows of data the file does not
+  // have. The count at open does not prove every chunk stored (libhdf5 1.10 writes a chunk at an
+  // offset equal to the extent, outside the table, and counts it), so each chunk libhdf5 is to
+  // read is looked up first: H5Dget_chunk_storage_size is one index lookup.
+  const auto read_part = [&](std::size_t from, std::size_t to) {
+    if (to <= from) return;
+    const hsize_t rows_per_chunk = r.chunk_dims[0], columns_per_chunk = r.chunk_dims[1];
+    for (hsize_t row = rows_per_chunk > 0 ? from / rows_per_chunk * rows_per_chunk : to; row < to;
+         row += rows_per_chunk) {
+      for (hsize_t column = 0; column < r.features; column += columns_per_chunk) {
+        const hsize_t offset[2] = {row, column};
+        hsize_t size = 0;
+        // libhdf5 1.10 fails the lookup of a chunk that is not stored; later ones give size 0.
+        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) {
+          fail_chunk(row, "the chunk is not stored");
+        }
+      }
+    }
+    read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, from, to - from,
+              out + (from - first) * r.features);
+  };
+  if (!r.raw_chunks) {
+    read_part(first, end);
+    return end - first;
+  }
   const std::size_t chunk_bytes = chunk * r.features * r.element_bytes;  // as stored, decoded
   // Rows before the first whole chunk and after the last go through the selection path.
   const std::size_t whole_begin = std::min(end, (first + chunk - 1) / chunk * chunk);
   const std::size_t whole_end = std::max(whole_begin, end / chunk * chunk);
-  const auto read_part = [&](std::size_t from, std::size_t to) {
-    if (to > from) {
-      read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, from, to - from,
-                out + (from - first) * r.features);
-    }
-  };
-  const auto fail_chunk = [&](std::size_t row, const std::string& why) {
-    fail(r.path, "cannot read rows " + row_range(row, chunk) +
-                     " of /features (corrupt block?: " + why + ")");
-  };
   // Where the chunk at `row` is stored (libhdf5's chunk index, read one chunk at a time): its
   // offset in the file, its stored size (checked by the caller before anything is allocated or
   // read: a corrupt index could claim any) and its filter mask.

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <bit>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -90,10 +91,18 @@ void expect_same_bits(const T* actual, const T* expected, std::size_t n) {
 class RawFile {
  public:
   // `user_block`: bytes before HDF5's data (h5py's userblock_size), 0 or a power of 2 >= 512.
-  explicit RawFile(const std::string& path, hsize_t user_block = 0) {
+  // `latest_format`: the newest file format (h5py's libver="latest"), whose chunked datasets are
+  // indexed by a fixed or extensible array, a v2 B-tree, a single chunk or implicitly, not by the
+  // v1 B-tree of the default format.
+  explicit RawFile(const std::string& path, hsize_t user_block = 0, bool latest_format = false) {
     const hid_t create = H5Pcreate(H5P_FILE_CREATE);
+    const hid_t access = H5Pcreate(H5P_FILE_ACCESS);
     EXPECT_GE(H5Pset_userblock(create, user_block), 0);
-    file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create, H5P_DEFAULT);
+    if (latest_format) {
+      EXPECT_GE(H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST), 0);
+    }
+    file_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create, access);
+    H5Pclose(access);
     H5Pclose(create);
     EXPECT_GE(file_, 0);
   }
@@ -198,9 +207,10 @@ class Hdf5IoTest : public ::testing::Test {
 
   // A file made with the raw HDF5 API by `extra`.
   template <typename Extra>
-  std::string raw_file(const std::string& name, Extra extra, hsize_t user_block = 0) {
+  std::string raw_file(const std::string& name, Extra extra, hsize_t user_block = 0,
+                       bool latest_format = false) {
     const std::string path = file(name);
-    RawFile raw(path, user_block);
+    RawFile raw(path, user_block, latest_format);
     extra(raw);
     return path;
   }
@@ -344,8 +354,9 @@ TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
 }
 
 // Whole chunks are read raw (pread, at the addresses of libhdf5's chunk index, past a user block
-// where the file has one) and decoded by driftguard when stored as native float32 or float64 with
-// no filter, shuffle, deflate or both (shuffle first); other layouts go through libhdf5.
+// where the file has one, whichever kind of index the file format gives the dataset) and decoded
+// by driftguard when stored as native float32 or float64 with no filter, shuffle, deflate or both
+// (shuffle first); other layouts (chunks split across features among them) go through libhdf5.
 // Every one reads at every offset, whole chunks between partial ones, what libhdf5's own
 // H5Dread of the whole table gives (float64 narrowed as libhdf5 narrows: past FLT_MAX to Inf).
 TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
@@ -373,32 +384,82 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
     std::vector<H5Z_filter_t> filters;
     hid_t file_type;
     hsize_t user_block = 0;  // HDF5's addresses then start past it in the file
+    bool latest_format = false;
+    int unlimited_dims = 0;  // 1: rows, 2: rows and features (the index depends on it)
+    hsize_t chunk_rows = kChunkRows;
+    hsize_t chunk_features = kFeatures;
+    bool early_allocation = false;  // with no filter and fixed dims: the implicit index
+    // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does when an
+    // optional filter fails: shuffled bytes, not compressed.
+    bool unfiltered_chunk_2 = false;
   };
   const std::vector<Layout> layouts = {
       {"plain", {}, H5T_IEEE_F32LE},
       {"deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
       {"shuffle", {H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
-      {"shuffle_deflate", {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
+      {.name = "shuffle_deflate",
+       .filters = {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE},
+       .file_type = H5T_IEEE_F32LE,
+       .unfiltered_chunk_2 = true},
       {"f64_plain", {}, H5T_IEEE_F64LE},
       {"f64_deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F64LE},
       {"f64_shuffle_deflate", {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}, H5T_IEEE_F64LE},
       {"plain_user_block", {}, H5T_IEEE_F32LE, 512},
       {"deflate_user_block", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE, 4096},
+      {.name = "f64_shuffle", .filters = {H5Z_FILTER_SHUFFLE}, .file_type = H5T_IEEE_F64LE},
+      {.name = "fixed_array_shuffle_deflate",
+       .filters = {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE},
+       .file_type = H5T_IEEE_F32LE,
+       .latest_format = true,
+       .unfiltered_chunk_2 = true},
+      {.name = "extensible_array_shuffle_deflate",
+       .filters = {H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE},
+       .file_type = H5T_IEEE_F32LE,
+       .latest_format = true,
+       .unlimited_dims = 1,
+       .unfiltered_chunk_2 = true},
+      {.name = "v2_btree_plain",
+       .filters = {},
+       .file_type = H5T_IEEE_F32LE,
+       .latest_format = true,
+       .unlimited_dims = 2},
+      {.name = "implicit_plain",
+       .filters = {},
+       .file_type = H5T_IEEE_F32LE,
+       .latest_format = true,
+       .early_allocation = true},
+      {.name = "single_chunk_f64_deflate",
+       .filters = {H5Z_FILTER_DEFLATE},
+       .file_type = H5T_IEEE_F64LE,
+       .latest_format = true,
+       .chunk_rows = kRows},
       // libhdf5's path:
       {"deflate_shuffle", {H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE}, H5T_IEEE_F32LE},
       {"fletcher_deflate", {H5Z_FILTER_FLETCHER32, H5Z_FILTER_DEFLATE}, H5T_IEEE_F32LE},
       {"big_endian_deflate", {H5Z_FILTER_DEFLATE}, H5T_IEEE_F32BE},
       {"f64_big_endian", {}, H5T_IEEE_F64BE},
+      {"big_endian_plain", {}, H5T_IEEE_F32BE},
+      {.name = "two_chunks_across_features",
+       .filters = {H5Z_FILTER_DEFLATE},
+       .file_type = H5T_IEEE_F32LE,
+       .unlimited_dims = 1,
+       .chunk_features = 2},
   };
   for (const Layout& layout : layouts) {
     SCOPED_TRACE(layout.name);
     const std::string path = raw_file(
         std::string(layout.name) + ".h5",
         [&](RawFile& f) {
-          const hsize_t dims[2] = {kRows, kFeatures}, chunk[2] = {kChunkRows, kFeatures};
-          const hid_t space = H5Screate_simple(2, dims, nullptr);
+          const hsize_t dims[2] = {kRows, kFeatures};
+          const hsize_t max_dims[2] = {layout.unlimited_dims >= 1 ? H5S_UNLIMITED : kRows,
+                                       layout.unlimited_dims >= 2 ? H5S_UNLIMITED : kFeatures};
+          const hsize_t chunk[2] = {layout.chunk_rows, layout.chunk_features};
+          const hid_t space = H5Screate_simple(2, dims, max_dims);
           const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
           EXPECT_GE(H5Pset_chunk(create, 2, chunk), 0);
+          if (layout.early_allocation) {
+            EXPECT_GE(H5Pset_alloc_time(create, H5D_ALLOC_TIME_EARLY), 0);
+          }
           for (const H5Z_filter_t filter : layout.filters) {
             const herr_t set = filter == H5Z_FILTER_DEFLATE   ? H5Pset_deflate(create, 4)
                                : filter == H5Z_FILTER_SHUFFLE ? H5Pset_shuffle(create)
@@ -410,9 +471,7 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
           EXPECT_GE(
               H5Dwrite(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, source.data()),
               0);
-          if (std::string(layout.name) == "shuffle_deflate") {
-            // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does
-            // when an optional filter fails: shuffled bytes, not compressed.
+          if (layout.unfiltered_chunk_2) {
             const std::size_t n = kChunkRows * kFeatures;
             std::vector<float> values(n);
             for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) - 17.25f;
@@ -430,7 +489,7 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
           H5Pclose(create);
           H5Sclose(space);
         },
-        layout.user_block);
+        layout.user_block, layout.latest_format);
     std::vector<float> expected(kRows * kFeatures);
     {
       const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -640,6 +699,51 @@ TEST_F(Hdf5IoTest, DeclaredButUnstoredRowsAreRefused) {
     f.chunked_table("/features", {100, 4}, {100, 4}, {10, 4}, 100);
   });
   EXPECT_EQ(Hdf5BatchReader(whole).rows(), 100u);
+}
+
+// libhdf5 1.10's H5Dwrite_chunk accepts a chunk at an offset equal to the extent, outside the
+// table, and the chunk count at open counts it: a table missing one chunk then opens. The missing
+// chunk's rows must fail whichever path reads them (whole chunks raw, block edges and layouts
+// split across features through libhdf5, which would give the fill value), never read as zeros.
+TEST_F(Hdf5IoTest, ChunkNeverWrittenFailsEveryReadOfItsRows) {
+  const std::vector<float> chunk(10 * 3, 7.0f);
+  const auto table = [&](hsize_t chunk_features, std::vector<std::array<hsize_t, 2>> chunks) {
+    return [=](RawFile& f) {
+      const hsize_t dims[2] = {40, 3}, max_dims[2] = {H5S_UNLIMITED, 3};
+      const hsize_t shape[2] = {10, chunk_features};
+      const hid_t space = H5Screate_simple(2, dims, max_dims);
+      const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+      EXPECT_GE(H5Pset_chunk(create, 2, shape), 0);
+      const hid_t dataset =
+          H5Dcreate2(f.id(), "/features", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT);
+      for (const auto& at : chunks) {
+        const hsize_t offset[2] = {at[0], at[1]};
+        EXPECT_GE(
+            H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset, 10 * chunk_features * 4, chunk.data()),
+            0);
+      }
+      H5Dclose(dataset);
+      H5Pclose(create);
+      H5Sclose(space);
+    };
+  };
+  // Rows 20..29 never written; a chunk at row 40, past the table, makes the count.
+  Hdf5BatchReader whole_rows(
+      raw_file("whole_rows.h5", table(3, {{0, 0}, {10, 0}, {30, 0}, {40, 0}})));
+  std::vector<float> values(40 * 3);
+  EXPECT_EQ(whole_rows.read(0, 20, values.data()), 20u);
+  for (const auto& [first, rows] :
+       {std::pair<std::size_t, std::size_t>{0, 40}, {20, 10}, {15, 10}, {25, 10}, {21, 3}}) {
+    SCOPED_TRACE(first);
+    expect_read_error(whole_rows, first, rows, values.data(), "of /features (corrupt block?");
+  }
+  // Two chunks across features (read by libhdf5): the chunk of rows 20..29, columns 2.. missing.
+  Hdf5BatchReader split(
+      raw_file("split.h5",
+               table(2, {{0, 0}, {0, 2}, {10, 0}, {10, 2}, {20, 0}, {30, 0}, {30, 2}, {40, 0}})));
+  EXPECT_EQ(split.read(0, 20, values.data()), 20u);
+  expect_read_error(split, 0, 40, values.data(), "of /features (corrupt block?");
+  expect_read_error(split, 25, 1, values.data(), "of /features (corrupt block?");
 }
 
 // A virtual dataset whose source is missing, or a table in an external raw file shorter than it
