@@ -10,6 +10,7 @@
 #include <numbers>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -281,13 +282,34 @@ void walk_side_by_side(std::array<State, kWalks>& walks, std::size_t batch, Step
 // wasserstein1 of two finite samples whose sizes multiply to less than 2^62, by walks side by
 // side. n_u n_v |U - V| = |i n_v - j n_u| is an exact integer, so each walk sums
 // |i n_v - j n_u| (value - previous) with Neumaier's compensation, from the counts before its
-// range; runs of equal values need no care (within a run the step is +0.0, which adds nothing).
-// The walks' sums are added in order, compensated too, and divided by n_u n_v once: SciPy's sum
-// of rounded |U - V| (value - previous) to within a few ulps.
-struct W1Walk : Walk {
+// range; runs of equal values need no care (within a run the step is +0.0, which adds nothing,
+// so a walk may also step over a whole run at once). The walks' sums are added in order,
+// compensated too, and divided by n_u n_v once: SciPy's sum of rounded |U - V| (value - previous)
+// to within a few ulps.
+struct W1Sum {
   std::int64_t k = 0;  // i n_v - j n_u
   double previous = 0.0;
   double sum = 0.0, compensation = 0.0;
+
+  // At the walk's first pooled position (i, j): the counts before it and the value before it.
+  void start(std::size_t i, std::size_t j, const float* u, std::size_t n_u, const float* v,
+             std::size_t n_v) {
+    k = static_cast<std::int64_t>(i) * static_cast<std::int64_t>(n_v) -
+        static_cast<std::int64_t>(j) * static_cast<std::int64_t>(n_u);
+    previous = i + j == 0 ? std::min(u[0], v[0])
+                          : std::max(i > 0 ? u[i - 1] : -kMaxFloat, j > 0 ? v[j - 1] : -kMaxFloat);
+  }
+  // The step from the previous pooled value to `value`, before its counts are taken.
+  void step_to(double value) {
+    const double term = static_cast<double>(k < 0 ? -k : k) * (value - previous);
+    // Knuth's TwoSum: the rounding error of sum + term exactly, as Neumaier's test finds it, with
+    // no branch.
+    const double t = sum + term;
+    const double z = t - sum;
+    compensation += (sum - (t - z)) + (term - z);
+    sum = t;
+    previous = value;
+  }
 };
 
 // Neumaier's compensated addition of a term to (sum, compensation). An infinite sum leaves the
@@ -300,41 +322,45 @@ inline void add_compensated(double& sum, double& compensation, double term) {
   sum = t;
 }
 
+// The walks' sums, in order, as wasserstein1.
+template <class State>
+double wasserstein1_of_walks(const std::array<State, kWalks>& walks, std::size_t n_u,
+                             std::size_t n_v) {
+  double sum = 0.0, compensation = 0.0;
+  for (const State& w : walks) {
+    add_compensated(sum, compensation, w.sum);
+    compensation += w.compensation;
+  }
+  return (sum + compensation) / (static_cast<double>(n_u) * static_cast<double>(n_v));
+}
+
+// Whether wasserstein1 walks side by side (else by runs, in one walk).
+bool wasserstein1_walks(const float* u, std::size_t n_u, const float* v, std::size_t n_v) {
+  return std::isfinite(u[0]) && std::isfinite(u[n_u - 1]) && std::isfinite(v[0]) &&
+         std::isfinite(v[n_v - 1]) &&
+         static_cast<double>(n_u) * static_cast<double>(n_v) < 0x1p62 && !runs_dominate(u, n_u) &&
+         !runs_dominate(v, n_v);
+}
+
+struct W1Walk : Walk, W1Sum {};
+
 double wasserstein1_of_finite(const float* u, std::size_t n_u, const float* v, std::size_t n_v) {
   const auto nu = static_cast<std::int64_t>(n_u), nv = static_cast<std::int64_t>(n_v);
   auto walks = cut_walks<W1Walk>(u, n_u, v, n_v);
-  for (W1Walk& w : walks) {
-    w.k = static_cast<std::int64_t>(w.i) * nv - static_cast<std::int64_t>(w.j) * nu;
-    w.previous = w.i + w.j == 0 ? std::min(u[0], v[0])
-                                : std::max(w.i > 0 ? u[w.i - 1] : -kMaxFloat,
-                                           w.j > 0 ? v[w.j - 1] : -kMaxFloat);
-  }
+  for (W1Walk& w : walks) w.start(w.i, w.j, u, n_u, v, n_v);
   const auto step = [&](W1Walk& w) {
     const Head a = head(u, w.i, n_u), b = head(v, w.j, n_v);
     const std::uint64_t take_u = at_most(a.key, b.key);
     const auto bits_a = std::bit_cast<std::uint32_t>(a.value),
                bits_b = std::bit_cast<std::uint32_t>(b.value);
-    const double value = std::bit_cast<float>(
-        bits_b ^ ((bits_a ^ bits_b) & (0u - static_cast<std::uint32_t>(take_u))));
-    const double term = static_cast<double>(w.k < 0 ? -w.k : w.k) * (value - w.previous);
-    // Knuth's TwoSum: the rounding error of sum + term exactly, as Neumaier's test finds it, with
-    // no branch.
-    const double t = w.sum + term;
-    const double z = t - w.sum;
-    w.compensation += (w.sum - (t - z)) + (term - z);
-    w.sum = t;
-    w.previous = value;
+    w.step_to(std::bit_cast<float>(
+        bits_b ^ ((bits_a ^ bits_b) & (0u - static_cast<std::uint32_t>(take_u)))));
     w.k += static_cast<std::int64_t>(take_u) * (nu + nv) - nu;
     w.i += take_u;
     w.j += take_u ^ 1;
   };
   walk_side_by_side(walks, std::numeric_limits<std::size_t>::max(), step, [](W1Walk&) {});
-  double sum = 0.0, compensation = 0.0;
-  for (const W1Walk& w : walks) {
-    add_compensated(sum, compensation, w.sum);
-    compensation += w.compensation;
-  }
-  return (sum + compensation) / (static_cast<double>(n_u) * static_cast<double>(n_v));
+  return wasserstein1_of_walks(walks, n_u, n_v);
 }
 
 // The rank sums of cramer_von_mises by walks side by side, in integers: a run of E equal values
@@ -342,7 +368,7 @@ double wasserstein1_of_finite(const float* u, std::size_t n_u, const float* v, s
 // integer, and the sums of their squares (four times SciPy's sums) are exact in 128 bits. A value
 // held once is added into 64-bit sums, settled into the 128-bit ones before they could overflow;
 // runs of equal values are rare in continuous data and take a branch.
-struct CvmWalk : Walk {
+struct CvmSums {
   std::uint64_t x4_part = 0, y4_part = 0;
   unsigned __int128 x4 = 0, y4 = 0;
 };
@@ -360,9 +386,18 @@ unsigned __int128 run_squares(std::int64_t a, std::uint64_t m) {
                                         2 * static_cast<__int128>(cubic));
 }
 
-void cvm_run(CvmWalk& w, const float* x, std::size_t nx, const float* y, std::size_t ny) {
+struct CvmWalk : Walk, CvmSums {};
+// A walk that sums wasserstein1 too (as wasserstein1_of_finite does, step for step).
+struct CvmW1Walk : Walk, CvmSums, W1Sum {};
+template <class State>
+constexpr bool kSumsW1 = std::is_base_of_v<W1Sum, State>;
+
+// Takes the run of values equal to the next pooled value, from both samples.
+template <class State>
+void cvm_run(State& w, const float* x, std::size_t nx, const float* y, std::size_t ny) {
   const Head a = head(x, w.i, nx), b = head(y, w.j, ny);
   const float value = a.key <= b.key ? a.value : b.value;
+  if constexpr (kSumsW1<State>) w.step_to(value);
   std::size_t ex = w.i, ey = w.j;
   while (ex < nx && x[ex] == value) ++ex;
   while (ey < ny && y[ey] == value) ++ey;
@@ -370,18 +405,26 @@ void cvm_run(CvmWalk& w, const float* x, std::size_t nx, const float* y, std::si
   // The first value at position p (0-based) deviates by twice_rank - 2 (p + 1), the next by 2 less.
   w.x4 += run_squares(twice_rank - static_cast<std::int64_t>(2 * (w.i + 1)), ex - w.i);
   w.y4 += run_squares(twice_rank - static_cast<std::int64_t>(2 * (w.j + 1)), ey - w.j);
+  if constexpr (kSumsW1<State>) {
+    w.k += static_cast<std::int64_t>(ex - w.i) * static_cast<std::int64_t>(ny) -
+           static_cast<std::int64_t>(ey - w.j) * static_cast<std::int64_t>(nx);
+  }
   w.i = ex;
   w.j = ey;
 }
 
-// Sums of squared deviations of the ranks from their positions, for the reference and the
-// current sample.
-std::pair<double, double> cvm_rank_sums(const float* x, std::size_t nx, const float* y,
-                                        std::size_t ny) {
-  auto walks = cut_walks<CvmWalk>(x, nx, y, ny);
+// Walks cramer_von_mises's rank sums (and wasserstein1's sums, for a CvmW1Walk) over x and y.
+template <class State>
+std::array<State, kWalks> cvm_walks(const float* x, std::size_t nx, const float* y,
+                                    std::size_t ny) {
+  const auto nu = static_cast<std::int64_t>(nx), nv = static_cast<std::int64_t>(ny);
+  auto walks = cut_walks<State>(x, nx, y, ny);
+  if constexpr (kSumsW1<State>) {
+    for (State& w : walks) w.start(w.i, w.j, x, nx, y, ny);
+  }
   // Every value by runs where runs are common, or where (2d)^2 could reach 2^64.
   if (nx + ny >= std::size_t{1} << 31 || runs_dominate(x, nx) || runs_dominate(y, ny)) {
-    for (CvmWalk& w : walks) {
+    for (State& w : walks) {
       while (w.left() > 0) cvm_run(w, x, nx, y, ny);
     }
   }
@@ -391,7 +434,7 @@ std::pair<double, double> cvm_rank_sums(const float* x, std::size_t nx, const fl
   const auto pooled = static_cast<unsigned __int128>(nx + ny);
   const auto batch = static_cast<std::size_t>(std::clamp<unsigned __int128>(
       (~std::uint64_t{0}) / (4 * pooled * pooled), 1, std::size_t{1} << 16));
-  const auto step = [&](CvmWalk& w) {
+  const auto step = [&](State& w) {
     if (w.left() == 0) return;
     const Head a = head(x, w.i, nx), b = head(y, w.j, ny);
     const std::uint64_t take_x = at_most(a.key, b.key);
@@ -408,21 +451,50 @@ std::pair<double, double> cvm_rank_sums(const float* x, std::size_t nx, const fl
     const std::uint64_t square = (2 * d) * (2 * d);
     w.x4_part += square & static_cast<std::uint64_t>(mask);
     w.y4_part += square & ~static_cast<std::uint64_t>(mask);
+    if constexpr (kSumsW1<State>) {
+      const auto bits_a = std::bit_cast<std::uint32_t>(a.value),
+                 bits_b = std::bit_cast<std::uint32_t>(b.value);
+      w.step_to(std::bit_cast<float>(
+          bits_b ^ ((bits_a ^ bits_b) & (0u - static_cast<std::uint32_t>(take_x)))));
+      w.k += static_cast<std::int64_t>(take_x) * (nu + nv) - nu;
+    }
     w.i += take_x;
     w.j += take_x ^ 1;
   };
-  walk_side_by_side(walks, batch, step, [](CvmWalk& w) {
+  walk_side_by_side(walks, batch, step, [](State& w) {
     w.x4 += w.x4_part;
     w.y4 += w.y4_part;
     w.x4_part = w.y4_part = 0;
   });
+  return walks;
+}
+
+// Sums of squared deviations of the ranks from their positions, for the reference and the
+// current sample, from the walks.
+template <class State>
+std::pair<double, double> cvm_rank_sums(const std::array<State, kWalks>& walks) {
   unsigned __int128 x4 = 0, y4 = 0;
-  for (const CvmWalk& w : walks) {
+  for (const State& w : walks) {
     x4 += w.x4;
     y4 += w.y4;
   }
   // One rounding each; dividing by 4 is exact.
   return {static_cast<double>(x4) / 4, static_cast<double>(y4) / 4};
+}
+
+// cramer_von_mises from its rank sums (nx, ny >= 2).
+CvmResult cvm_result(double sum_x, double sum_y, std::uint64_t nx, std::uint64_t ny,
+                     CvmMethod method) {
+  if (method == CvmMethod::Auto) {
+    method = std::max(nx, ny) > 20 ? CvmMethod::Asymptotic : CvmMethod::Exact;
+  }
+  const double u = static_cast<double>(nx) * sum_x + static_cast<double>(ny) * sum_y;
+  const std::uint64_t k = nx * ny, big_n = nx + ny;
+  const double t = u / static_cast<double>(k * big_n) -
+                   static_cast<double>(4 * k - 1) / static_cast<double>(6 * big_n);
+  const double p =
+      method == CvmMethod::Exact ? cvm_exact_pvalue(u, nx, ny) : cvm_asymptotic_pvalue(t, nx, ny);
+  return {t, p};
 }
 
 }  // namespace
@@ -433,10 +505,7 @@ double wasserstein1(std::span<const float> sorted_reference,
   check_sorted(sorted_current, "wasserstein1: current");
   const std::size_t n_u = sorted_reference.size(), n_v = sorted_current.size();
   if (n_u == 0 || n_v == 0) return nan;
-  if (std::isfinite(sorted_reference.front()) && std::isfinite(sorted_reference.back()) &&
-      std::isfinite(sorted_current.front()) && std::isfinite(sorted_current.back()) &&
-      static_cast<double>(n_u) * static_cast<double>(n_v) < 0x1p62 &&
-      !runs_dominate(sorted_reference.data(), n_u) && !runs_dominate(sorted_current.data(), n_v)) {
+  if (wasserstein1_walks(sorted_reference.data(), n_u, sorted_current.data(), n_v)) {
     return wasserstein1_of_finite(sorted_reference.data(), n_u, sorted_current.data(), n_v);
   }
   // With infinities, many ties (or beyond 2^62), one walk over the pooled sorted sample by runs of
@@ -568,18 +637,25 @@ CvmResult cramer_von_mises(std::span<const float> sorted_reference,
   check_sorted(sorted_current, "cramer_von_mises: current");
   const std::uint64_t nx = sorted_reference.size(), ny = sorted_current.size();
   if (nx < 2 || ny < 2) return {nan, nan};
-  if (method == CvmMethod::Auto) {
-    method = std::max(nx, ny) > 20 ? CvmMethod::Asymptotic : CvmMethod::Exact;
-  }
+  const auto [sum_x, sum_y] =
+      cvm_rank_sums(cvm_walks<CvmWalk>(sorted_reference.data(), nx, sorted_current.data(), ny));
+  return cvm_result(sum_x, sum_y, nx, ny, method);
+}
 
-  const auto [sum_x, sum_y] = cvm_rank_sums(sorted_reference.data(), nx, sorted_current.data(), ny);
-  const double u = static_cast<double>(nx) * sum_x + static_cast<double>(ny) * sum_y;
-  const std::uint64_t k = nx * ny, big_n = nx + ny;
-  const double t = u / static_cast<double>(k * big_n) -
-                   static_cast<double>(4 * k - 1) / static_cast<double>(6 * big_n);
-  const double p =
-      method == CvmMethod::Exact ? cvm_exact_pvalue(u, nx, ny) : cvm_asymptotic_pvalue(t, nx, ny);
-  return {t, p};
+WassersteinAndCvm wasserstein1_and_cramer_von_mises(std::span<const float> sorted_reference,
+                                                    std::span<const float> sorted_current,
+                                                    CvmMethod method) {
+  check_sorted(sorted_reference, "wasserstein1_and_cramer_von_mises: reference");
+  check_sorted(sorted_current, "wasserstein1_and_cramer_von_mises: current");
+  const std::size_t nx = sorted_reference.size(), ny = sorted_current.size();
+  if (nx < 2 || ny < 2 ||
+      !wasserstein1_walks(sorted_reference.data(), nx, sorted_current.data(), ny)) {
+    return {wasserstein1(sorted_reference, sorted_current),
+            cramer_von_mises(sorted_reference, sorted_current, method)};
+  }
+  const auto walks = cvm_walks<CvmW1Walk>(sorted_reference.data(), nx, sorted_current.data(), ny);
+  const auto [sum_x, sum_y] = cvm_rank_sums(walks);
+  return {wasserstein1_of_walks(walks, nx, ny), cvm_result(sum_x, sum_y, nx, ny, method)};
 }
 
 }  // namespace driftguard

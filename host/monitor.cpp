@@ -434,9 +434,12 @@ ScanReport Monitor::Impl::report() {
   if (opt.distances) {
     detail::parallel_for(active().cpu_threads(), features, [&](std::size_t f) {
       const auto ref_column = ref.sorted.column(f), cur_column = current_sorted.column(f);
-      wasserstein[f] = wasserstein1(ref_column, cur_column);
-      if (ref.schema.features[f].kind != FeatureKind::Categorical) {
-        cramer_von_mises_results[f] = cramer_von_mises(ref_column, cur_column);
+      if (ref.schema.features[f].kind == FeatureKind::Categorical) {
+        wasserstein[f] = wasserstein1(ref_column, cur_column);
+      } else {
+        const WassersteinAndCvm both = wasserstein1_and_cramer_von_mises(ref_column, cur_column);
+        wasserstein[f] = both.wasserstein;
+        cramer_von_mises_results[f] = both.cramer_von_mises;
       }
     });
   }

@@ -329,6 +329,45 @@ TEST(Distances, RunsOfTiesMatchTheValueByValueWalk) {
   EXPECT_TRUE(same_bits(wasserstein1(a, b), pooled_walk_wasserstein(a, b)));
 }
 
+// The one-walk call returns the two calls' bits, on the samples it walks once (continuous values,
+// with a few runs of ties inside, of sizes on both sides of the 2^16 rounds between settlements)
+// and on those it hands to the two calls (runs dominating, infinities, fewer than 2 values).
+TEST(Distances, WassersteinAndCramerVonMisesInOneWalkEqualTheTwoCalls) {
+  std::mt19937_64 rng(20261127);
+  const float f_inf = std::numeric_limits<float>::infinity();
+  for (int trial = 0; trial < 300; ++trial) {
+    const int kind = trial % 6;
+    const auto draw = [&]() -> float {
+      const int r = static_cast<int>(rng() % 100);
+      if (kind == 1 && r < 3) return r % 2 ? 0.5f : -0.0f;     // a few runs, +-0 among them
+      if (kind == 2) return static_cast<float>(r % 9) / 8.0f;  // runs dominate
+      if (kind == 3 && r == 0) return -f_inf;
+      if (kind == 4 && r == 0) return f_inf;
+      return std::normal_distribution<float>(0, 1)(rng);
+    };
+    const std::size_t longest = trial % 25 == 0 ? 150000 : 3000;
+    const std::size_t n1 = rng() % longest + (kind == 5 ? 0 : 2);
+    const std::size_t n2 = rng() % longest + (kind == 5 ? 0 : 2);
+    std::vector<float> ref(kind == 5 ? n1 % 3 : n1), cur(n2);
+    for (auto& v : ref) v = draw();
+    for (auto& v : cur) v = draw();
+    std::sort(ref.begin(), ref.end());
+    std::sort(cur.begin(), cur.end());
+    SCOPED_TRACE("trial " + std::to_string(trial) + ", sizes " + std::to_string(ref.size()) +
+                 " and " + std::to_string(cur.size()));
+    for (CvmMethod method : {CvmMethod::Auto, CvmMethod::Asymptotic}) {
+      const WassersteinAndCvm both = wasserstein1_and_cramer_von_mises(ref, cur, method);
+      const CvmResult cvm = cramer_von_mises(ref, cur, method);
+      EXPECT_TRUE(same_bits(both.wasserstein, wasserstein1(ref, cur)));
+      EXPECT_TRUE(same_bits(both.cramer_von_mises.statistic, cvm.statistic));
+      EXPECT_TRUE(same_bits(both.cramer_von_mises.pvalue, cvm.pvalue));
+    }
+  }
+  const std::vector<float> unsorted = {2.0f, 1.0f}, ok = {1.0f, 2.0f};
+  EXPECT_THROW(wasserstein1_and_cramer_von_mises(unsorted, ok), InvalidInput);
+  EXPECT_THROW(wasserstein1_and_cramer_von_mises(ok, unsorted), InvalidInput);
+}
+
 TEST(Distances, JensenShannonBounds) {
   const std::vector<std::uint64_t> a = {5, 0}, b = {0, 7};
   EXPECT_DOUBLE_EQ(jensen_shannon(a, b, 2.0), 1.0);  // disjoint supports, in bits
