@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 #include <omp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -502,6 +503,15 @@ std::size_t default_chunk_rows(std::size_t row_bytes) {
 
 // ---- Hdf5BatchReader ----------------------------------------------------------------------------
 
+// libhdf5 1.10 finds a chunk's address (H5Dget_chunk_info_by_coord) by walking the dataset's
+// chunk index, about 7 ns per chunk of the dataset (8,000 chunks: 0.4 s to locate them all): a
+// table of many small chunks would take time growing with the square of their count. Chunks are
+// located by address only while the walk costs little beside reading the chunk: at most one chunk
+// in the dataset per this many bytes of a chunk (1 MiB chunks: up to 4 GiB tables; the walk then
+// costs about as long as reading the chunk on a fast host, and pread on all cores is still ahead
+// of libhdf5 reading on one thread).
+constexpr std::size_t kChunkBytesPerIndexedChunk = 256;
+
 struct Hdf5BatchReader::Impl {
   std::string path;
   File file;  // declared before the datasets, so it is closed after them
@@ -518,6 +528,14 @@ struct Hdf5BatchReader::Impl {
   // index and read with pread on all decode_threads (libhdf5 reads, inflates and copies through
   // its chunk cache on one thread: its calls are serialised), then decoded here.
   bool raw_chunks = false;
+  // Whether whole chunks are read at their addresses with pread (kChunkBytesPerIndexedChunk);
+  // otherwise libhdf5 reads each one's stored bytes (H5Dread_chunk: one index lookup, on the
+  // calling thread) and they are decoded here on all threads still.
+  bool by_address = false;
+  // The file's size when opened. libhdf5 reads past the end of a file as zeros, so a file cut
+  // short while open would read as zeros through H5Dread_chunk; the size tells (at open libhdf5
+  // checks that the file holds all it addresses).
+  std::uint64_t file_bytes = 0;
   int fd = -1;                     // the file's descriptor, libhdf5's (sec2 driver)
   std::uint64_t base_address = 0;  // where HDF5's addresses start in the file: after a user block
   std::size_t element_bytes = 4;   // 8: float64 chunks, narrowed here as libhdf5 narrows
@@ -622,6 +640,12 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
     if (r.raw_chunks) {
       r.fd = *static_cast<const int*>(handle);
       r.base_address = user_block;
+      const std::size_t dataset_chunks = (r.rows + r.chunk_rows - 1) / r.chunk_rows;
+      r.by_address = dataset_chunks <=
+                     r.chunk_rows * r.features * r.element_bytes / kChunkBytesPerIndexedChunk;
+      struct stat status {};
+      if (fstat(r.fd, &status) != 0) fail(path, "cannot read the file's size");
+      r.file_bytes = static_cast<std::uint64_t>(status.st_size);
     }
   }
   if (!r.raw_chunks) r.filters.clear();
@@ -838,11 +862,28 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     unsigned mask = 0;
     haddr_t address = HADDR_UNDEF;
     hsize_t size = 0;
+    if (!r.by_address) {
+      // Its size only (the lookup libhdf5 1.10 fails for a chunk that is not stored; later ones
+      // give 0); read_directly reads it and its mask.
+      if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) {
+        fail_chunk(row, "the chunk is not stored");
+      }
+      return Stored{0, static_cast<std::size_t>(size), 0};
+    }
     if (H5Dget_chunk_info_by_coord(dataset, offset, &mask, &address, &size) < 0) {
       fail_chunk(row, hdf5_error_detail());
     }
     if (address == HADDR_UNDEF) fail_chunk(row, "the chunk is not stored");
     return Stored{r.base_address + address, static_cast<std::size_t>(size), mask};
+  };
+  // The chunk's stored bytes through libhdf5, into `into` (room for where.size bytes).
+  const auto read_directly = [&](std::size_t row, Stored& where, void* into) {
+    const hsize_t offset[2] = {row, 0};
+    std::uint32_t mask = 0;
+    if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &mask, into) < 0) {
+      fail_chunk(row, hdf5_error_detail());
+    }
+    where.skipped = mask;
   };
   read_part(first, whole_begin);
   const std::size_t chunks = (whole_end - whole_begin) / chunk;
@@ -879,16 +920,27 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
         fail_chunk(row, "the chunk claims " + std::to_string(where[c].size) + " stored bytes");
       }
       if (!plain) r.stored[c].resize(where[c].size);
+      if (!r.by_address) {
+        read_directly(row, where[c],
+                      plain ? static_cast<void*>(out + (row - first) * r.features)
+                            : static_cast<void*>(r.stored[c].data()));
+      }
+    }
+    struct stat status {};
+    if (!r.by_address &&
+        (fstat(r.fd, &status) != 0 || static_cast<std::uint64_t>(status.st_size) < r.file_bytes)) {
+      fail(r.path, "cannot read rows " + row_range(whole_begin + g * chunk, count * chunk) +
+                       " of /features (corrupt block?: the file is shorter than when it was "
+                       "opened)");
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
     for (std::size_t c = 0; c < count; ++c) {
       float* const to = out + (whole_begin + (g + c) * chunk - first) * r.features;
-      if (plain) {
-        errors[c] = read_stored_bytes(r.fd, where[c].offset, chunk_bytes, to);
-        continue;
+      if (r.by_address) {
+        errors[c] = read_stored_bytes(r.fd, where[c].offset, plain ? chunk_bytes : where[c].size,
+                                      plain ? static_cast<void*>(to) : r.stored[c].data());
       }
-      errors[c] = read_stored_bytes(r.fd, where[c].offset, where[c].size, r.stored[c].data());
-      if (!errors[c].empty()) continue;
+      if (plain || !errors[c].empty()) continue;
       unsigned char* const scratch =
           r.scratch[static_cast<std::size_t>(omp_get_thread_num())].data();
       if (r.element_bytes == 4) {

@@ -233,6 +233,8 @@ class Hdf5IoTest : public ::testing::Test {
 
   // Reading `rows` rows from `first` must fail with one IoError containing `phrase` (the file,
   // the rows and why), and HDF5 must not print its error stack.
+  void every_chunk_pipeline_reads_what_libhdf5_reads(std::size_t chunk_rows);
+
   static void expect_read_error(Hdf5BatchReader& reader, std::size_t first, std::size_t rows,
                                 float* out, const std::string& phrase) {
     ::testing::internal::CaptureStderr();
@@ -359,8 +361,17 @@ TEST_F(Hdf5IoTest, BlockReadsAtEveryOffsetClampTheLastBlock) {
 // (shuffle first); other layouts (chunks split across features among them) go through libhdf5.
 // Every one reads at every offset, whole chunks between partial ones, what libhdf5's own
 // H5Dread of the whole table gives (float64 narrowed as libhdf5 narrows: past FLT_MAX to Inf).
+// Twice: in 64-row chunks, too many small ones to locate by address (libhdf5 reads their stored
+// bytes, H5Dread_chunk, and driftguard decodes them), and in 512-row chunks, read by address.
 TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
-  constexpr std::size_t kRows = 1000, kFeatures = 3, kChunkRows = 64;
+  for (const std::size_t chunk_rows : {std::size_t{64}, std::size_t{512}}) {
+    SCOPED_TRACE("chunk rows " + std::to_string(chunk_rows));
+    every_chunk_pipeline_reads_what_libhdf5_reads(chunk_rows);
+  }
+}
+
+void Hdf5IoTest::every_chunk_pipeline_reads_what_libhdf5_reads(const std::size_t kChunkRows) {
+  constexpr std::size_t kRows = 1000, kFeatures = 3;
   std::vector<double> source(kRows * kFeatures);
   std::mt19937_64 rng(12);
   std::normal_distribution<double> normal(0.0, 1e3);
@@ -386,7 +397,7 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
     hsize_t user_block = 0;  // HDF5's addresses then start past it in the file
     bool latest_format = false;
     int unlimited_dims = 0;  // 1: rows, 2: rows and features (the index depends on it)
-    hsize_t chunk_rows = kChunkRows;
+    hsize_t chunk_rows = 0;  // 0: kChunkRows
     hsize_t chunk_features = kFeatures;
     bool early_allocation = false;  // with no filter and fixed dims: the implicit index
     // Chunk 2 stored with its deflate step skipped (filter mask bit 1), as libhdf5 does when an
@@ -453,7 +464,8 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
           const hsize_t dims[2] = {kRows, kFeatures};
           const hsize_t max_dims[2] = {layout.unlimited_dims >= 1 ? H5S_UNLIMITED : kRows,
                                        layout.unlimited_dims >= 2 ? H5S_UNLIMITED : kFeatures};
-          const hsize_t chunk[2] = {layout.chunk_rows, layout.chunk_features};
+          const hsize_t chunk[2] = {layout.chunk_rows != 0 ? layout.chunk_rows : kChunkRows,
+                                    layout.chunk_features};
           const hid_t space = H5Screate_simple(2, dims, max_dims);
           const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
           EXPECT_GE(H5Pset_chunk(create, 2, chunk), 0);
@@ -473,6 +485,8 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
               0);
           if (layout.unfiltered_chunk_2) {
             const std::size_t n = kChunkRows * kFeatures;
+            // Chunk 2, or the first where there are fewer whole ones.
+            const hsize_t chunk_index = std::min<hsize_t>(2, kRows / kChunkRows - 1);
             std::vector<float> values(n);
             for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i) - 17.25f;
             const auto* bytes = reinterpret_cast<const unsigned char*>(values.data());
@@ -480,7 +494,7 @@ TEST_F(Hdf5IoTest, EveryChunkPipelineReadsWhatLibhdf5Reads) {
             for (std::size_t i = 0; i < n; ++i) {
               for (std::size_t j = 0; j < 4; ++j) shuffled[j * n + i] = bytes[4 * i + j];
             }
-            const hsize_t offset[2] = {2 * kChunkRows, 0};
+            const hsize_t offset[2] = {chunk_index * kChunkRows, 0};
             EXPECT_GE(
                 H5Dwrite_chunk(dataset, H5P_DEFAULT, 2u, offset, shuffled.size(), shuffled.data()),
                 0);
@@ -905,33 +919,45 @@ TEST_F(Hdf5IoTest, CorruptChunkNamesTheRowRange) {
 // A file cut short after the reader opened it (another process truncating it): the chunks before
 // the cut still read; a block reaching past it is one IoError naming the rows, not a short read
 // taken for data.
+// A file cut short while the reader has it open. Chunks read at their addresses (a table of few
+// chunks) still read bit for bit before the cut, and the chunk it cuts is refused as one IoError
+// naming its rows (pread's short read). Chunks read through libhdf5 (a table of many small ones,
+// which libhdf5 reads past the file's end as zeros) are refused from the cut on: the file is
+// shorter than when it was opened.
 TEST_F(Hdf5IoTest, FileCutShortWhileOpenNamesTheRowRange) {
   const Table t = random_table(1000, 4, 9);
-  const std::string path = file("cut.h5");
-  write_table(path, t, names_for(4), all_columns(/*chunk_rows=*/100));
-  haddr_t address = 0;
-  {
-    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    const hid_t d = H5Dopen2(f, "/features", H5P_DEFAULT);
-    const hsize_t offset[2] = {500, 0};
-    unsigned filter_mask = 0;
-    hsize_t size = 0;
-    ASSERT_GE(H5Dget_chunk_info_by_coord(d, offset, &filter_mask, &address, &size), 0);
-    H5Dclose(d);
-    H5Fclose(f);
+  for (const std::size_t chunk_rows : {std::size_t{500}, std::size_t{100}}) {
+    SCOPED_TRACE("chunk rows " + std::to_string(chunk_rows));
+    const std::string path = file("cut_" + std::to_string(chunk_rows) + ".h5");
+    write_table(path, t, names_for(4), all_columns(chunk_rows));
+    haddr_t address = 0;
+    {
+      const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      const hid_t d = H5Dopen2(f, "/features", H5P_DEFAULT);
+      const hsize_t offset[2] = {500, 0};
+      unsigned filter_mask = 0;
+      hsize_t size = 0;
+      ASSERT_GE(H5Dget_chunk_info_by_coord(d, offset, &filter_mask, &address, &size), 0);
+      H5Dclose(d);
+      H5Fclose(f);
+    }
+    Hdf5BatchReader reader(path);
+    std::vector<float> values(chunk_rows * t.features);
+    fs::resize_file(path, address + 40);  // inside the chunk of rows 500..
+    const std::string cut_rows = "500.." + std::to_string(500 + chunk_rows - 1);
+    if (chunk_rows == 500) {
+      ASSERT_EQ(reader.read(0, 500, values.data()), 500u);
+      expect_same_bits(values.data(), t.values.data(), 500 * t.features);
+      expect_read_error(reader, 500, 500, values.data(),
+                        path + ": cannot read rows " + cut_rows +
+                            " of /features (corrupt block?: the file ends inside the chunk)");
+    } else {
+      expect_read_error(reader, 500, chunk_rows, values.data(),
+                        path + ": cannot read rows " + cut_rows +
+                            " of /features (corrupt block?: the file is shorter than when it was "
+                            "opened)");
+    }
   }
-  Hdf5BatchReader reader(path);
-  std::vector<float> values(100 * t.features);
-  fs::resize_file(path, address + 40);  // inside the chunk of rows 500..599
-  // Chunks wholly before the cut still read, bit for bit.
-  for (std::size_t first = 0; first < 500; first += 100) {
-    ASSERT_EQ(reader.read(first, 100, values.data()), 100u);
-    expect_same_bits(values.data(), t.values.data() + first * t.features, 100 * t.features);
-  }
-  expect_read_error(reader, 500, 100, values.data(),
-                    path +
-                        ": cannot read rows 500..599 of /features (corrupt block?: the file "
-                        "ends inside the chunk)");
 }
 
 TEST_F(Hdf5IoTest, WriterRefusesBadArguments) {
