@@ -373,6 +373,34 @@ H5T_conv_ret_t refuse_out_of_range(H5T_conv_except_t exception, hid_t, hid_t, vo
              : H5T_CONV_UNHANDLED;
 }
 
+// libhdf5 reads a chunk that is not stored as the fill value: rows of data the file does not
+// have. The count at open does not prove every chunk of /features stored (libhdf5 1.10 writes a
+// chunk at an offset equal to the extent, outside the table, and counts it), and the optional
+// columns are not counted at all, so each chunk of rows [first, first + n) of a chunked dataset is
+// looked up before libhdf5 reads them: H5Dget_chunk_storage_size is one index lookup.
+void check_chunks_stored(const std::string& path, hid_t dataset, const char* name, std::size_t rows,
+                         std::size_t columns, std::size_t first, std::size_t n) {
+  const int rank = columns == 0 ? 1 : 2;
+  PropertyList create(H5Dget_create_plist(dataset));
+  hsize_t chunk[2] = {0, 0};
+  if (!create.valid() || H5Pget_layout(create.get()) != H5D_CHUNKED ||
+      H5Pget_chunk(create.get(), rank, chunk) != rank || chunk[0] == 0) {
+    return;
+  }
+  const hsize_t column_step = rank == 2 && chunk[1] > 0 ? chunk[1] : std::max<hsize_t>(columns, 1);
+  for (hsize_t row = first / chunk[0] * chunk[0]; row < first + n; row += chunk[0]) {
+    for (hsize_t column = 0; column < std::max<std::size_t>(columns, 1); column += column_step) {
+      const hsize_t offset[2] = {row, column};
+      hsize_t size = 0;
+      // libhdf5 1.10 fails the lookup of a chunk that is not stored; later ones give size 0.
+      if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) {
+        fail(path, "cannot read rows " + row_range(row, std::min<hsize_t>(chunk[0], rows - row)) +
+                       " of " + name + " (corrupt block?: the chunk is not stored)");
+      }
+    }
+  }
+}
+
 // Reads rows [first, first + count) clamped to `rows` of a 1-D (columns == 0) or 2-D dataset;
 // `exact`: values out of mem_type's range fail the read instead of being clamped.
 std::size_t read_rows(const std::string& path, hid_t dataset, const char* name, std::size_t rows,
@@ -382,6 +410,7 @@ std::size_t read_rows(const std::string& path, hid_t dataset, const char* name, 
   if (first >= rows || count == 0) return 0;
   const std::size_t n = std::min(count, rows - first);
   if (out == nullptr) throw InvalidInput(path + ": read of " + name + " into a null buffer");
+  check_chunks_stored(path, dataset, name, rows, columns, first, n);
   const int rank = columns == 0 ? 1 : 2;
   const hsize_t start[2] = {first, 0};
   const hsize_t block[2] = {n, columns};
@@ -522,7 +551,6 @@ struct Hdf5BatchReader::Impl {
   std::size_t rows = 0;
   std::size_t features = 0;
   std::size_t chunk_rows = 0;
-  hsize_t chunk_dims[2] = {0, 0};  // of /features when chunked
   // Chunks of whole rows stored as native float32 or float64, without filters or with shuffle and
   // deflate only, in a plain file: whole chunks are read here, located through libhdf5's chunk
   // index and read with pread on all decode_threads (libhdf5 reads, inflates and copies through
@@ -607,7 +635,6 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
   }
   const bool chunked = layout == H5D_CHUNKED && H5Pget_chunk(create.get(), 2, chunk) == 2;
   r.chunk_rows = chunked ? std::min<std::size_t>(chunk[0], r.rows) : r.rows;
-  if (chunked) std::copy(chunk, chunk + 2, r.chunk_dims);
   const bool native_double = H5Tequal(type.get(), H5T_NATIVE_DOUBLE) > 0;
   r.element_bytes = native_double ? 8 : 4;
   r.raw_chunks = chunked && chunk[1] == r.features && chunk[0] <= r.rows &&
@@ -820,24 +847,8 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     fail(r.path, "cannot read rows " + row_range(row, std::min(chunk, r.rows - row)) +
                      " of /features (corrupt block?: " + why + ")");
   };
-  // libhdf5 reads a chunk that is not stored as the fill value: rows of data the file does not
-  // have. The count at open does not prove every chunk stored (libhdf5 1.10 writes a chunk at an
-  // offset equal to the extent, outside the table, and counts it), so each chunk libhdf5 is to
-  // read is looked up first: H5Dget_chunk_storage_size is one index lookup.
   const auto read_part = [&](std::size_t from, std::size_t to) {
     if (to <= from) return;
-    const hsize_t rows_per_chunk = r.chunk_dims[0], columns_per_chunk = r.chunk_dims[1];
-    for (hsize_t row = rows_per_chunk > 0 ? from / rows_per_chunk * rows_per_chunk : to; row < to;
-         row += rows_per_chunk) {
-      for (hsize_t column = 0; column < r.features; column += columns_per_chunk) {
-        const hsize_t offset[2] = {row, column};
-        hsize_t size = 0;
-        // libhdf5 1.10 fails the lookup of a chunk that is not stored; later ones give size 0.
-        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) {
-          fail_chunk(row, "the chunk is not stored");
-        }
-      }
-    }
     read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, from, to - from,
               out + (from - first) * r.features);
   };

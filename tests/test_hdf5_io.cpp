@@ -758,6 +758,36 @@ TEST_F(Hdf5IoTest, ChunkNeverWrittenFailsEveryReadOfItsRows) {
   EXPECT_EQ(split.read(0, 20, values.data()), 20u);
   expect_read_error(split, 0, 40, values.data(), "of /features (corrupt block?");
   expect_read_error(split, 25, 1, values.data(), "of /features (corrupt block?");
+  // An optional column's chunks are not counted at open: /label with only rows 0..9 written.
+  Hdf5BatchReader label_gap(raw_file("label_gap.h5", [&](RawFile& f) {
+    table(3, {{0, 0}, {10, 0}, {20, 0}, {30, 0}})(f);
+    const hsize_t rows = 40, shape = 10;
+    const hid_t space = H5Screate_simple(1, &rows, nullptr);
+    const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+    EXPECT_GE(H5Pset_chunk(create, 1, &shape), 0);
+    const hid_t label =
+        H5Dcreate2(f.id(), "/label", H5T_IEEE_F32LE, space, H5P_DEFAULT, create, H5P_DEFAULT);
+    const hsize_t offset = 0;
+    EXPECT_GE(H5Dwrite_chunk(label, H5P_DEFAULT, 0, &offset, 10 * 4, chunk.data()), 0);
+    H5Dclose(label);
+    H5Pclose(create);
+    H5Sclose(space);
+  }));
+  ASSERT_TRUE(label_gap.has_label());
+  EXPECT_EQ(label_gap.read_label(0, 10, values.data()), 10u);
+  EXPECT_EQ(values[9], 7.0f);
+  EXPECT_EQ(label_gap.read(0, 40, values.data()), 40u);
+  ::testing::internal::CaptureStderr();
+  try {
+    label_gap.read_label(5, 10, values.data());
+    ADD_FAILURE() << "a label chunk never written read";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot read rows 10..19 of /label (corrupt block?: the "
+                                         "chunk is not stored)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 // A virtual dataset whose source is missing, or a table in an external raw file shorter than it
