@@ -560,10 +560,18 @@ struct Hdf5BatchReader::Impl {
   // otherwise libhdf5 reads each one's stored bytes (H5Dread_chunk: one index lookup, on the
   // calling thread) and they are decoded here on all threads still.
   bool by_address = false;
-  // The file's size when opened. libhdf5 reads past the end of a file as zeros, so a file cut
-  // short while open would read as zeros through H5Dread_chunk; the size tells (at open libhdf5
-  // checks that the file holds all it addresses).
-  std::uint64_t file_bytes = 0;
+  std::uint64_t file_bytes = 0;  // the file's size when opened (with fd)
+
+  // libhdf5 reads past the end of a file as zeros (at open it checks that the file holds all it
+  // addresses): rows just read through libhdf5 fail when the file is now shorter than at open.
+  void check_not_cut(const char* name, std::size_t first, std::size_t n) const {
+    struct stat status {};
+    if (fd >= 0 && n > 0 &&
+        (fstat(fd, &status) != 0 || static_cast<std::uint64_t>(status.st_size) < file_bytes)) {
+      fail(path, "cannot read rows " + row_range(first, n) + " of " + name +
+                     " (corrupt block?: the file is shorter than when it was opened)");
+    }
+  }
   int fd = -1;                     // the file's descriptor, libhdf5's (sec2 driver)
   std::uint64_t base_address = 0;  // where HDF5's addresses start in the file: after a user block
   std::size_t element_bytes = 4;   // 8: float64 chunks, narrowed here as libhdf5 narrows
@@ -653,27 +661,28 @@ Hdf5BatchReader::Hdf5BatchReader(const std::string& path) : impl_(std::make_uniq
                           : i == 1 && r.filters[0] == H5Z_FILTER_SHUFFLE &&
                                 r.filters.back() == H5Z_FILTER_DEFLATE;
   }
-  if (r.raw_chunks) {
-    // Read here only from a plain POSIX file: libhdf5's default driver (sec2), whose handle is
-    // the file descriptor.
+  // A plain POSIX file (libhdf5's default driver, sec2) has a file descriptor: whole chunks are
+  // read through it, and its size tells a file cut short while open.
+  {
     PropertyList access(H5Fget_access_plist(file));
     PropertyList file_create(H5Fget_create_plist(file));
     void* handle = nullptr;
     hsize_t user_block = 0;
-    r.raw_chunks = access.valid() && file_create.valid() &&
-                   H5Pget_driver(access.get()) == H5FD_SEC2 &&
-                   H5Fget_vfd_handle(file, access.get(), &handle) >= 0 && handle != nullptr &&
-                   H5Pget_userblock(file_create.get(), &user_block) >= 0;
-    if (r.raw_chunks) {
+    if (access.valid() && file_create.valid() && H5Pget_driver(access.get()) == H5FD_SEC2 &&
+        H5Fget_vfd_handle(file, access.get(), &handle) >= 0 && handle != nullptr &&
+        H5Pget_userblock(file_create.get(), &user_block) >= 0) {
       r.fd = *static_cast<const int*>(handle);
       r.base_address = user_block;
-      const std::size_t dataset_chunks = (r.rows + r.chunk_rows - 1) / r.chunk_rows;
-      r.by_address = dataset_chunks <=
-                     r.chunk_rows * r.features * r.element_bytes / kChunkBytesPerIndexedChunk;
       struct stat status {};
       if (fstat(r.fd, &status) != 0) fail(path, "cannot read the file's size");
       r.file_bytes = static_cast<std::uint64_t>(status.st_size);
     }
+  }
+  r.raw_chunks = r.raw_chunks && r.fd >= 0;
+  if (r.raw_chunks) {
+    const std::size_t dataset_chunks = (r.rows + r.chunk_rows - 1) / r.chunk_rows;
+    r.by_address =
+        dataset_chunks <= r.chunk_rows * r.features * r.element_bytes / kChunkBytesPerIndexedChunk;
   }
   if (!r.raw_chunks) r.filters.clear();
   // Chunks or a contiguous block never written read as the fill value: rows that would count as
@@ -851,6 +860,7 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
     if (to <= from) return;
     read_rows(r.path, dataset, "/features", r.rows, r.features, H5T_NATIVE_FLOAT, from, to - from,
               out + (from - first) * r.features);
+    r.check_not_cut("/features", from, to - from);
   };
   if (!r.raw_chunks) {
     read_part(first, end);
@@ -937,13 +947,7 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
                             : static_cast<void*>(r.stored[c].data()));
       }
     }
-    struct stat status {};
-    if (!r.by_address &&
-        (fstat(r.fd, &status) != 0 || static_cast<std::uint64_t>(status.st_size) < r.file_bytes)) {
-      fail(r.path, "cannot read rows " + row_range(whole_begin + g * chunk, count * chunk) +
-                       " of /features (corrupt block?: the file is shorter than when it was "
-                       "opened)");
-    }
+    if (!r.by_address) r.check_not_cut("/features", whole_begin + g * chunk, count * chunk);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (count > 1)
     for (std::size_t c = 0; c < count; ++c) {
       float* const to = out + (whole_begin + (g + c) * chunk - first) * r.features;
@@ -976,21 +980,27 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
 
 std::size_t Hdf5BatchReader::read_label(std::size_t first, std::size_t count, float* out) {
   silence_hdf5_stack_printing();
-  return read_rows(impl_->path, impl_->label.get(), "/label", impl_->rows, 0, H5T_NATIVE_FLOAT,
-                   first, count, out);
+  const std::size_t n = read_rows(impl_->path, impl_->label.get(), "/label", impl_->rows, 0,
+                                  H5T_NATIVE_FLOAT, first, count, out);
+  impl_->check_not_cut("/label", first, n);
+  return n;
 }
 
 std::size_t Hdf5BatchReader::read_timestamp(std::size_t first, std::size_t count,
                                             std::int64_t* out) {
   silence_hdf5_stack_printing();
-  return read_rows(impl_->path, impl_->timestamp.get(), "/timestamp", impl_->rows, 0,
-                   H5T_NATIVE_INT64, first, count, out, /*exact=*/true);
+  const std::size_t n = read_rows(impl_->path, impl_->timestamp.get(), "/timestamp", impl_->rows, 0,
+                                  H5T_NATIVE_INT64, first, count, out, /*exact=*/true);
+  impl_->check_not_cut("/timestamp", first, n);
+  return n;
 }
 
 std::size_t Hdf5BatchReader::read_row_id(std::size_t first, std::size_t count, std::int64_t* out) {
   silence_hdf5_stack_printing();
-  return read_rows(impl_->path, impl_->row_id.get(), "/row_id", impl_->rows, 0, H5T_NATIVE_INT64,
-                   first, count, out, /*exact=*/true);
+  const std::size_t n = read_rows(impl_->path, impl_->row_id.get(), "/row_id", impl_->rows, 0,
+                                  H5T_NATIVE_INT64, first, count, out, /*exact=*/true);
+  impl_->check_not_cut("/row_id", first, n);
+  return n;
 }
 
 namespace {

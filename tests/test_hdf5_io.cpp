@@ -990,6 +990,41 @@ TEST_F(Hdf5IoTest, FileCutShortWhileOpenNamesTheRowRange) {
   }
 }
 
+// The same for what libhdf5 reads (here big-endian values, and /label), which reads past the
+// file's end as zeros: every read after the cut is refused, naming its rows.
+TEST_F(Hdf5IoTest, FileCutShortWhileOpenFailsReadsThroughLibhdf5) {
+  const std::string path = raw_file("cut_big_endian.h5", [](RawFile& f) {
+    const hsize_t dims[2] = {1000, 4};
+    std::vector<float> values(1000 * 4, 1.5f);
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t features = H5Dcreate2(f.id(), "/features", H5T_IEEE_F32BE, space, H5P_DEFAULT,
+                                      H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(H5Dwrite(features, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
+              0);
+    const hid_t column = H5Screate_simple(1, dims, nullptr);
+    const hid_t label =
+        H5Dcreate2(f.id(), "/label", H5T_IEEE_F32LE, column, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    EXPECT_GE(H5Dwrite(label, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+    H5Dclose(label);
+    H5Sclose(column);
+    H5Dclose(features);
+    H5Sclose(space);
+  });
+  Hdf5BatchReader reader(path);
+  std::vector<float> values(100 * 4);
+  ASSERT_EQ(reader.read(900, 100, values.data()), 100u);
+  EXPECT_EQ(values.back(), 1.5f);
+  ASSERT_EQ(reader.read_label(900, 100, values.data()), 100u);
+  fs::resize_file(path, fs::file_size(path) / 2);
+  expect_read_error(reader, 900, 100, values.data(),
+                    path +
+                        ": cannot read rows 900..999 of /features (corrupt block?: the file is "
+                        "shorter than when it was opened)");
+  ::testing::internal::CaptureStderr();
+  EXPECT_THROW(reader.read_label(900, 100, values.data()), IoError);
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
 TEST_F(Hdf5IoTest, WriterRefusesBadArguments) {
   const std::string path = file("w.h5");
   EXPECT_THROW(Hdf5Writer(path, {}), InvalidInput);
