@@ -105,6 +105,13 @@ std::string row_range(std::size_t first, std::size_t rows) {
   return std::to_string(first) + ".." + std::to_string(first + rows - 1);
 }
 
+// A block that cannot be read: the rows, the dataset and why, in one line.
+[[noreturn]] void fail_rows(const std::string& path, std::size_t first, std::size_t rows,
+                            const std::string& name, const std::string& why) {
+  fail(path, "cannot read rows " + row_range(first, rows) + " of " + name +
+                 " (corrupt block?: " + why + ")");
+}
+
 std::string class_name(H5T_class_t type_class) {
   switch (type_class) {
     case H5T_INTEGER:
@@ -394,8 +401,8 @@ void check_chunks_stored(const std::string& path, hid_t dataset, const char* nam
       hsize_t size = 0;
       // libhdf5 1.10 fails the lookup of a chunk that is not stored; later ones give size 0.
       if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) {
-        fail(path, "cannot read rows " + row_range(row, std::min<hsize_t>(chunk[0], rows - row)) +
-                       " of " + name + " (corrupt block?: the chunk is not stored)");
+        fail_rows(path, row, std::min<hsize_t>(chunk[0], rows - row), name,
+                  "the chunk is not stored");
       }
     }
   }
@@ -568,8 +575,7 @@ struct Hdf5BatchReader::Impl {
     struct stat status {};
     if (fd >= 0 && n > 0 &&
         (fstat(fd, &status) != 0 || static_cast<std::uint64_t>(status.st_size) < file_bytes)) {
-      fail(path, "cannot read rows " + row_range(first, n) + " of " + name +
-                     " (corrupt block?: the file is shorter than when it was opened)");
+      fail_rows(path, first, n, name, "the file is shorter than when it was opened");
     }
   }
   int fd = -1;                     // the file's descriptor, libhdf5's (sec2 driver)
@@ -853,8 +859,7 @@ std::size_t Hdf5BatchReader::read(std::size_t first, std::size_t count, float* o
   const std::size_t end = first + std::min(count, r.rows - first);
   const std::size_t chunk = r.chunk_rows;
   const auto fail_chunk = [&](std::size_t row, const std::string& why) {
-    fail(r.path, "cannot read rows " + row_range(row, std::min(chunk, r.rows - row)) +
-                     " of /features (corrupt block?: " + why + ")");
+    fail_rows(r.path, row, std::min(chunk, r.rows - row), "/features", why);
   };
   const auto read_part = [&](std::size_t from, std::size_t to) {
     if (to <= from) return;
