@@ -9,12 +9,15 @@
 //     its (key, row) is at most the n-th smallest (detail::on_x_side);
 //  4. mmd_pairs_kernel walks the upper triangle of the pooled kernel matrix in 64 x 64 tiles,
 //     computes each kernel value once in float64 and adds it to up to 128 columns (observed + 127
-//     permutations) per pass; block partials are summed in block order by a second kernel, so
-//     the result is deterministic on a given device.
+//     permutations) per pass, as a product of the kernel tile with the 0/1 side bits on the FP64
+//     tensor cores; block partials are summed in block order by a second kernel, so the result is
+//     deterministic on a given device.
 // Everything is float64 (distances, exp, sums): FP32 distances would move kernel values by ~1e-7
 // and, with them, permuted statistics across the observed one, breaking the promise that the CPU
-// and the GPU count the same permutations. Hopper runs FP64 at half its FP32 rate.
+// and the GPU count the same permutations. Hopper runs FP64 at half its FP32 rate, FP64 tensor
+// core products at its FP32 rate. The quadratic test needs compute capability 8.0.
 // Memory: O((n+m)(d + P)) plus the sorts' O((n+m) * 64) keys per batch of permutations.
+#include <mma.h>
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
@@ -23,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "driftguard/errors.hpp"
@@ -36,11 +40,17 @@
 namespace driftguard::cuda {
 namespace {
 
-constexpr int kTile = 64;          // pooled rows per tile
-constexpr int kThreads = 256;      // mmd_pairs_kernel block
-constexpr int kFeatureChunk = 32;  // features staged in shared memory at a time
-constexpr int kPad = kTile + 1;    // shared row stride in doubles (bank spread)
-constexpr int kGroupColumns = 16;  // columns of a word one thread accumulates
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTile = 64;             // pooled rows per tile
+constexpr int kThreads = 256;         // mmd_pairs_kernel block
+constexpr int kFeatureChunk = 32;     // features staged in shared memory at a time
+constexpr int kPad = kTile + 1;       // shared row stride in doubles (bank spread)
+constexpr int kLdK = kTile + 8;       // kernel-value tile stride in doubles: even, as wmma needs,
+                                      // and a fragment's 4 columns on different banks
+constexpr int kHalfTile = kTile / 2;  // B rows expanded to doubles at a time
+constexpr int kWarps = kThreads / 32;
+constexpr int kGroupColumns = 16;  // columns of a word one thread folds
 constexpr int kMaxPassWords = 2;   // mmd_pairs_kernel handles up to 128 columns a pass
 constexpr std::size_t kSortItems = std::size_t{1} << 25;  // permutation keys sorted at once
 constexpr int kSimpleThreads = 256;                       // the one-thread-per-item kernels
@@ -149,29 +159,75 @@ __device__ std::uint64_t row_start(std::uint64_t row_tile, std::uint64_t tiles) 
   return row_tile * tiles - row_tile * (row_tile - 1) / 2;
 }
 
-// Launch: kThreads threads, a persistent grid; block b walks tile pairs [b P / G, (b+1) P / G) of
-// the I-major order, so it changes row tile rarely. Per tile pair, 16 x 16 threads compute 4 x 4
-// distances each from shared-memory feature chunks, then kernel values go to shared memory
-// (zero outside the matrix and on / below a diagonal tile's diagonal, so each unordered pair
-// counts once), then thread (a = t % 64, g = t / 64) adds k(a, b) over the tile's rows b into
-// T[w][u] for columns w * 64 + g * 16 + u where row b is on the X side, and r += k(a, b).
-// When the block leaves a row tile it turns (T, r) into the xx / yy / xy sums of row a
-// (kernels/cpu/mmd.cpp has the algebra), reduces them over the 64 rows and adds them to the
-// block's shared totals. Invariant: T and r hold row a's sums over the J tiles seen since the
-// block entered the current row tile.
+// Shared memory of mmd_pairs_kernel<kWords>, in doubles (dynamic: 81 KiB for two words,
+// so two blocks fit an SM).
+// The stage region holds the distance phase's feature chunks, then the tile's kernel values K
+// [b][a]; the B region holds half a tile's side bits as 0/1 doubles [b][column]; when the block
+// leaves a row tile, T [a][column] spans both. Every region starts on 32 bytes, as wmma needs.
 template <int kWords>
-__global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
-  constexpr int kColumns = kWords * 64;
-  constexpr int kWarps = kThreads / 32;
-  __shared__ double s_tile[2 * kFeatureChunk * kPad];  // [2][feature][row], then [b][a] kernel
-  static_assert(kTile * kPad <= 2 * kFeatureChunk * kPad);
-  __shared__ std::uint64_t s_bits_j[kTile][kWords];
-  __shared__ double s_warp[kWarps][3][kWords * kGroupColumns];
-  __shared__ double s_sums[3][kColumns];
+struct PairsShared {
+  static constexpr int kColumns = kWords * 64;
+  static constexpr int kLdB = kColumns + 4;  // B and T row stride: a fragment's 4 rows hit
+                                             // different banks
+  static constexpr int kStageDoubles = std::max(2 * kFeatureChunk * kPad, kTile* kLdK);
+  static constexpr int kB = kStageDoubles;
+  static constexpr int kRowSums = kB + kHalfTile * kLdB;  // [g][a]
+  static constexpr int kWarpSums = kRowSums + (kThreads / kTile) * kTile;
+  static constexpr int kSums = kWarpSums + kWarps * 3 * kWords * kGroupColumns;
+  static constexpr int kBits = kSums + 3 * kColumns;
+  static constexpr int kDoubles = kBits + kTile * kWords;
+  static constexpr std::size_t kBytes = kDoubles * sizeof(double);
+  static_assert(kTile * kLdB <= kRowSums, "T at the fold must fit the stage and B regions");
+  static_assert(kB % 4 == 0 && kLdK % 2 == 0 && kLdB % 2 == 0, "wmma alignment");
+};
+
+// Launch: kThreads threads, PairsShared<kWords>::kBytes of dynamic shared memory, a persistent
+// grid; block b walks tile pairs [b P / G, (b+1) P / G) of the I-major order, so it changes row
+// tile rarely. Per tile pair, 16 x 16 threads compute 4 x 4 distances each from shared-memory
+// feature chunks, then kernel values go to shared memory (zero outside the matrix and on / below
+// a diagonal tile's diagonal, so each unordered pair counts once). Then T += K B on the FP64
+// tensor cores (wmma m8n8k4), where B[b][c] is 1 when row b of the J tile is on the X side in
+// column c: warp w owns rows 32 (w % 2) .. + 31 and columns (w / 2) kColumns / 4 .. of T, in
+// accumulator fragments that stay in registers; and thread (a = t % 64, g = t / 64) adds
+// k(a, b) for b in [16 g, 16 g + 16) to r. The scalar loop this replaces spent 84% of the MMD
+// call in predicated adds (results/h200_20261127_b/profile.log).
+// When the block leaves a row tile it stores T to shared memory, turns (T, r) into the xx / yy /
+// xy sums of row a (kernels/cpu/mmd.cpp has the algebra), reduces them over the 64 rows and adds
+// them to the block's shared totals. Invariant: T and r hold row a's sums over the J tiles seen
+// since the block entered the current row tile.
+// Two blocks an SM cap registers at 128 (ptxas, sm_90: 176 bytes spilled for two words); the
+// scalar kernel had taken 252 and run one block an SM. FP64 tensor cores need compute
+// capability 8.0; mmd() refuses older devices before launching.
+template <int kWords>
+__global__ void __launch_bounds__(kThreads, 2) mmd_pairs_kernel(PairsArgs args) {
+#if __CUDA_ARCH__ >= 800
+  using Shared = PairsShared<kWords>;
+  using FragmentA = wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::col_major>;
+  using FragmentB = wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::row_major>;
+  using Accumulator = wmma::fragment<wmma::accumulator, 8, 8, 4, double>;
+  constexpr int kColumns = Shared::kColumns;
+  constexpr int kLdB = Shared::kLdB;
+  constexpr int kWarpRows = 32;                          // 2 warps down the tile
+  constexpr int kWarpColumns = kColumns / (kWarps / 2);  // 4 warps across the columns
+  constexpr int kFragmentRows = kWarpRows / 8;           // 4
+  constexpr int kFragmentColumns = kWarpColumns / 8;     // 2 kWords
+  constexpr int kRowGroups = kThreads / kTile;           // 4
+  extern __shared__ __align__(128) double s_dynamic[];
+  double* s_stage = s_dynamic;  // [2][feature][row], stride kPad
+  double* s_k = s_dynamic;      // [b][a], stride kLdK
+  double* s_t = s_dynamic;      // at the fold: [a][column], stride kLdB
+  double* s_b = s_dynamic + Shared::kB;
+  double* s_row_sums = s_dynamic + Shared::kRowSums;
+  auto* s_warp =
+      reinterpret_cast<double(*)[3][kWords * kGroupColumns]>(s_dynamic + Shared::kWarpSums);
+  auto* s_sums = reinterpret_cast<double(*)[kColumns]>(s_dynamic + Shared::kSums);
+  auto* s_bits_j = reinterpret_cast<std::uint64_t(*)[kWords]>(s_dynamic + Shared::kBits);
 
   const int t = threadIdx.x;
   const int tx = t % 16, ty = t / 16;      // distance phase
-  const int a = t % kTile, g = t / kTile;  // accumulation phase
+  const int a = t % kTile, g = t / kTile;  // row sums and the fold
+  const int warp = t / 32, lane = t % 32;
+  const int warp_row0 = (warp % 2) * kWarpRows, warp_column0 = (warp / 2) * kWarpColumns;
   const Pooled& p = args.pooled;
   for (int i = t; i < 3 * kColumns; i += kThreads) (&s_sums[0][0])[i] = 0;
 
@@ -185,15 +241,20 @@ __global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
   while (row_tile + 1 < args.tiles && row_start(row_tile + 1, args.tiles) <= begin) ++row_tile;
   std::uint64_t col_tile = row_tile + (begin - row_start(row_tile, args.tiles));
 
-  double acc[kWords][kGroupColumns] = {};
+  Accumulator acc[kFragmentRows][kFragmentColumns];
+#pragma unroll
+  for (int i = 0; i < kFragmentRows; ++i) {
+#pragma unroll
+    for (int j = 0; j < kFragmentColumns; ++j) wmma::fill_fragment(acc[i][j], 0.0);
+  }
   double r = 0;
   for (std::uint64_t pair = begin; pair < end; ++pair) {
     const std::uint32_t i0 = static_cast<std::uint32_t>(row_tile) * kTile;
     const std::uint32_t j0 = static_cast<std::uint32_t>(col_tile) * kTile;
 
     double dist[4][4] = {};
-    double* s_xi = s_tile;
-    double* s_xj = s_tile + kFeatureChunk * kPad;
+    double* s_xi = s_stage;
+    double* s_xj = s_stage + kFeatureChunk * kPad;
     for (std::uint32_t f0 = 0; f0 < p.features; f0 += kFeatureChunk) {
       // Warp w stages rows w, w + 8, ...: lane f reads feature f0 + f, coalesced along the row.
       const int f = t % kFeatureChunk;
@@ -234,7 +295,7 @@ __global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
       for (int c = 0; c < 4; ++c) {
         const int ra = ty + 16 * q, cb = tx + 16 * c;
         const bool valid = i0 + ra < p.total && j0 + cb < p.total && (i0 != j0 || cb > ra);
-        s_tile[cb * kPad + ra] = valid ? exp(-args.gamma * dist[q][c]) : 0.0;
+        s_k[cb * kLdK + ra] = valid ? exp(-args.gamma * dist[q][c]) : 0.0;
       }
     }
     for (int i = t; i < kTile * kWords; i += kThreads) {
@@ -246,24 +307,56 @@ __global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
     }
     __syncthreads();
 
-    for (int b = 0; b < kTile; ++b) {
-      const double k = s_tile[b * kPad + a];
-      r += k;
+#pragma unroll 4
+    for (int b = g * (kTile / kRowGroups); b < (g + 1) * (kTile / kRowGroups); ++b) {
+      r += s_k[b * kLdK + a];
+    }
+    for (int half = 0; half < 2; ++half) {
+      for (int i = t; i < kHalfTile * kColumns; i += kThreads) {
+        const int row = i / kColumns, column = i % kColumns;
+        const std::uint64_t bits = s_bits_j[half * kHalfTile + row][column / 64];
+        s_b[row * kLdB + column] = (bits >> (column % 64)) & 1u ? 1.0 : 0.0;
+      }
+      __syncthreads();
 #pragma unroll
-      for (int w = 0; w < kWords; ++w) {
-        const auto bits = static_cast<std::uint32_t>(s_bits_j[b][w] >> (g * kGroupColumns));
+      for (int k0 = 0; k0 < kHalfTile; k0 += 4) {
+        FragmentA k_fragment[kFragmentRows];
 #pragma unroll
-        for (int u = 0; u < kGroupColumns; ++u) {
-          if ((bits >> u) & 1u) acc[w][u] += k;
+        for (int i = 0; i < kFragmentRows; ++i) {
+          wmma::load_matrix_sync(k_fragment[i],
+                                 s_k + (half * kHalfTile + k0) * kLdK + warp_row0 + 8 * i, kLdK);
+        }
+#pragma unroll
+        for (int j = 0; j < kFragmentColumns; ++j) {
+          FragmentB side;
+          wmma::load_matrix_sync(side, s_b + k0 * kLdB + warp_column0 + 8 * j, kLdB);
+#pragma unroll
+          for (int i = 0; i < kFragmentRows; ++i) {
+            wmma::mma_sync(acc[i][j], k_fragment[i], side, acc[i][j]);
+          }
         }
       }
+      __syncthreads();
     }
-    __syncthreads();
 
     // Leaving the row tile (or the block's range): fold row a's sums into the block totals.
     if (col_tile + 1 == args.tiles || pair + 1 == end) {
+#pragma unroll
+      for (int i = 0; i < kFragmentRows; ++i) {
+#pragma unroll
+        for (int j = 0; j < kFragmentColumns; ++j) {
+          wmma::store_matrix_sync(s_t + (warp_row0 + 8 * i) * kLdB + warp_column0 + 8 * j,
+                                  acc[i][j], kLdB, wmma::mem_row_major);
+          wmma::fill_fragment(acc[i][j], 0.0);
+        }
+      }
+      s_row_sums[g * kTile + a] = r;
+      r = 0;
+      __syncthreads();
+      double row_sum = 0;
+#pragma unroll
+      for (int group = 0; group < kRowGroups; ++group) row_sum += s_row_sums[group * kTile + a];
       const std::uint32_t i = i0 + a;
-      const int warp = t / 32, lane = t % 32;
 #pragma unroll
       for (int w = 0; w < kWords; ++w) {
         const std::uint64_t own =
@@ -271,7 +364,8 @@ __global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
 #pragma unroll
         for (int u = 0; u < kGroupColumns; ++u) {
           const bool on_x = ((own >> (g * kGroupColumns + u)) & 1u) != 0;
-          const double same = acc[w][u], other = r - acc[w][u];
+          const double same = s_t[a * kLdB + w * 64 + g * kGroupColumns + u];
+          const double other = row_sum - same;
           double sums[3] = {on_x ? same : 0.0, on_x ? 0.0 : other, on_x ? other : same};
 #pragma unroll
           for (int s = 0; s < 3; ++s) {
@@ -281,10 +375,8 @@ __global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
             }
             if (lane == 0) s_warp[warp][s][w * kGroupColumns + u] = sums[s];
           }
-          acc[w][u] = 0;
         }
       }
-      r = 0;
       __syncthreads();
       // Warps 2g and 2g + 1 hold rows 0..31 and 32..63 of group g.
       for (int o = t; o < 3 * kColumns; o += kThreads) {
@@ -300,6 +392,9 @@ __global__ void __launch_bounds__(kThreads) mmd_pairs_kernel(PairsArgs args) {
   __syncthreads();
   double* out = args.d_partials + std::uint64_t{blockIdx.x} * 3 * kColumns;
   for (int i = t; i < 3 * kColumns; i += kThreads) out[i] = (&s_sums[0][0])[i];
+#else
+  __trap();
+#endif
 }
 
 // One thread per output: the blocks' partials added in block order.
@@ -436,6 +531,13 @@ detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, B
   if (reference.rows + current.rows > static_cast<std::size_t>(INT_MAX)) {
     throw InvalidInput("mmd_test: the CUDA backend takes at most 2^31 - 1 rows in the two windows");
   }
+  if (state.properties().major < 8) {
+    throw BackendUnavailable(
+        "mmd_test: the CUDA backend needs compute capability 8.0 or newer "
+        "(FP64 tensor cores); this device has " +
+        std::to_string(state.properties().major) + "." + std::to_string(state.properties().minor) +
+        ": use the CPU backend");
+  }
   DeviceGuard guard(state.device());
   state.follow_caller(reference);
   state.follow_caller(current);
@@ -470,8 +572,12 @@ detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, B
   }
   const std::uint64_t tiles = ceil_div(total, kTile);
   const std::uint64_t tile_pairs = tiles * (tiles + 1) / 2;
-  const int per_sm = state.blocks_per_sm(
-      reinterpret_cast<const void*>(&mmd_pairs_kernel<kMaxPassWords>), kThreads, 0);
+  // blocks_per_sm also raises each kernel's dynamic shared-memory limit to what it launches with.
+  static_assert(kMaxPassWords == 2);
+  const int per_sm = state.blocks_per_sm(reinterpret_cast<const void*>(&mmd_pairs_kernel<2>),
+                                         kThreads, PairsShared<2>::kBytes);
+  state.blocks_per_sm(reinterpret_cast<const void*>(&mmd_pairs_kernel<1>), kThreads,
+                      PairsShared<1>::kBytes);
   const auto grid = static_cast<std::uint32_t>(std::min<std::uint64_t>(
       tile_pairs,
       static_cast<std::uint64_t>(std::max(per_sm, 1)) * state.properties().multiProcessorCount));
@@ -564,9 +670,9 @@ detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, B
     const std::uint32_t pass_words =
         std::min<std::uint32_t>(kMaxPassWords, words - args.first_word);
     if (pass_words == 2) {
-      mmd_pairs_kernel<2><<<grid, kThreads, 0, stream>>>(args);
+      mmd_pairs_kernel<2><<<grid, kThreads, PairsShared<2>::kBytes, stream>>>(args);
     } else {
-      mmd_pairs_kernel<1><<<grid, kThreads, 0, stream>>>(args);
+      mmd_pairs_kernel<1><<<grid, kThreads, PairsShared<1>::kBytes, stream>>>(args);
     }
     DG_CUDA_TRY_LAUNCH("mmd_pairs_kernel");
     const std::uint32_t width = 3 * pass_words * 64;
