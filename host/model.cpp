@@ -1210,6 +1210,42 @@ ModelData with_fingerprint(ModelData data, std::string_view text, const ModelOpt
   return data;
 }
 
+// XGBoost before 3.0 writes NaN, Infinity and -Infinity as bare literals, which JSON does not
+// have: NaN at every categorical split's split_conditions, which nothing reads, and XGBoost itself
+// reads them back. They become null, so that a value which is read says it is not a number.
+// Returns the rewritten text when there was any to rewrite.
+std::optional<std::string> nonfinite_literals_as_null(std::string_view text) {
+  std::string out;
+  std::size_t copied = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    for (const std::string_view literal : {"NaN", "Infinity", "-Infinity"}) {
+      if (text.substr(i).starts_with(literal)) {
+        out.append(text.substr(copied, i - copied)).append("null");
+        i += literal.size() - 1;
+        copied = i + 1;
+        break;
+      }
+    }
+  }
+  if (copied == 0) return std::nullopt;
+  out.append(text.substr(copied));
+  return out;
+}
+
 ModelData parse_any(const Checker& check, std::string_view text, const ModelOptions& options) {
   if (text.starts_with("tree\n") || text.starts_with("tree\r\n")) {
     return parse_lightgbm(check, text, options);
@@ -1219,7 +1255,9 @@ ModelData parse_any(const Checker& check, std::string_view text, const ModelOpti
   const std::string not_valid = binary ? "not valid UBJSON: " : "not valid JSON: ";
   try {
     if (!binary) {
-      root = json::parse(text);  // iterative: neither deep nesting nor sizes are declared
+      // Iterative: neither deep nesting nor sizes are declared.
+      const std::optional<std::string> rewritten = nonfinite_literals_as_null(text);
+      root = rewritten ? json::parse(*rewritten) : json::parse(text);
     } else if (BoundedDocument document(root, text.size()); !json::sax_parse(
                    text.begin(), text.end(), &document, json::input_format_t::ubjson)) {
       check.fail(not_valid + (document.refused().empty() ? "stopped early" : document.refused()));

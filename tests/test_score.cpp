@@ -439,6 +439,61 @@ TEST(ScoreModel, DefaultLeftAsBooleansScoresAlike) {
   EXPECT_EQ(a, b);
 }
 
+// XGBoost before 3.0 wrote NaN as a bare literal at every categorical split's split_conditions
+// (xgboost 1.7 and 2.1 do; XGBoost reads those files back): such a model scores as the same model
+// with numbers there, and a bare NaN where a value is read is refused as not a number.
+TEST(ScoreModel, BareNaNLiteralsOfOlderXGBoostScoreAsXGBoostReadsThem) {
+  const fs::path path = source_dir() / "tests/models/xgb_syn_binary_logistic_cat.json";
+  nlohmann::json model = nlohmann::json::parse(driftguard::testing::read_text(path));
+  std::size_t categorical = 0;
+  for (nlohmann::json& tree : model["learner"]["gradient_booster"]["model"]["trees"]) {
+    for (std::size_t i = 0; i < tree["split_type"].size(); ++i) {
+      if (tree["split_type"][i] == 1) {
+        tree["split_conditions"][i] = "bare NaN";
+        ++categorical;
+      }
+    }
+  }
+  ASSERT_GT(categorical, 100u);
+  // A string holding the literal stays a string.
+  model["learner"]["attributes"]["note"] = "NaN, \"Infinity\" -Infinity";
+  std::string text = model.dump();
+  for (std::size_t at = text.find("\"bare NaN\""); at != std::string::npos;
+       at = text.find("\"bare NaN\"", at)) {
+    text.replace(at, 10, "NaN");
+  }
+  const Model numbers = Model::load(path.string());
+  const Model literals = Model::parse(text, {}, "literals");
+  const std::vector<std::string> names = numbers.feature_names();
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> value(-3.0f, 12.0f);
+  std::vector<float> rows(500 * names.size());
+  for (float& v : rows) v = std::round(value(rng));  // categories 0..12, some unseen or negative
+  rows[3] = std::numeric_limits<float>::quiet_NaN();
+  Context ctx(ContextOptions{.backend = Backend::Cpu});
+  std::vector<float> a(500), b(500);
+  score(ctx, BoundModel(numbers, names), {rows.data(), 500, names.size()}, {.margin = a.data()});
+  score(ctx, BoundModel(literals, names), {rows.data(), 500, names.size()}, {.margin = b.data()});
+  EXPECT_EQ(a, b);
+
+  for (const char* literal : {"NaN", "Infinity", "-Infinity"}) {
+    nlohmann::json leaf = nlohmann::json::parse(driftguard::testing::read_text(path));
+    nlohmann::json& tree = leaf["learner"]["gradient_booster"]["model"]["trees"][0];
+    const std::size_t last = tree["split_conditions"].size() - 1;  // a leaf: breadth-first ids
+    ASSERT_EQ(tree["left_children"][last], -1);
+    tree["split_conditions"][last] = "bare literal";
+    std::string bad = leaf.dump();
+    bad.replace(bad.find("\"bare literal\""), 14, literal);
+    try {
+      Model::parse(bad, {}, "leaf");
+      ADD_FAILURE() << literal << " as a leaf value was accepted";
+    } catch (const ModelError& e) {
+      EXPECT_NE(std::string(e.what()).find("leaf value is not a number"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 // One random edit of a model file: a cut, a byte changed to a JSON character or to any value (the
 // binary format's markers and counts), a line dropped or doubled, or a number replaced by an
 // extreme one.
