@@ -469,8 +469,10 @@ ScanReport Monitor::Impl::report() {
       (chi_squared_test ? drift.chi_squared_pvalue_adjusted : drift.ks_pvalue_adjusted) =
           test_adjusted[f];
       // A column whose values all vanish from one window (or appear in a window after none in
-      // the other) cannot be tested, and its NaN p-value must not read as "no drift".
-      const bool emptied = (ks[f].n_reference == 0) != (ks[f].n_current == 0);
+      // the other) cannot be tested, and its NaN p-value must not read as "no drift". A window
+      // without rows (every block of it unreadable and skipped) has no column to have emptied:
+      // its report says 0 rows and names the skipped blocks.
+      const bool emptied = rows > 0 && (ks[f].n_reference == 0) != (ks[f].n_current == 0);
       test_drift = emptied || test_adjusted[f] < opt.alpha;  // false for NaN
     }
     if (opt.distances) {

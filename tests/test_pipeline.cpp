@@ -571,6 +571,24 @@ TEST_F(Pipeline, BadBlockStopsResumablyOrIsQuarantined) {
   // The windows around the chunk equal plain scans of their readable rows.
   expect_windows_equal_plain_scans({lines[2], lines[3], lines[4]}, table, "--no-distances",
                                    {{bad_first, bad_end}});
+
+  // A window of nothing but the unreadable chunk has no rows to test: nothing in it drifts (its
+  // columns did not empty, there were none).
+  const fs::path chunk_jsonl = dir_ / "bad_chunk_windows.jsonl";
+  const CommandResult chunk_windows =
+      scan(current, dir_ / "bad_chunk_windows.json",
+           "--no-distances --window-rows 1000 --batch-rows 1000 --on-bad-block skip "
+           "--drift-rule psi_or_ks --windows-jsonl " +
+               quote(chunk_jsonl));
+  ASSERT_EQ(chunk_windows.exit_code, 0) << chunk_windows.err;
+  const json empty = read_jsonl(chunk_jsonl).at(10);
+  EXPECT_EQ(u64(empty["current_rows"]), 0u);
+  EXPECT_EQ(u64(empty["window"]["quarantined_rows"]), 1000u);
+  EXPECT_EQ(u64(empty["drift"]["features_drifted"]), 0u) << empty["drift"];
+  EXPECT_FALSE(empty["drift"]["dataset_drift"].get<bool>());
+  for (const json& feature : empty["features"]) {
+    EXPECT_FALSE(feature["drifted"].get<bool>()) << feature["name"];
+  }
 }
 
 // ---- 4. Crash safety ----
