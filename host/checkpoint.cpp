@@ -1,10 +1,5 @@
 #include "host/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "driftguard/errors.hpp"
+#include "host/atomic_file.hpp"
 #include "host/report_json.hpp"
 
 namespace driftguard::detail {
@@ -21,18 +17,6 @@ using nlohmann::json;
 // 2: window summaries in the report's shape (host/report_json.hpp), "time": {"begin", "end"}.
 constexpr int kCheckpointVersion = 2;
 constexpr const char* kFormat = "driftguard-checkpoint";
-
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw IoError(path + ": " + what + ": " + std::strerror(errno));
-}
-
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) fail(path, "cannot open for fsync");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) fail(path, "fsync failed");
-}
 
 json optional_json(const std::optional<std::int64_t>& value) {
   return value ? json(*value) : json(nullptr);
@@ -44,36 +28,6 @@ std::optional<std::int64_t> optional_int(const json& value) {
 }
 
 }  // namespace
-
-void write_all(int fd, std::string_view text, const std::string& path) {
-  std::size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail(path, "cannot write");
-    written += static_cast<std::size_t>(n);
-  }
-}
-
-void write_file_atomically(const std::string& path, std::string_view text) {
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(temporary, "cannot create");
-  try {
-    write_all(fd, text, temporary);
-  } catch (const IoError&) {
-    ::close(fd);
-    throw;
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    fail(temporary, "fsync failed");
-  }
-  ::close(fd);
-  if (::rename(temporary.c_str(), path.c_str()) != 0) fail(path, "cannot rename into place");
-  const std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
-  fsync_path(parent.string(), O_RDONLY | O_DIRECTORY);
-}
 
 void save_checkpoint(const std::string& path, const CheckpointState& state) {
   json windows = json::array(), quarantined = json::array(), failovers = json::array();

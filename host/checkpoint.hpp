@@ -1,6 +1,6 @@
 #pragma once
 // Internal: what a windowed scan writes after each window so that `--resume` can finish an
-// interrupted run with the report an uninterrupted run gives, and the atomic file writes it uses.
+// interrupted run with the report an uninterrupted run gives.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,13 +26,6 @@ struct CheckpointState {
   std::vector<QuarantinedBlock> quarantined;
   std::vector<FailoverEvent> failovers;
 };
-
-// Writes all of `text` to `fd` (retrying short and interrupted writes); IoError naming `path`.
-void write_all(int fd, std::string_view text, const std::string& path);
-
-// Temporary file, fsync, rename, fsync of the directory: after a crash the file is either the
-// old one or the new one, whole. IoError on failure.
-void write_file_atomically(const std::string& path, std::string_view text);
 
 void save_checkpoint(const std::string& path, const CheckpointState& state);
 // Empty when the file does not exist; InvalidInput when it is not a checkpoint of this version.

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "driftguard/errors.hpp"
+#include "host/atomic_file.hpp"
 
 namespace driftguard {
 namespace {
@@ -1169,22 +1170,21 @@ void Hdf5Writer::close() {
 struct Hdf5ColumnWriter::Impl {
   std::string path;
   std::vector<Column> columns;
+  // Declared first, so it is destroyed last: a writer destroyed without close() (a failed run)
+  // removes its temporary file and leaves `path` as it was.
+  std::optional<detail::AtomicFile> output;
   File file;  // declared before the datasets, so it is closed after them
   std::vector<Dataset> datasets;
   Dataset row_id;
   std::size_t rows = 0;
 
-  ~Impl() {
-    try {
-      finish();
-    } catch (const Error& e) {
-      std::fprintf(stderr, "driftguard: %s\n", e.what());
-    }
-  }
   void finish() {
+    if (!output) return;
     std::vector<Dataset*> open{&row_id};
     for (Dataset& dataset : datasets) open.push_back(&dataset);
     close_for_writing(path, open, file);
+    output->commit();
+    output.reset();
   }
 };
 
@@ -1198,7 +1198,9 @@ Hdf5ColumnWriter::Hdf5ColumnWriter(const std::string& path, std::vector<Column> 
   PropertyList create(H5Pcreate(H5P_FILE_CREATE));
   check(create.valid() ? H5Pset_obj_track_times(create.get(), false) : -1, path,
         "set up file creation");
-  w.file = File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, create.get(), H5P_DEFAULT));
+  w.output.emplace(path);
+  w.file =
+      File(H5Fcreate(w.output->temporary().c_str(), H5F_ACC_TRUNC, create.get(), H5P_DEFAULT));
   if (!w.file.valid()) fail(path, "cannot create (" + hdf5_error_detail() + ")");
   for (const Column& c : w.columns) {
     w.datasets.push_back(create_extendible(
@@ -1265,6 +1267,7 @@ std::vector<T> read_array(const std::string& path, hid_t file, const std::string
 
 struct Hdf5Store::Impl {
   std::string path;
+  std::optional<detail::AtomicFile> output;  // a created store until close(); destroyed last
   File file;
   bool writable = false;
 
@@ -1303,7 +1306,9 @@ Hdf5Store Hdf5Store::create(const std::string& path) {
   Hdf5Store store;
   store.impl_->path = path;
   store.impl_->writable = true;
-  store.impl_->file = File(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  store.impl_->output.emplace(path);
+  store.impl_->file = File(
+      H5Fcreate(store.impl_->output->temporary().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   if (!store.impl_->file.valid()) fail(path, "cannot create (" + hdf5_error_detail() + ")");
   return store;
 }
@@ -1384,6 +1389,12 @@ std::string Hdf5Store::read_text(const std::string& name) const {
   return {bytes.begin(), bytes.end()};
 }
 
-void Hdf5Store::close() { close_for_writing(impl_->path, {}, impl_->file); }
+void Hdf5Store::close() {
+  close_for_writing(impl_->path, {}, impl_->file);
+  if (impl_->output) {
+    impl_->output->commit();
+    impl_->output.reset();
+  }
+}
 
 }  // namespace driftguard

@@ -18,6 +18,7 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/profile.hpp"
+#include "host/atomic_file.hpp"
 #include "host/block_ring.hpp"
 #include "host/checkpoint.hpp"
 #include "host/fnv1a.hpp"

@@ -94,6 +94,37 @@ TEST_F(Cli, NoDriftFlagsNothing) {
             v["rows"].get<std::uint64_t>());
 }
 
+// Outputs are written under temporary names of their own: a report at PATH never replaces an
+// input named PATH.tmp; a report through a symbolic link replaces the file the link names, and
+// the link stays; a directory as the report is refused, leaving nothing behind.
+TEST_F(Cli, OutputsNeverReplaceOtherFiles) {
+  fs::copy_file(dir_ / "reference.h5", dir_ / "day.tmp", fs::copy_options::overwrite_existing);
+  const std::string input = driftguard::testing::read_text(dir_ / "day.tmp");
+  const std::string common = std::string(DRIFTGUARD_BIN) + " scan --backend cpu --no-ks " +
+                             "--reference " + (dir_ / "reference.h5").string() + " --current ";
+  CommandResult r =
+      run(common + (dir_ / "day.tmp").string() + " --report " + (dir_ / "day").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(driftguard::testing::read_text(dir_ / "day.tmp"), input);
+  EXPECT_EQ(read_json(dir_ / "day")["current_rows"], 20000);
+
+  fs::remove(dir_ / "link.json");
+  fs::create_symlink(dir_ / "linked_report.json", dir_ / "link.json");
+  r = run(common + (dir_ / "day.tmp").string() + " --report " + (dir_ / "link.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(dir_ / "link.json"));
+  EXPECT_EQ(read_json(dir_ / "linked_report.json")["current_rows"], 20000);
+
+  fs::create_directories(dir_ / "a_directory");
+  r = run(common + (dir_ / "day.tmp").string() + " --report " + (dir_ / "a_directory").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().find(".a_directory"), std::string::npos)
+        << "left behind: " << entry.path();
+  }
+}
+
 TEST_F(Cli, FlagsExactlyTheShiftedFeatures) {
   struct Scenario {
     std::string scenario, features;

@@ -34,6 +34,7 @@
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/monitor.hpp"
 #include "driftguard/profile.hpp"
+#include "hdf5_damage.hpp"
 
 extern char** environ;
 
@@ -41,6 +42,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using driftguard::testing::CommandResult;
+using driftguard::testing::corrupt_chunk;
 using nlohmann::json;
 
 constexpr std::size_t kFeatures = 8;
@@ -152,26 +154,6 @@ void write_table(const fs::path& path, const Table& t, std::size_t first, std::s
     row = stop;
   }
   writer.close();
-}
-
-// Overwrites the middle of chunk `index` of /features with garbage; returns its first row.
-std::size_t corrupt_chunk(const fs::path& path, hsize_t index) {
-  haddr_t address = 0;
-  hsize_t size = 0, offset[2] = {0, 0};
-  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  const hid_t data = H5Dopen2(file, "/features", H5P_DEFAULT);
-  const hid_t space = H5Dget_space(data);
-  unsigned filter_mask = 0;
-  const herr_t rc = H5Dget_chunk_info(data, space, index, offset, &filter_mask, &address, &size);
-  H5Sclose(space);
-  H5Dclose(data);
-  H5Fclose(file);
-  EXPECT_GE(rc, 0);
-  std::fstream out(path, std::ios::in | std::ios::out | std::ios::binary);
-  out.seekp(static_cast<std::streamoff>(address + size / 4));
-  const std::string garbage(size / 2, '\xA5');
-  out.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
-  return static_cast<std::size_t>(offset[0]);
 }
 
 // A child process of the CLI, started without a shell so it can be killed precisely.

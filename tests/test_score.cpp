@@ -23,6 +23,7 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
 #include "driftguard/model.hpp"
+#include "hdf5_damage.hpp"
 #include "kernels/parallel_copy.hpp"
 
 namespace driftguard {
@@ -622,6 +623,28 @@ TEST(ScoreCli, WritesScoresAndRowIds) {
                       flat(c["points"])),
             kPointsTolerance);
   EXPECT_EQ(read_dataset<std::int64_t>(dir / "out.h5", "/row_id", H5T_NATIVE_INT64), row_id);
+
+  // A run that fails half way (a corrupt chunk at rows 128..191) leaves the earlier scores as
+  // they were and no temporary file.
+  {
+    Hdf5Writer writer((dir / "damaged.h5").string(), c["feature_names"],
+                      {.chunk_rows = 64, .gzip_level = 4, .with_row_id = true});
+    writer.append(features.data(), rows, nullptr, nullptr, row_id.data());
+    writer.close();
+  }
+  ASSERT_EQ(testing::corrupt_chunk(dir / "damaged.h5", 2), 128u);
+  const std::string scores_before = testing::read_text(dir / "out.h5");
+  const testing::CommandResult failed =
+      testing::run_command(std::string(DRIFTGUARD_BIN) + " score --model '" + model +
+                               "' --input '" + (dir / "damaged.h5").string() + "' --output '" +
+                               (dir / "out.h5").string() + "' --backend cpu --batch-rows 64",
+                           dir);
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_NE(failed.err.find("rows 128..191"), std::string::npos) << failed.err;
+  EXPECT_EQ(testing::read_text(dir / "out.h5"), scores_before);
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    EXPECT_NE(entry.path().extension(), ".tmp") << "left behind: " << entry.path();
+  }
 
   const std::string bad = (source_dir() / "tests/models/malformed/cycle_to_root.json").string();
   const testing::CommandResult refused = testing::run_command(

@@ -29,7 +29,7 @@
 #include "driftguard/report.hpp"
 #include "driftguard/scan.hpp"
 #include "driftguard/schema.hpp"
-#include "host/checkpoint.hpp"
+#include "host/atomic_file.hpp"
 
 namespace {
 

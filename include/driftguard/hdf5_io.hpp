@@ -90,8 +90,9 @@ class Hdf5Writer {
 };
 
 // Streams 1-D ([N]) or 2-D ([N, width]) float32 columns and an optional int64 /row_id into a new
-// file (truncates an existing one), e.g. the scores of `driftguard score`. Failures are IoErrors;
-// call close() to get a failure to finish the file as one.
+// file, e.g. the scores of `driftguard score`. The file is written under a temporary name next to
+// `path` and replaces `path` when close() succeeds: a writer destroyed without close() (a run that
+// failed) leaves `path` as it was. Failures are IoErrors.
 class Hdf5ColumnWriter {
  public:
   struct Column {
@@ -117,7 +118,9 @@ class Hdf5ColumnWriter {
 // reference profiles (profile.hpp). Every failure is an IoError naming the file and the item.
 class Hdf5Store {
  public:
-  static Hdf5Store create(const std::string& path);  // truncates an existing file
+  // A new store, replacing `path` when close() succeeds (written under a temporary name until
+  // then; a store destroyed without close() leaves `path` as it was).
+  static Hdf5Store create(const std::string& path);
   static Hdf5Store open(const std::string& path);    // read-only
   ~Hdf5Store();
   Hdf5Store(Hdf5Store&&) noexcept;
