@@ -65,21 +65,30 @@ std::uint64_t reference_digest(const ReferenceProfile& reference) {
   return digest.value();
 }
 
-// The inputs and every option that changes a result: a checkpoint resumes only the run that
-// wrote it. Batch size, buffers and the bad-block policy change no result (a run stopped by a bad
-// block resumes with `--on-bad-block skip`).
+// The inputs, every option that changes a result and the JSON Lines file the windows go to: a
+// checkpoint resumes only the run that wrote it. The current file is named by its size and
+// modification time besides its shape (its content is read only as windows go by); the model by
+// its fingerprint. Batch size, buffers and the bad-block policy change no result (a run stopped by
+// a bad block resumes with `--on-bad-block skip`).
 std::string fingerprint(const ScanOptions& o, const Hdf5BatchReader& current,
                         const ReferenceProfile& reference) {
   const auto optional = [](const auto& value) {
     return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
   };
+  std::error_code size_error, time_error;
+  const auto bytes = std::filesystem::file_size(o.current_path, size_error);
+  const auto modified = std::filesystem::last_write_time(o.current_path, time_error);
   const nlohmann::json doc = {
       {"reference",
        {{"path", o.reference_path},
         {"rows", reference.rows},
         {"digest", reference_digest(reference)}}},
       {"current",
-       {{"path", o.current_path}, {"rows", current.rows()}, {"names", current.feature_names()}}},
+       {{"path", o.current_path},
+        {"rows", current.rows()},
+        {"names", current.feature_names()},
+        {"bytes", size_error ? 0 : bytes},
+        {"modified", time_error ? 0 : modified.time_since_epoch().count()}}},
       {"schema", o.schema ? o.schema->to_json() : ""},
       {"max_categories", o.max_categories},
       {"range_margin", o.range_margin},
@@ -91,12 +100,12 @@ std::string fingerprint(const ScanOptions& o, const Hdf5BatchReader& current,
       {"decision", {to_string(o.correction), o.alpha, to_string(o.drift_rule)}},
       {"distances", o.distances},
       {"model",
-       {optional(o.model_path), o.model_options.iteration_begin, o.model_options.iteration_end,
-        o.model_options.use_best_iteration}},
+       {optional(o.model_path), reference.score_model_fingerprint, o.model_options.iteration_begin,
+        o.model_options.iteration_end, o.model_options.use_best_iteration}},
       {"mmd",
        {o.mmd, o.mmd_rows, o.mmd_options.permutations, optional(o.mmd_options.sigma),
         o.mmd_options.pvalue == MmdOptions::PValue::Alibi, o.mmd_options.seed}},
-      {"windows", {o.window_rows, optional(o.window_time)}},
+      {"windows", {o.window_rows, optional(o.window_time), o.windows_jsonl}},
   };
   return doc.dump();
 }

@@ -876,11 +876,28 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
     EXPECT_NE(r.err.find("belongs to another run"), std::string::npos) << r.err;
     EXPECT_TRUE(fs::exists(checkpoint));
   }
+  // The windows going to another JSON Lines file (the first windows would be missing there):
+  // refused.
+  r = scan(current, dir_ / "guard_other.json",
+           "--no-distances --window-rows 5000 --checkpoint " + quote(checkpoint) +
+               " --windows-jsonl " + quote(dir_ / "guard_elsewhere.jsonl") + " --resume");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("belongs to another run"), std::string::npos) << r.err;
   // Another current file: refused as well.
   synth("guard_other.h5", 20000, "none", 17);
   r = scan(dir_ / "guard_other.h5", dir_ / "guard_other.json", windows + " --resume");
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("belongs to another run"), std::string::npos) << r.err;
+  // The current file rewritten in place (same path, rows and names, other values): refused.
+  fs::copy_file(current, dir_ / "guard_inplace.h5", fs::copy_options::overwrite_existing);
+  r = scan(dir_ / "guard_inplace.h5", dir_ / "guard_inplace.json", windows);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  synth("guard_inplace.h5", 20000, "none", 18);
+  r = scan(dir_ / "guard_inplace.h5", dir_ / "guard_inplace.json", windows + " --resume");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("belongs to another run"), std::string::npos) << r.err;
+  r = scan(current, dir_ / "guard_b.json", windows);  // the checkpoint of `current` again
+  ASSERT_EQ(r.exit_code, 0) << r.err;
 
   // A JSON Lines file shorter than the checkpoint says: refused.
   fs::resize_file(jsonl, 10);
