@@ -307,8 +307,9 @@ class WindowedStream {
     info.end_row = end_row;
     info.quarantined_rows = open_quarantined_;
     if (mode_ == WindowMode::Time && open_key_) {
+      // The first window's k * W may lie below INT64_MIN, where the timestamps begin.
       const __int128 begin = static_cast<__int128>(*open_key_) * *options_.window_time;
-      info.time_begin = static_cast<std::int64_t>(begin);
+      info.time_begin = static_cast<std::int64_t>(std::max<__int128>(begin, INT64_MIN));
       info.time_end =
           static_cast<std::int64_t>(std::min<__int128>(begin + *options_.window_time, INT64_MAX));
     }
@@ -510,10 +511,11 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
     throw InvalidInput("the window time must be positive");
   }
   const bool windowed = options.window_rows > 0 || options.window_time.has_value();
-  if (!windowed && (!options.checkpoint_path.empty() || options.resume)) {
+  if (!windowed &&
+      (!options.checkpoint_path.empty() || options.resume || !options.windows_jsonl.empty())) {
     throw InvalidInput(
-        "checkpoints and --resume need windows (--window-rows or --window-time): "
-        "without windows the one window is the whole run");
+        "checkpoints, --resume and window records need windows (--window-rows or "
+        "--window-time): without windows the one window is the whole run");
   }
   if (options.resume && options.checkpoint_path.empty()) {
     throw InvalidInput("--resume needs --checkpoint");

@@ -381,6 +381,29 @@ TEST_F(Pipeline, RowWindowsEqualPlainScansOfTheirRows) {
 
 // ---- 2. Windows by time ----
 
+// Timestamps at both ends of int64: a window's [begin, end) stays in range and ordered.
+TEST_F(Pipeline, TimeWindowsAtTheEndsOfInt64StayInRange) {
+  synth("time_extremes_source.h5", 1000, "none", 14);
+  const Table table = read_table(dir_ / "time_extremes_source.h5");
+  std::vector<std::int64_t> ts(table.rows(), std::numeric_limits<std::int64_t>::min());
+  std::fill(ts.begin() + 500, ts.end(), std::numeric_limits<std::int64_t>::max());
+  const fs::path current = dir_ / "time_extremes.h5", jsonl = dir_ / "time_extremes.jsonl";
+  write_table(current, table, 0, table.rows(), 0, 0, &ts);
+  const CommandResult r = scan(current, dir_ / "time_extremes.json",
+                               "--no-distances --window-time 3 --windows-jsonl " + quote(jsonl));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<json> lines = read_jsonl(jsonl);
+  ASSERT_EQ(lines.size(), 2u);
+  for (const json& line : lines) {
+    const json& time = line["window"]["time"];
+    EXPECT_LE(time["begin"].get<std::int64_t>(), time["end"].get<std::int64_t>()) << time;
+  }
+  EXPECT_EQ(lines[0]["window"]["time"]["begin"].get<std::int64_t>(),
+            std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(lines[1]["window"]["time"]["end"].get<std::int64_t>(),
+            std::numeric_limits<std::int64_t>::max());
+}
+
 TEST_F(Pipeline, TimeWindowsFollowTimestamps) {
   synth("time_source.h5", 6000, "none", 12);
   const Table table = read_table(dir_ / "time_source.h5");
@@ -908,7 +931,8 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
   // Usage that cannot work: usage errors.
   for (const std::string& bad : std::vector<std::string>{
            "--checkpoint " + quote(checkpoint), "--checkpoint " + quote(checkpoint) + " --resume",
-           "--window-rows 5000 --resume", "--window-rows 5000 --window-time 100"}) {
+           "--window-rows 5000 --resume", "--window-rows 5000 --window-time 100",
+           "--windows-jsonl " + quote(dir_ / "guard_bad.jsonl")}) {
     SCOPED_TRACE(bad);
     r = scan(current, dir_ / "guard_bad.json", "--no-distances " + bad);
     EXPECT_EQ(r.exit_code, 2) << r.err;

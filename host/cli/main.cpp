@@ -689,6 +689,12 @@ int main(int argc, char** argv) {
             "--checkpoint needs windows (--window-rows or --window-time): without windows the "
             "one window is the whole run");
       }
+      if (!scan_options.windows_jsonl.empty() && window_rows_opt->count() == 0 &&
+          window_time_opt->count() == 0) {
+        throw CLI::ValidationError(
+            "--windows-jsonl needs windows (--window-rows or --window-time): without windows "
+            "the one window is the whole run, in --report");
+      }
       if (no_ks && uses_test(parse_drift_rule(drift_rule))) {
         throw CLI::ValidationError("--drift-rule " + drift_rule +
                                    " needs KS, which --no-ks switches off");
