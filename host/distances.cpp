@@ -18,6 +18,7 @@
 #include <boost/math/special_functions/gamma.hpp>
 
 #include "driftguard/errors.hpp"
+#include "host/count_total.hpp"
 
 namespace driftguard {
 namespace {
@@ -106,7 +107,16 @@ double cvm_exact_pvalue(double u_statistic, std::uint64_t m, std::uint64_t n) {
   if (combinations == 0) {
     throw InvalidInput("cramer_von_mises: the exact method needs binom(n1 + n2, n1) < 2^64");
   }
-  const auto lcm = static_cast<std::int64_t>(std::lcm(m, n));
+  // Every partial sum of (a v - b u)^2 along a path is at most lcm^2 (m + n), as is zeta's
+  // factor: beyond int64 they would wrap.
+  const std::uint64_t lcm_mn = std::lcm(m, n);
+  if (static_cast<unsigned __int128>(lcm_mn) * lcm_mn * (m + n) >
+      static_cast<unsigned __int128>(std::numeric_limits<std::int64_t>::max())) {
+    throw InvalidInput(
+        "cramer_von_mises: the exact method needs lcm(n1, n2)^2 (n1 + n2) < 2^63; use the "
+        "asymptotic method");
+  }
+  const auto lcm = static_cast<std::int64_t>(lcm_mn);
   const auto a = lcm / static_cast<std::int64_t>(m);
   const auto b = lcm / static_cast<std::int64_t>(n);
   const auto mn = static_cast<std::int64_t>(m * n);
@@ -562,10 +572,8 @@ double jensen_shannon(std::span<const std::uint64_t> reference_counts,
   if (!std::isfinite(base) || !(base > 0.0) || base == 1.0) {
     throw InvalidInput("jensen_shannon: base must be finite, > 0 and != 1");
   }
-  const std::uint64_t p_total =
-      std::accumulate(reference_counts.begin(), reference_counts.end(), std::uint64_t{0});
-  const std::uint64_t q_total =
-      std::accumulate(current_counts.begin(), current_counts.end(), std::uint64_t{0});
+  const std::uint64_t p_total = detail::count_total(reference_counts, "jensen_shannon");
+  const std::uint64_t q_total = detail::count_total(current_counts, "jensen_shannon");
   if (p_total == 0 || q_total == 0) return nan;
   const std::size_t k = reference_counts.size();
   std::vector<double> left(k), right(k);

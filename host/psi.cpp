@@ -4,12 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "driftguard/errors.hpp"
+#include "host/count_total.hpp"
 
 namespace driftguard {
 
@@ -79,6 +79,10 @@ double psi(std::span<const std::uint64_t> reference_slots,
                        std::to_string(options.epsilon));
   }
 
+  // Checked first: every sum below is a part of these.
+  const std::uint64_t reference_rows = detail::count_total(reference_slots, "psi");
+  const std::uint64_t current_rows = detail::count_total(current_slots, "psi");
+
   const std::size_t bins = reference_slots.size() - 3;
   const std::size_t underflow = 0, overflow = bins + 1, missing = bins + 2;
   const auto slot = [&](std::size_t i) { return Cell{reference_slots[i], current_slots[i]}; };
@@ -109,10 +113,7 @@ double psi(std::span<const std::uint64_t> reference_slots,
   // A window with rows but no value in the participating slots (every value missing, with no
   // missing bin) has every proportion 0: the fills stand in for all of them, as for empty bins.
   // Only an empty window leaves PSI undefined.
-  const auto rows = [](std::span<const std::uint64_t> slots) {
-    return std::accumulate(slots.begin(), slots.end(), std::uint64_t{0});
-  };
-  if (rows(reference_slots) == 0 || rows(current_slots) == 0) {
+  if (reference_rows == 0 || current_rows == 0) {
     return std::numeric_limits<double>::quiet_NaN();
   }
   const auto r_total = static_cast<double>(reference_total);

@@ -149,6 +149,10 @@ TEST(Psi, RejectsBadArguments) {
   EXPECT_THROW(psi(s, s, {.epsilon = 0}), InvalidInput);
   EXPECT_THROW(psi(s, s, {.epsilon = std::nan("")}), InvalidInput);
   EXPECT_NO_THROW(psi(s, s, {.empty_bins = EmptyBins::Evidently, .epsilon = 0}));
+  // Counts adding up to 2^64 (here in an outer slot merged into a bin): refused, not wrapped.
+  const std::uint64_t half = std::uint64_t{1} << 63;
+  EXPECT_THROW(psi(Slots{half, half, 2, 0, 0}, Slots{0, 1, 1, 0, 0}), InvalidInput);
+  EXPECT_THROW(psi(Slots{0, 1, 1, 0, 0}, Slots{0, half, half, 0, 0}), InvalidInput);
 }
 
 TEST(Psi, BandsIncludeTheirLowerBoundary) {

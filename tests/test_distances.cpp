@@ -217,6 +217,16 @@ TEST(Distances, RejectsBrokenContracts) {
   // binom(140, 70) does not fit in 64 bits.
   const std::vector<float> big(70, 1.0f);
   EXPECT_THROW(cramer_von_mises(big, big, CvmMethod::Exact), InvalidInput);
+  // binom(1400003, 2) does, but the exact method's sums, up to lcm^2 (n1 + n2) = 1.1e19, do not.
+  std::vector<float> many(1400001);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = static_cast<float>(i);
+  EXPECT_THROW(cramer_von_mises(std::vector<float>{0.25f, 0.75f}, many, CvmMethod::Exact),
+               InvalidInput);
+  // Counts adding up to 2^64: refused, not wrapped into proportions above 1.
+  const std::uint64_t half = std::uint64_t{1} << 63;
+  const std::vector<std::uint64_t> huge = {half, half, 2}, small = {1, 1, 1};
+  EXPECT_THROW(jensen_shannon(huge, small, 2.0), InvalidInput);
+  EXPECT_THROW(jensen_shannon(small, huge, 2.0), InvalidInput);
 }
 
 // The value-by-value pooled walks that wasserstein1 and cramer_von_mises shortcut (runs of equal
