@@ -48,7 +48,13 @@ class Checker {
  public:
   explicit Checker(std::string name) : name_(std::move(name)) {}
 
-  [[noreturn]] void fail(const std::string& what) const { throw ModelError(name_ + ": " + what); }
+  // Messages quote the model's own text (objectives, parameters, lines), which may be megabytes
+  // long in a damaged file: cut to a readable line.
+  [[noreturn]] void fail(const std::string& what) const {
+    constexpr std::size_t kMaxWhat = 480;
+    throw ModelError(name_ + ": " +
+                     (what.size() <= kMaxWhat ? what : what.substr(0, kMaxWhat) + "... (cut)"));
+  }
 
   const json& member(const json& object, const char* key, const std::string& where) const {
     if (!object.is_object()) fail(where + " is not a JSON object");

@@ -419,6 +419,22 @@ TEST(ScoreMalformed, EveryModelIsRefusedClearly) {
   EXPECT_NO_THROW((void)Model::load((dir / "base_lgb.txt").string()));
 }
 
+// An error quoting the model's text stays a readable line when that text is huge.
+TEST(ScoreMalformed, ErrorsQuotingHugeModelTextAreCut) {
+  const fs::path path = source_dir() / "tests/models/malformed/base_xgb.json";
+  nlohmann::json model = nlohmann::json::parse(driftguard::testing::read_text(path));
+  model["learner"]["objective"]["name"] = std::string(1 << 20, 'x');
+  try {
+    Model::parse(model.dump(), {}, "huge");
+    ADD_FAILURE() << "accepted";
+  } catch (const ModelError& e) {
+    const std::string what = e.what();
+    EXPECT_LT(what.size(), 600u);
+    EXPECT_EQ(what.rfind("huge: objective \"xxx", 0), 0u) << what.substr(0, 100);
+    EXPECT_NE(what.find("... (cut)"), std::string::npos);
+  }
+}
+
 // default_left may be written as JSON booleans (older XGBoost did); no other integer may.
 TEST(ScoreModel, DefaultLeftAsBooleansScoresAlike) {
   const fs::path path = source_dir() / "tests/models/malformed/base_xgb.json";
