@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <initializer_list>
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +28,19 @@ double number_or(const json& obj, const char* key, double fallback, const std::s
   return obj[key].get<double>();
 }
 
+// A misspelt key ("minimum", "missing_alowed") would otherwise be ignored, and the check it was
+// meant to set silently absent.
+void refuse_unknown_keys(const json& object, std::initializer_list<std::string_view> known,
+                         const std::string& where) {
+  for (const auto& [key, value] : object.items()) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string names;
+      for (const std::string_view k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+      bad(where, "unknown key '" + key + "' (known: " + names + ")");
+    }
+  }
+}
+
 FeatureSpec parse_feature(const json& item, std::size_t index) {
   std::string where = "features[" + std::to_string(index) + "]";
   if (!item.is_object()) bad(where, "must be an object");
@@ -36,6 +51,9 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
   FeatureSpec spec;
   spec.name = item["name"].get<std::string>();
   where = "feature '" + spec.name + "'";
+  refuse_unknown_keys(
+      item, {"name", "kind", "min", "max", "missing_allowed", "categories", "labels", "bin_edges"},
+      where);
   if (item.contains("kind") && !item["kind"].is_string() && !item["kind"].is_null()) {
     bad(where, "'kind' must be \"numeric\" or \"categorical\"");
   }
@@ -107,6 +125,9 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
     }
   } else if (item.contains("labels")) {
     bad(where, "'labels' name the categories, and there are none");
+  } else if (spec.kind == FeatureKind::Categorical) {
+    // Without them every value would be an unknown category, in both windows.
+    bad(where, "a categorical feature needs 'categories' (its allowed codes)");
   }
   if (item.contains("bin_edges")) {
     if (!item["bin_edges"].is_array()) bad(where, "'bin_edges' must be an array of numbers");
@@ -137,6 +158,7 @@ Schema Schema::from_json(const std::string& text) {
     throw InvalidInput(std::string("schema: not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) throw InvalidInput("schema: the document must be a JSON object");
+  refuse_unknown_keys(doc, {"format", "version", "features"}, "the document");
   if (doc.contains("format") && doc["format"] != "driftguard-schema") {
     throw InvalidInput("schema: 'format' must be \"driftguard-schema\"");
   }

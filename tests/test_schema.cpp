@@ -75,6 +75,12 @@ TEST(Schema, BadDocumentsNameTheProblem) {
       {R"({"features": [{"name": "a", "kind": "categorical",
            "categories": [0, 18446744073709551615]}]})",
        "category 18446744073709551615 is beyond"},
+      // A misspelt key would leave the check it was meant to set silently absent; a categorical
+      // feature without codes would make every value of both windows an unknown category.
+      {R"({"features": [{"name": "a", "minimum": 50}]})", "feature 'a': unknown key 'minimum'"},
+      {R"({"features": [{"name": "a", "missing_alowed": false}]})", "unknown key 'missing_alowed'"},
+      {R"({"feature": [], "features": [{"name": "a"}]})", "the document: unknown key 'feature'"},
+      {R"({"features": [{"name": "a", "kind": "categorical"}]})", "needs 'categories'"},
   };
   for (const auto& [text, expected] : cases) {
     try {
