@@ -1,6 +1,7 @@
 #include "driftguard/scan.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -124,13 +125,28 @@ double percentile(std::vector<double> values, double q) {
   return values[below] + (position - below) * (values[above] - values[below]);
 }
 
-// The JSON Lines file of the window reports, cut back to the checkpoint's length on resume.
+// The JSON Lines file of the window reports, cut back to the checkpoint's length on resume. A
+// pipe, a terminal or /dev/null takes the lines as they come (nothing to cut back or sync).
 class JsonLines {
  public:
   JsonLines(const std::string& path, std::uint64_t keep_bytes) : path_(path) {
     if (path.empty()) return;
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      ::close(fd_);
+      throw IoError(path + ": cannot stat: " + std::strerror(errno));
+    }
+    regular_ = S_ISREG(st.st_mode);
+    if (!regular_) {
+      if (keep_bytes == 0) return;
+      ::close(fd_);
+      throw InvalidInput(path +
+                         ": a resumed run's window records need a regular file, to cut "
+                         "back to the checkpoint's " +
+                         std::to_string(keep_bytes) + " bytes");
+    }
     const off_t size = ::lseek(fd_, 0, SEEK_END);
     if (size < static_cast<off_t>(keep_bytes)) {
       ::close(fd_);
@@ -152,13 +168,16 @@ class JsonLines {
   std::uint64_t append(const std::string& line) {
     if (fd_ < 0) return 0;
     detail::write_all(fd_, line, path_);
-    if (::fdatasync(fd_) != 0) throw IoError(path_ + ": fsync failed: " + std::strerror(errno));
+    if (regular_ && ::fdatasync(fd_) != 0) {
+      throw IoError(path_ + ": fsync failed: " + std::strerror(errno));
+    }
     return line.size();
   }
 
  private:
   std::string path_;
   int fd_ = -1;
+  bool regular_ = true;
 };
 
 class ProgressLine {

@@ -940,6 +940,18 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
     EXPECT_FALSE(fs::exists(dir_ / "guard_bad.json"));
   }
 
+  // Window records to a device (/dev/null here; a pipe or a terminal alike): written as they
+  // come. Resuming cannot cut such a file back to the checkpoint: refused.
+  const std::string to_null = "--no-distances --window-rows 5000 --windows-jsonl /dev/null";
+  r = scan(current, dir_ / "guard_null.json", to_null);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string null_checkpoint = " --checkpoint " + quote(dir_ / "guard_null.ckpt");
+  r = scan(current, dir_ / "guard_null.json", to_null + null_checkpoint);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = scan(current, dir_ / "guard_null.json", to_null + null_checkpoint + " --resume");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("need a regular file"), std::string::npos) << r.err;
+
   // The reference rewritten in place (same path, same size, other values): refused.
   fs::copy_file(dir_ / "reference.h5", dir_ / "guard_reference.h5",
                 fs::copy_options::overwrite_existing);
