@@ -349,6 +349,12 @@ std::string report_html(std::string_view report_json, std::optional<std::uint64_
       throw InvalidInput(std::string("not JSON: ") + e.what());
     }
   } else {
+    // A whole report (pretty-printed over many lines, or one line without "window") holds no
+    // windows to choose from.
+    if (json::accept(report_json) && !json::parse(report_json).contains("window")) {
+      throw InvalidInput(
+          "a whole-run report, not window records: --window needs a --windows-jsonl file");
+    }
     std::size_t line = 0;
     for (std::size_t at = 0; at < report_json.size() && doc.is_null();) {
       const std::size_t end = std::min(report_json.find('\n', at), report_json.size());

@@ -292,6 +292,13 @@ TEST_F(Cli, HtmlCommandRendersASavedReportAsScanDid) {
                               (dir_ / "html_saved.h5.json").string() + " -o " + page.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(driftguard::testing::read_text(page), driftguard::testing::read_text(scan_page));
+  // A whole-run report has no windows to choose from.
+  const CommandResult windowed =
+      run(std::string(DRIFTGUARD_BIN) + " html " + (dir_ / "html_saved.h5.json").string() +
+          " --window 0 -o " + (dir_ / "html_saved_window.html").string());
+  EXPECT_EQ(windowed.exit_code, 1);
+  EXPECT_NE(windowed.err.find("--window needs a --windows-jsonl file"), std::string::npos)
+      << windowed.err;
 }
 
 TEST_F(Cli, HtmlCommandRendersOneWindowRecord) {
