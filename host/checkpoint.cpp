@@ -1,5 +1,6 @@
 #include "host/checkpoint.hpp"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -8,6 +9,7 @@
 
 #include "driftguard/errors.hpp"
 #include "host/atomic_file.hpp"
+#include "host/fnv1a.hpp"
 #include "host/report_json.hpp"
 
 namespace driftguard::detail {
@@ -15,7 +17,8 @@ namespace {
 
 using nlohmann::json;
 // 2: window summaries in the report's shape (host/report_json.hpp), "time": {"begin", "end"}.
-constexpr int kCheckpointVersion = 2;
+// 3: "digest".
+constexpr int kCheckpointVersion = 3;
 constexpr const char* kFormat = "driftguard-checkpoint";
 
 json optional_json(const std::optional<std::int64_t>& value) {
@@ -39,24 +42,33 @@ void save_checkpoint(const std::string& path, const CheckpointState& state) {
     failovers.push_back(
         {{"row", f.row}, {"stage", f.stage}, {"from", f.from}, {"reason", f.reason}});
   }
-  const json doc = {{"format", kFormat},
-                    {"version", kCheckpointVersion},
-                    {"fingerprint", state.fingerprint},
-                    {"next_row", state.next_row},
-                    {"windows_closed", state.windows_closed},
-                    {"last_key", optional_json(state.last_key)},
-                    {"jsonl_bytes", state.jsonl_bytes},
-                    {"validation",
-                     {{"features", state.validation.features},
-                      {"rows", state.validation.rows},
-                      {"rows_ok", state.validation.rows_ok},
-                      {"flag_counts", state.validation.flag_counts}}},
-                    {"current_slots", state.current_slots},
-                    {"windows_drifted", state.windows_drifted},
-                    {"windows", windows},
-                    {"quarantined", quarantined},
-                    {"failovers", failovers}};
+  json doc = {{"format", kFormat},
+              {"version", kCheckpointVersion},
+              {"fingerprint", state.fingerprint},
+              {"next_row", state.next_row},
+              {"windows_closed", state.windows_closed},
+              {"last_key", optional_json(state.last_key)},
+              {"jsonl_bytes", state.jsonl_bytes},
+              {"validation",
+               {{"features", state.validation.features},
+                {"rows", state.validation.rows},
+                {"rows_ok", state.validation.rows_ok},
+                {"flag_counts", state.validation.flag_counts}}},
+              {"current_slots", state.current_slots},
+              {"windows_drifted", state.windows_drifted},
+              {"windows", windows},
+              {"quarantined", quarantined},
+              {"failovers", failovers}};
+  doc["digest"] = checkpoint_digest(doc.dump());
   write_file_atomically(path, doc.dump() + "\n");
+}
+
+std::string checkpoint_digest(std::string_view body) {
+  Fnv1a digest;
+  digest.add_bytes(body);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(digest.value()));
+  return hex;
 }
 
 std::optional<CheckpointState> load_checkpoint(const std::string& path) {
@@ -70,6 +82,13 @@ std::optional<CheckpointState> load_checkpoint(const std::string& path) {
     if (doc.at("format") != kFormat || doc.at("version") != kCheckpointVersion) {
       throw InvalidInput(path + ": not a driftguard checkpoint of version " +
                          std::to_string(kCheckpointVersion));
+    }
+    json body = doc;
+    body.erase("digest");
+    if (doc.at("digest") != checkpoint_digest(body.dump())) {
+      throw InvalidInput(path +
+                         ": the checkpoint was edited or damaged (its digest does not "
+                         "match); delete it or run without --resume");
     }
     CheckpointState state;
     state.fingerprint = doc.at("fingerprint");

@@ -27,7 +27,10 @@ struct CheckpointState {
   std::vector<FailoverEvent> failovers;
 };
 
+// Saved with a digest of its JSON text: an edited or damaged checkpoint is refused on load.
 void save_checkpoint(const std::string& path, const CheckpointState& state);
+// The digest: FNV-1a of the checkpoint's JSON without its "digest" member (compact dump), in hex.
+std::string checkpoint_digest(std::string_view body);
 // Empty when the file does not exist; InvalidInput when it is not a checkpoint of this version.
 std::optional<CheckpointState> load_checkpoint(const std::string& path);
 

@@ -586,6 +586,7 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
           saved->next_row <= current.rows() && saved->validation.features == features &&
           (saved->windows_drifted.empty() || saved->windows_drifted.size() == features) &&
           saved->validation.rows <= saved->next_row &&
+          saved->validation.rows_ok <= saved->validation.rows &&
           saved->windows.size() == saved->windows_closed;
       if (!consistent) {
         throw InvalidInput(options.checkpoint_path +

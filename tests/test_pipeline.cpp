@@ -35,6 +35,7 @@
 #include "driftguard/monitor.hpp"
 #include "driftguard/profile.hpp"
 #include "hdf5_damage.hpp"
+#include "host/checkpoint.hpp"
 
 extern char** environ;
 
@@ -1076,18 +1077,30 @@ TEST_F(Pipeline, DamagedCheckpointIsOneLineError) {
     std::ofstream(checkpoint, std::ios::trunc) << text;
     return scan(dir_ / "damaged.h5", report, flags + " --resume");
   };
+  // Edits signed as the library signs a checkpoint reach the consistency checks behind the
+  // digest (a bug could write such a checkpoint); unsigned edits stop at the digest.
+  const auto signed_text = [](json doc) {
+    doc.erase("digest");
+    doc["digest"] = driftguard::detail::checkpoint_digest(doc.dump());
+    return doc.dump();
+  };
   json edited = json::parse(saved);
   edited["next_row"] = 30005;
-  json old_version = json::parse(saved);  // version 1 wrote "time_begin"/"time_end" flat
-  old_version["version"] = 1;
+  json more_ok = json::parse(saved);
+  more_ok["validation"]["rows_ok"] = 1000000000;
+  json old_version = json::parse(saved);  // version 2 had no digest
+  old_version["version"] = 2;
   json shrunk = json::parse(saved);
   shrunk["current_slots"].erase(shrunk["current_slots"].begin() + 3, shrunk["current_slots"].end());
   const std::vector<std::pair<std::string, std::string>> cases = {
       {saved.substr(0, saved.size() / 2), "not a valid driftguard checkpoint"},
       {"{\"format\": \"driftguard-checkpoint\", \"version\": 99}", "not a driftguard checkpoint"},
-      {old_version.dump(), "not a driftguard checkpoint of version 2"},
-      {edited.dump(), "do not fit the current table"},
-      {shrunk.dump(), "do not fit the bins"}};
+      {old_version.dump(), "not a driftguard checkpoint of version 3"},
+      {edited.dump(), "edited or damaged"},
+      {more_ok.dump(), "edited or damaged"},
+      {signed_text(edited), "do not fit the current table"},
+      {signed_text(more_ok), "do not fit the current table"},
+      {signed_text(shrunk), "do not fit the bins"}};
   for (const auto& [text, message] : cases) {
     SCOPED_TRACE(message);
     const CommandResult r = resume_with(text);
