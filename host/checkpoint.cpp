@@ -17,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 // 2: window summaries in the report's shape (host/report_json.hpp), "time": {"begin", "end"}.
-// 3: "digest".
+// 3: "digest"; the window summaries in the window log (window_log_path), "windows_bytes" long.
 constexpr int kCheckpointVersion = 3;
 constexpr const char* kFormat = "driftguard-checkpoint";
 
@@ -33,8 +33,7 @@ std::optional<std::int64_t> optional_int(const json& value) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const CheckpointState& state) {
-  json windows = json::array(), quarantined = json::array(), failovers = json::array();
-  for (const WindowSummary& w : state.windows) windows.push_back(window_summary_json(w));
+  json quarantined = json::array(), failovers = json::array();
   for (const QuarantinedBlock& q : state.quarantined) {
     quarantined.push_back({{"first_row", q.first_row}, {"rows", q.rows}, {"reason", q.reason}});
   }
@@ -56,11 +55,15 @@ void save_checkpoint(const std::string& path, const CheckpointState& state) {
                 {"flag_counts", state.validation.flag_counts}}},
               {"current_slots", state.current_slots},
               {"windows_drifted", state.windows_drifted},
-              {"windows", windows},
+              {"windows_bytes", state.windows_bytes},
               {"quarantined", quarantined},
               {"failovers", failovers}};
   doc["digest"] = checkpoint_digest(doc.dump());
   write_file_atomically(path, doc.dump() + "\n");
+}
+
+std::string window_log_path(const std::string& checkpoint_path) {
+  return checkpoint_path + ".windows";
 }
 
 std::string checkpoint_digest(std::string_view body) {
@@ -106,7 +109,19 @@ std::optional<CheckpointState> load_checkpoint(const std::string& path) {
     }
     state.current_slots = doc.at("current_slots").get<std::vector<std::uint64_t>>();
     state.windows_drifted = doc.at("windows_drifted").get<std::vector<std::uint64_t>>();
-    for (const json& w : doc.at("windows")) state.windows.push_back(window_summary_from_json(w));
+    state.windows_bytes = doc.at("windows_bytes");
+    const std::string log = window_log_path(path);
+    std::ifstream log_in(log, std::ios::binary);
+    std::string lines(state.windows_bytes, '\0');
+    if (!log_in.read(lines.data(), static_cast<std::streamsize>(lines.size()))) {
+      throw InvalidInput(log + ": shorter than the checkpoint records (" +
+                         std::to_string(state.windows_bytes) + " bytes); it was changed since");
+    }
+    for (std::size_t at = 0; at < lines.size();) {
+      const std::size_t end = std::min(lines.find('\n', at), lines.size());
+      state.windows.push_back(window_summary_from_json(json::parse(lines.substr(at, end - at))));
+      at = end + 1;
+    }
     for (const json& q : doc.at("quarantined")) {
       state.quarantined.push_back({q.at("first_row"), q.at("rows"), q.at("reason")});
     }

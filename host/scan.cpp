@@ -23,6 +23,7 @@
 #include "host/block_ring.hpp"
 #include "host/checkpoint.hpp"
 #include "host/fnv1a.hpp"
+#include "host/report_json.hpp"
 #include "kernels/context_impl.hpp"
 
 namespace driftguard {
@@ -212,12 +213,14 @@ enum class WindowMode { Whole, Rows, Time };
 // window's end writes its JSON line, adds it to the whole-file totals and saves the checkpoint.
 class WindowedStream {
  public:
+  // `window_log` takes each window's summary for the checkpoint (detail::window_log_path).
   WindowedStream(const ScanOptions& options, Monitor& monitor, CheckpointState& state,
-                 JsonLines& jsonl)
+                 JsonLines& jsonl, JsonLines& window_log)
       : options_(options),
         monitor_(monitor),
         state_(state),
         jsonl_(jsonl),
+        window_log_(window_log),
         features_(monitor.profile().features()),
         prior_failovers_(state.failovers) {
     mode_ = options.window_rows > 0 ? WindowMode::Rows
@@ -367,6 +370,7 @@ class WindowedStream {
       if (score.drifted) summary.drifted_scores.push_back(score.name);
     }
     if (report.mmd) summary.mmd_pvalue = report.mmd->pvalue;
+    state_.windows_bytes += window_log_.append(detail::window_summary_json(summary).dump() + "\n");
     state_.windows.push_back(std::move(summary));
     state_.failovers = report.failovers;
     state_.next_row = end_row;
@@ -380,6 +384,7 @@ class WindowedStream {
   Monitor& monitor_;
   CheckpointState& state_;
   JsonLines& jsonl_;
+  JsonLines& window_log_;
   std::size_t features_;
   std::vector<FailoverEvent> prior_failovers_;
   WindowMode mode_;
@@ -596,7 +601,9 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
       state = std::move(*saved);
     }
   } else if (!options.checkpoint_path.empty()) {
-    std::filesystem::remove(options.checkpoint_path);  // a stale one must not be resumed later
+    // A stale one must not be resumed later.
+    std::filesystem::remove(options.checkpoint_path);
+    std::filesystem::remove(detail::window_log_path(options.checkpoint_path));
   }
   // A resumed run that fails over in the profile again keeps the first run's event only.
   const auto is_profile_event = [](const FailoverEvent& e) { return e.stage == "profile"; };
@@ -605,9 +612,12 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
     state.failovers.insert(state.failovers.begin(), *profile_failover);
   }
   JsonLines jsonl(options.windows_jsonl, state.jsonl_bytes);
+  JsonLines window_log(
+      options.checkpoint_path.empty() ? "" : detail::window_log_path(options.checkpoint_path),
+      state.windows_bytes);
 
   const double current_start = steady_seconds();
-  WindowedStream stream(options, monitor, state, jsonl);
+  WindowedStream stream(options, monitor, state, jsonl, window_log);
   ProgressLine progress(options.progress, current.rows(), state.next_row);
   PipelineStats stats;
   std::vector<double> latencies;

@@ -451,8 +451,10 @@ TEST_F(Pipeline, TimeWindowsFollowTimestamps) {
   const CommandResult r = scan(current, report_path, flags);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json report = read_json(report_path);
-  // The checkpoint keeps the window summaries as the report writes them, and reads them back.
-  EXPECT_EQ(read_json(checkpoint)["windows"], report["windows"]);
+  // The checkpoint's window log keeps the window summaries as the report writes them, one line
+  // each, and the resumed run reads them back.
+  EXPECT_EQ(json(read_jsonl(driftguard::detail::window_log_path(checkpoint.string()))),
+            report["windows"]);
   const CommandResult resumed = scan(current, dir_ / "time_resumed.json", flags + " --resume");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(untimed(read_json(dir_ / "time_resumed.json")), untimed(report));
@@ -1108,6 +1110,12 @@ TEST_F(Pipeline, DamagedCheckpointIsOneLineError) {
     EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+  // The window log beside it, cut short: refused too.
+  const fs::path log = driftguard::detail::window_log_path(checkpoint.string());
+  fs::resize_file(log, fs::file_size(log) / 2);
+  const CommandResult r = resume_with(saved);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("shorter than the checkpoint records"), std::string::npos) << r.err;
 }
 
 }  // namespace
