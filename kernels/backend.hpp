@@ -66,11 +66,15 @@ void free_pinned(void* pointer) noexcept;
 // pageable host batch into pinned staging.
 void batch_pass(DeviceState& state, int host_threads, const detail::BatchPassArgs& args);
 // Host or device windows (each in its own space); the same contract as cpu::mmd / cpu::mmd_linear.
-// `host_threads` copy host windows into pinned staging.
+// `host_threads` copy host windows into pinned staging. mmd needs mmd_runs_here (else
+// BackendUnavailable).
 detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, BatchView current,
                     const MmdOptions& options);
 detail::MmdLinearTerms mmd_linear(DeviceState& state, int host_threads, BatchView reference,
                                   BatchView current, const MmdLinearOptions& options);
+// Whether the quadratic test's kernel runs on this device: FP64 tensor cores (compute capability
+// 8.0) and code built for them (a build for compute_75 JIT-compiled on an H100 has not).
+bool mmd_runs_here(DeviceState& state);
 
 }  // namespace driftguard::cuda
 

@@ -22,6 +22,7 @@ detail::MmdLinearTerms mmd_linear(DeviceState&, int, BatchView, BatchView,
                                   const MmdLinearOptions&) {
   unavailable();
 }
+bool mmd_runs_here(DeviceState&) { unavailable(); }
 
 }  // namespace driftguard::cuda
 

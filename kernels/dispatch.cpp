@@ -137,10 +137,14 @@ MmdResult mmd_test(Context& ctx, BatchView reference, BatchView current,
   }
   Context::Impl& impl = ctx.impl();
   impl.fault_point("mmd_test");
+  // A device the kernel does not run on (no FP64 tensor cores, or code built for an older
+  // architecture) leaves host windows to the CPU backend; cuda::mmd refuses device windows there.
+  const bool on_device = impl.backend == Backend::Cuda &&
+                         (reference.space == MemorySpace::Device ||
+                          current.space == MemorySpace::Device || cuda::mmd_runs_here(*impl.cuda));
   const detail::MmdSums sums =
-      impl.backend == Backend::Cuda
-          ? cuda::mmd(*impl.cuda, impl.cpu_threads, reference, current, options)
-          : cpu::mmd(impl.cpu_threads, reference, current, options);
+      on_device ? cuda::mmd(*impl.cuda, impl.cpu_threads, reference, current, options)
+                : cpu::mmd(impl.cpu_threads, reference, current, options);
   return detail::finish_mmd(sums, reference.rows, current.rows, options);
 }
 

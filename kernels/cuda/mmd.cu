@@ -197,7 +197,7 @@ struct PairsShared {
 // since the block entered the current row tile.
 // Two blocks an SM cap registers at 128 (ptxas, sm_90: 176 bytes spilled for two words); the
 // scalar kernel had taken 252 and run one block an SM. FP64 tensor cores need compute
-// capability 8.0; mmd() refuses older devices before launching.
+// capability 8.0 and code built for it: mmd() launches only where mmd_runs_here.
 template <int kWords>
 __global__ void __launch_bounds__(kThreads, 2) mmd_pairs_kernel(PairsArgs args) {
 #if __CUDA_ARCH__ >= 800
@@ -531,12 +531,12 @@ detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, B
   if (reference.rows + current.rows > static_cast<std::size_t>(INT_MAX)) {
     throw InvalidInput("mmd_test: the CUDA backend takes at most 2^31 - 1 rows in the two windows");
   }
-  if (state.properties().major < 8) {
+  if (!mmd_runs_here(state)) {
     throw BackendUnavailable(
-        "mmd_test: the CUDA backend needs compute capability 8.0 or newer "
-        "(FP64 tensor cores); this device has " +
+        "mmd_test: the CUDA backend needs FP64 tensor cores (compute capability 8.0, and code "
+        "built for it); this device has " +
         std::to_string(state.properties().major) + "." + std::to_string(state.properties().minor) +
-        ": use the CPU backend");
+        ": pass host windows (tested on the CPU) or use the CPU backend");
   }
   DeviceGuard guard(state.device());
   state.follow_caller(reference);
@@ -698,6 +698,18 @@ detail::MmdSums mmd(DeviceState& state, int host_threads, BatchView reference, B
     sums.xy[c] = h[2 * width + column];
   }
   return sums;
+}
+
+bool mmd_runs_here(DeviceState& state) {
+  if (state.properties().major < 8) return false;
+  DeviceGuard guard(state.device());
+  cudaFuncAttributes attributes{};
+  if (cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(&mmd_pairs_kernel<2>)) !=
+      cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: cleared for the calls that follow
+    return false;
+  }
+  return attributes.ptxVersion >= 80;  // below, the kernel's body is a trap
 }
 
 detail::MmdLinearTerms mmd_linear(DeviceState& state, int host_threads, BatchView reference,
