@@ -31,6 +31,12 @@ json validation_json(const ValidationCounts& counts) {
 
 json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
 
+// No PSI, no band: "stable" would read as a verdict about a PSI that was not computed (an empty
+// window; the whole file of a windowed scan under the evidently policy).
+json band_or_null(double psi, PsiBand band) {
+  return std::isnan(psi) ? json(nullptr) : json(to_string(band));
+}
+
 json ks_json(const KsResult& ks, double adjusted, double alpha) {
   return {{"statistic", number_or_null(ks.statistic)},
           {"pvalue", number_or_null(ks.pvalue)},
@@ -123,7 +129,7 @@ std::string ScanReport::to_json(int indent) const {
         {"name", f.name},
         {"kind", categorical ? "categorical" : "numeric"},
         {"psi", number_or_null(f.psi)},
-        {"band", to_string(f.band)},
+        {"band", band_or_null(f.psi, f.band)},
         {"drifted", f.drifted},
         {"validation", flags_json(f.current_flags)},
         {"reference_validation", flags_json(f.reference_flags)},
@@ -135,7 +141,10 @@ std::string ScanReport::to_json(int indent) const {
           {"reference", f.reference_slots},
           {"current", f.current_slots}}},
     };
-    if (!f.labels.empty()) {
+    // A windowed scan under the evidently policy bins each window on its own: no whole-file
+    // histogram to give.
+    if (f.reference_slots.empty() && f.current_slots.empty()) item.erase("histogram");
+    if (!f.labels.empty() && item.contains("histogram")) {
       json& labels = item["histogram"]["labels"] = json::array();
       for (const std::optional<std::string>& label : f.labels) {
         labels.push_back(label ? json(*label) : json(nullptr));
@@ -222,7 +231,7 @@ std::string ScanReport::to_json(int indent) const {
     for (const ScoreDrift& d : scores) {
       outputs.push_back({{"name", d.name},
                          {"psi", number_or_null(d.psi)},
-                         {"band", to_string(d.band)},
+                         {"band", band_or_null(d.psi, d.band)},
                          {"drifted", d.drifted},
                          {"ks",
                           {{"statistic", number_or_null(d.ks.statistic)},

@@ -35,19 +35,27 @@ using detail::steady_seconds;
 
 ReferenceProfile reference_profile(Context& ctx, const ScanOptions& options) {
   if (!ReferenceProfile::is_profile(options.reference_path)) {
-    return ReferenceProfile::build(ctx, options.reference_path,
-                                   {.schema = options.schema,
-                                    .max_categories = options.max_categories,
-                                    .range_margin = options.range_margin,
-                                    .mmd_rows = options.mmd ? options.mmd_rows : 0,
-                                    .seed = options.mmd_options.seed,
-                                    .model_path = options.model_path,
-                                    .model_options = options.model_options});
+    const ProfileOptions defaults;
+    return ReferenceProfile::build(
+        ctx, options.reference_path,
+        {.schema = options.schema,
+         .max_categories = options.max_categories.value_or(defaults.max_categories),
+         .range_margin = options.range_margin.value_or(defaults.range_margin),
+         .mmd_rows = options.mmd ? options.mmd_rows : 0,
+         .seed = options.mmd_options.seed,
+         .model_path = options.model_path,
+         .model_options = options.model_options});
   }
   if (options.schema) {
     throw InvalidInput(options.reference_path +
                        ": a profile carries its own schema; --schema applies to raw reference "
                        "tables only");
+  }
+  if (options.max_categories || options.range_margin) {
+    throw InvalidInput(options.reference_path +
+                       ": a profile carries the schema inferred when it was built; "
+                       "--max-categories and --range-margin apply to raw reference tables only "
+                       "(driftguard profile takes them)");
   }
   return ReferenceProfile::load(options.reference_path);
 }
@@ -92,8 +100,8 @@ std::string fingerprint(const ScanOptions& o, const Hdf5BatchReader& current,
         {"bytes", size_error ? 0 : bytes},
         {"modified", time_error ? 0 : modified.time_since_epoch().count()}}},
       {"schema", o.schema ? o.schema->to_json() : ""},
-      {"max_categories", o.max_categories},
-      {"range_margin", o.range_margin},
+      {"max_categories", optional(o.max_categories)},
+      {"range_margin", optional(o.range_margin)},
       {"binning", {to_string(o.binning.policy), o.binning.bins}},
       {"psi",
        {o.psi.merge_outer, o.psi.include_missing, to_string(o.psi.empty_bins), o.psi.epsilon}},

@@ -67,6 +67,12 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
   } else {
     bad(where, "kind must be 'numeric' or 'categorical', got '" + kind + "'");
   }
+  if (spec.kind == FeatureKind::Categorical) {
+    // Validation checks a categorical feature's codes only: a bound or edges would be ignored.
+    for (const char* key : {"min", "max", "bin_edges"}) {
+      if (item.contains(key)) bad(where, std::string("only numeric features have '") + key + "'");
+    }
+  }
   spec.min = number_or(item, "min", spec.min, where);
   spec.max = number_or(item, "max", spec.max, where);
   if (std::isnan(spec.min) || std::isnan(spec.max) || spec.min > spec.max) {
@@ -81,6 +87,7 @@ FeatureSpec parse_feature(const json& item, std::size_t index) {
     if (spec.kind != FeatureKind::Categorical)
       bad(where, "only categorical features list categories");
     if (!item["categories"].is_array()) bad(where, "'categories' must be an array of integers");
+    if (item["categories"].empty()) bad(where, "'categories' lists no code");
     std::vector<std::int64_t> codes;  // as listed, parallel to the labels
     std::set<std::int64_t> seen;
     for (const json& code : item["categories"]) {

@@ -197,6 +197,15 @@ TEST_F(Cli, ProfileScanEqualsRawScan) {
           " --current " + (dir_ / "current.h5").string() + " --schema " +
           (dir_ / "schema.json").string());
   EXPECT_EQ(with_schema.exit_code, 1);
+  // Nor do the inference options apply to a profile's schema: refused, not ignored.
+  for (const char* option : {" --range-margin 0", " --max-categories 5"}) {
+    const CommandResult inference =
+        run(std::string(DRIFTGUARD_BIN) + " scan --backend cpu --reference " + profile.string() +
+            " --current " + (dir_ / "current.h5").string() + option);
+    EXPECT_EQ(inference.exit_code, 1) << option;
+    EXPECT_NE(inference.err.find("apply to raw reference tables only"), std::string::npos)
+        << inference.err;
+  }
 }
 
 TEST_F(Cli, ModelScoreDriftFollowsItsInputs) {
@@ -888,6 +897,20 @@ TEST_F(Cli, AColumnWithoutValuesInOneWindowDriftsAndTheOthersAreScanned) {
     EXPECT_EQ(doc["features"][1]["ks"]["pvalue"].get<double>(), 1.0) << what;
     EXPECT_NE(doc["drift"]["rule"].get<std::string>().find("one side only"), std::string::npos);
   }
+  // A windowed scan under evidently's per-window bins has no whole-file PSI: no band either
+  // (it read "stable" for a feature significant in every window), and no whole-file histogram.
+  const fs::path windowed = dir_ / "emptied_windows.json";
+  const CommandResult r = run(std::string(DRIFTGUARD_BIN) +
+                              " scan --backend cpu --binning evidently --window-rows 300 " +
+                              "--reference " + (dir_ / "full.h5").string() + " --current " +
+                              (dir_ / "emptied.h5").string() + " --report " + windowed.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json emptied = read_json(windowed)["features"][0];
+  EXPECT_TRUE(emptied["psi"].is_null()) << emptied.dump();
+  EXPECT_TRUE(emptied["band"].is_null()) << emptied.dump();
+  EXPECT_FALSE(emptied.contains("histogram")) << emptied.dump();
+  EXPECT_TRUE(emptied["drifted"].get<bool>());
+  EXPECT_EQ(emptied["windows_drifted"], 2);
 }
 
 // Real time-ordered data against SciPy and NumPy: the NOAA weather stream in decade windows

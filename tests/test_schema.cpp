@@ -81,6 +81,13 @@ TEST(Schema, BadDocumentsNameTheProblem) {
       {R"({"features": [{"name": "a", "missing_alowed": false}]})", "unknown key 'missing_alowed'"},
       {R"({"feature": [], "features": [{"name": "a"}]})", "the document: unknown key 'feature'"},
       {R"({"features": [{"name": "a", "kind": "categorical"}]})", "needs 'categories'"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "categories": []}]})",
+       "lists no code"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "categories": [1], "min": 5}]})",
+       "only numeric features have 'min'"},
+      {R"({"features": [{"name": "a", "kind": "categorical", "categories": [1],
+           "bin_edges": [0, 1]}]})",
+       "only numeric features have 'bin_edges'"},
   };
   for (const auto& [text, expected] : cases) {
     try {

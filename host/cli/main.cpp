@@ -256,7 +256,7 @@ void print_table(const ScanReport& report, const Context& ctx, std::ostream& out
     std::snprintf(
         line, sizeof line, "%-*s %-12s %9s  %-12s %8s %10s %9llu %9llu%s\n", width,
         table_name(f.name).c_str(), f.kind == FeatureKind::Categorical ? "categorical" : "numeric",
-        fixed(f.psi, 4).c_str(), std::string(to_string(f.band)).c_str(),
+        fixed(f.psi, 4).c_str(), std::isnan(f.psi) ? "-" : std::string(to_string(f.band)).c_str(),
         f.ks ? fixed(f.ks->statistic, 4).c_str() : "-", f.ks ? pvalue_text(adjusted).c_str() : "-",
         static_cast<unsigned long long>(f.current_flags[flag_index(kMissing)]),
         static_cast<unsigned long long>(invalid), f.drifted ? "  <- drift" : "");
@@ -290,9 +290,9 @@ void print_table(const ScanReport& report, const Context& ctx, std::ostream& out
         << "): " << e.reason << "\n";
   }
   for (const ScoreDrift& d : report.scores) {
-    out << "score " << d.name << ": PSI " << fixed(d.psi, 4) << " (" << to_string(d.band)
-        << "), KS D " << fixed(d.ks.statistic, 4) << ", p " << pvalue_text(d.ks.pvalue)
-        << (d.drifted ? "  <- drift" : "") << "\n";
+    out << "score " << d.name << ": PSI " << fixed(d.psi, 4) << " ("
+        << (std::isnan(d.psi) ? "-" : to_string(d.band)) << "), KS D " << fixed(d.ks.statistic, 4)
+        << ", p " << pvalue_text(d.ks.pvalue) << (d.drifted ? "  <- drift" : "") << "\n";
   }
   if (report.mmd) {
     out << "MMD: mmd2 " << report.mmd->mmd2 << ", p " << pvalue_text(report.mmd->pvalue) << " ("
@@ -592,11 +592,13 @@ int main(int argc, char** argv) {
   scan_cmd
       ->add_option(
           "--max-categories", scan_options.max_categories,
-          "schema inference: integer features with at most this many values are categorical")
+          "schema inference (raw reference; default 20): integer features with at most this many "
+          "values are categorical")
       ->transform(whole_number(0, kMaxSize));
   scan_cmd
       ->add_option("--range-margin", scan_options.range_margin,
-                   "schema inference: widen observed numeric ranges by this fraction per side")
+                   "schema inference (raw reference; default 0.1): widen observed numeric ranges "
+                   "by this fraction per side")
       ->check(kNonNegative);
   add_common(*scan_cmd, common);
 

@@ -37,11 +37,14 @@ struct ScanOptions : DriftOptions {
   // so a scan against the table equals the scan against its profile (same mmd_rows and seed).
   std::string reference_path;
   std::string current_path;
-  std::optional<Schema> schema;     // raw reference only; inferred when absent
-  std::size_t max_categories = 20;  // schema inference (SchemaInferrer)
-  double range_margin = 0.1;        // schema inference (SchemaInferrer)
-  std::size_t batch_rows = 0;       // rows per batch; 0 = about 16 MiB, whole HDF5 chunks
-  std::size_t ring_buffers = 3;     // host buffers between the reader and the compute thread
+  std::optional<Schema> schema;  // raw reference only; inferred when absent
+  // Schema inference from a raw reference (SchemaInferrer; unset: ProfileOptions' defaults, 20
+  // and 0.1). A profile carries the schema inferred when it was built: either one set with a
+  // profile is InvalidInput, not ignored.
+  std::optional<std::size_t> max_categories;
+  std::optional<double> range_margin;
+  std::size_t batch_rows = 0;    // rows per batch; 0 = about 16 MiB, whole HDF5 chunks
+  std::size_t ring_buffers = 3;  // host buffers between the reader and the compute thread
 
   // Tumbling windows: by row count, or by /timestamp in its own units (windows
   // [k*W, (k+1)*W); timestamps must not decrease). At most one of the two; neither = one window.
