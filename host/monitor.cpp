@@ -24,6 +24,9 @@ void DriftOptions::check() const {
     throw InvalidInput("the drift rule '" + std::string(to_string(drift_rule)) +
                        "' needs KS, which is switched off");
   }
+  // Caught here, not when the first window closes (which would fail, and the window never end).
+  if (mmd && mmd_rows < 2) throw InvalidInput("MMD needs mmd_rows >= 2");
+  if (mmd && mmd_options.permutations == 0) throw InvalidInput("MMD needs permutations >= 1");
 }
 
 namespace {
@@ -101,6 +104,7 @@ struct Monitor::Impl {
 
   // The current window.
   std::uint64_t rows = 0;
+  std::uint64_t windows_closed = 0, rows_closed = 0;  // close_window()'s numbering
   std::uint64_t first_row = 0;  // the stream position of its first batch (labels failovers)
   ValidationCounts validation;
   HistogramCounts counts;
@@ -129,6 +133,17 @@ struct Monitor::Impl {
       cpu_fallback = cpu_fallback_context(*ctx);
       return step(*cpu_fallback);
     }
+  }
+
+  // report() with the window's place among those closed so far.
+  ScanReport numbered_report() {
+    ScanReport out = report();
+    WindowInfo info;
+    info.index = windows_closed;
+    info.first_row = rows_closed;
+    info.end_row = rows_closed + rows;
+    out.window = info;
+    return out;
   }
 
   void reset_window() {
@@ -271,13 +286,16 @@ void Monitor::observe(BatchView batch, std::uint64_t first_row) {
 
 ScanReport Monitor::snapshot() {
   const std::lock_guard lock(impl_->mutex);
-  return impl_->report();
+  return impl_->numbered_report();
 }
 
 ScanReport Monitor::close_window() {
   const std::lock_guard lock(impl_->mutex);
-  ScanReport report = impl_->report();
-  impl_->reset_window();
+  Impl& m = *impl_;
+  ScanReport report = m.numbered_report();
+  ++m.windows_closed;
+  m.rows_closed += m.rows;
+  m.reset_window();
   return report;
 }
 

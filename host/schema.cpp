@@ -271,6 +271,9 @@ void SchemaInferrer::observe(BatchView batch) {
                        " features, expected " + std::to_string(columns_.size()));
   }
   if (batch.space != MemorySpace::Host) throw InvalidInput("schema inference needs host batches");
+  if (batch.rows > 0 && batch.data == nullptr) {
+    throw InvalidInput("schema inference: null data with rows > 0");
+  }
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::size_t f = 0; f < batch.features; ++f) {
     Column& c = columns_[f];

@@ -983,6 +983,18 @@ TEST_F(Pipeline, MonitorFedFromThreadsEqualsSequential) {
   }
   DriftOptions options;  // KS and the distances on: the window is held
   ASSERT_TRUE(options.holds_window());
+  // MMD options that could never run are refused up front, not when the first window closes.
+  for (const auto& [rows, permutations] :
+       {std::pair<std::size_t, std::uint32_t>{1, 100}, {2000, 0}}) {
+    DriftOptions mmd = options;
+    mmd.mmd = true;
+    mmd.mmd_rows = rows;
+    mmd.mmd_options.permutations = permutations;
+    EXPECT_THROW(Monitor(ctx, ref, mmd), InvalidInput) << rows << " " << permutations;
+    mmd.mmd_rows = 2000;
+    mmd.mmd_options.permutations = 100;
+    EXPECT_NO_THROW(Monitor(ctx, ref, mmd));  // the profile serves MMD: the options were the fault
+  }
 
   Monitor sequential(ctx, ref, options);
   for (std::size_t b = 0; b < batches.size(); ++b) sequential.observe(batches[b], b * batch_rows);
@@ -993,7 +1005,14 @@ TEST_F(Pipeline, MonitorFedFromThreadsEqualsSequential) {
   EXPECT_EQ(sequential.window_rows(), 0u) << "close_window() starts the next window";
   EXPECT_EQ(snapshot.to_json(), expected.to_json());
   EXPECT_EQ(expected.current_rows, table.rows());
+  ASSERT_TRUE(expected.window.has_value());
+  EXPECT_EQ(expected.window->index, 0u);
+  EXPECT_EQ(expected.window->first_row, 0u);
+  EXPECT_EQ(expected.window->end_row, table.rows());
   const ScanReport empty = sequential.snapshot();
+  ASSERT_TRUE(empty.window.has_value());
+  EXPECT_EQ(empty.window->index, 1u);  // the next window, after the one closed
+  EXPECT_EQ(empty.window->first_row, table.rows());
   EXPECT_EQ(empty.current_rows, 0u);
   EXPECT_EQ(empty.current_validation.rows, 0u);
   EXPECT_TRUE(std::isnan(empty.features[0].psi));

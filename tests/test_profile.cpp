@@ -250,6 +250,7 @@ TEST(SampleFiniteRows, KeepsOrderAndOnlyFiniteRows) {
   }
   EXPECT_EQ(sample, sample_finite_rows({data.data(), 100, 2}, 20, 5));
   EXPECT_NE(sample, sample_finite_rows({data.data(), 100, 2}, 20, 6));
+  EXPECT_THROW(sample_finite_rows({nullptr, 100, 2}, 20, 5), InvalidInput);
 }
 
 }  // namespace

@@ -152,6 +152,7 @@ TEST(SchemaInferrer, InfinitiesDecideNothing) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   const std::vector<float> data = {0, 1.5f, kInf, 1, 2.5f, -kInf, 1, 3.5f, kInf, kInf, kInf, kInf};
   SchemaInferrer inferrer({"code", "x", "only_inf"}, 20, 0.0);
+  EXPECT_THROW(inferrer.observe({nullptr, 4, 3}), InvalidInput);
   inferrer.observe({data.data(), 4, 3});
   const Schema schema = inferrer.finish();
   EXPECT_EQ(schema.features[0].kind, FeatureKind::Categorical);

@@ -1,6 +1,8 @@
 #pragma once
 // The execution context: which backend runs the kernels, plus the resources each backend reuses
 // across batches (CUDA device, streams, a device workspace that grows once, a pinned host pool).
+// Because of that reuse, a Context serves one call at a time: threads working at once each take
+// their own. A moved-from Context may only be destroyed or assigned to.
 #include <cstddef>
 #include <memory>
 #include <string>

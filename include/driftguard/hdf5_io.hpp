@@ -6,7 +6,9 @@
 //   /timestamp      optional int64 [N]
 //   /row_id         optional int64 [N]
 //   root attributes format = "driftguard", format_version = 1
-// Every failure is an IoError with one clear line naming the file and what is wrong.
+// Every failure of a file is an IoError with one clear line naming the file and what is wrong;
+// misuse of a writer (appending after close(), null rows, a column it was not made with) is
+// InvalidInput.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -121,7 +123,7 @@ class Hdf5Store {
   // A new store, replacing `path` when close() succeeds (written under a temporary name until
   // then; a store destroyed without close() leaves `path` as it was).
   static Hdf5Store create(const std::string& path);
-  static Hdf5Store open(const std::string& path);    // read-only
+  static Hdf5Store open(const std::string& path);  // read-only
   ~Hdf5Store();
   Hdf5Store(Hdf5Store&&) noexcept;
   Hdf5Store& operator=(Hdf5Store&&) noexcept;

@@ -134,7 +134,9 @@ class Model {
 };
 
 // A model bound to a batch layout: model feature i is read from batch column column_of(i).
-// Resolved once, reused for every batch of that layout.
+// Resolved once, reused for every batch of that layout. It keeps its Model's data alive. Model
+// and BoundModel are immutable: any number of threads may score with one at once (each with its
+// own Context).
 class BoundModel {
  public:
   // By name: every model feature must appear in `batch_feature_names` (InvalidInput naming the

@@ -68,10 +68,11 @@ struct DriftOptions {
 
 class Monitor {
  public:
-  // `ctx` must outlive the monitor. Batches carry the profile's features in its order.
-  // `expected_window_rows` (a hint, 0 = unknown) reserves the held window once.
-  // InvalidInput for options the profile cannot serve (MMD without a sample, a model the profile
-  // holds no scores for); ModelError / IoError when the model cannot be loaded.
+  // `ctx` must outlive the monitor and stay where it is (not moved from) while the monitor uses it.
+  // Batches carry the profile's features in its order. `expected_window_rows` (a hint, 0 = unknown)
+  // reserves the held window once. InvalidInput for options the profile cannot serve (MMD without a
+  // sample, a model the profile holds no scores for); ModelError / IoError when the model cannot be
+  // loaded.
   Monitor(Context& ctx, ReferenceProfile profile, DriftOptions options,
           std::size_t expected_window_rows = 0);
   ~Monitor();
@@ -82,8 +83,11 @@ class Monitor {
   // `first_row` is the batch's position in the stream; it only labels failover events.
   void observe(BatchView batch, std::uint64_t first_row = 0);
   // The current window's report (an empty window reports NaN statistics); the window goes on.
+  // Its `window` numbers the window among those closed before (index 0, 1, ...) and places its
+  // rows in the stream of rows observed ([first_row, end_row)); run_scan replaces that with file
+  // rows and times.
   ScanReport snapshot();
-  // The current window's report; the next window starts empty.
+  // The current window's report, as snapshot() gives it; the next window starts empty.
   ScanReport close_window();
 
   std::uint64_t window_rows() const;
