@@ -56,6 +56,7 @@ void save_checkpoint(const std::string& path, const CheckpointState& state) {
               {"current_slots", state.current_slots},
               {"windows_drifted", state.windows_drifted},
               {"windows_bytes", state.windows_bytes},
+              {"windows_digest", state.windows_digest},
               {"quarantined", quarantined},
               {"failovers", failovers}};
   doc["digest"] = checkpoint_digest(doc.dump());
@@ -110,12 +111,25 @@ std::optional<CheckpointState> load_checkpoint(const std::string& path) {
     state.current_slots = doc.at("current_slots").get<std::vector<std::uint64_t>>();
     state.windows_drifted = doc.at("windows_drifted").get<std::vector<std::uint64_t>>();
     state.windows_bytes = doc.at("windows_bytes");
+    state.windows_digest = doc.at("windows_digest");
     const std::string log = window_log_path(path);
+    std::error_code error;
+    const std::uintmax_t log_size = std::filesystem::file_size(log, error);
     std::ifstream log_in(log, std::ios::binary);
-    std::string lines(state.windows_bytes, '\0');
-    if (!log_in.read(lines.data(), static_cast<std::streamsize>(lines.size()))) {
+    if (error || log_size < state.windows_bytes) {
       throw InvalidInput(log + ": shorter than the checkpoint records (" +
                          std::to_string(state.windows_bytes) + " bytes); it was changed since");
+    }
+    std::string lines(state.windows_bytes, '\0');
+    if (!log_in.read(lines.data(), static_cast<std::streamsize>(lines.size()))) {
+      throw IoError(log + ": cannot read the window log");
+    }
+    Fnv1a digest;
+    digest.add_bytes(lines);
+    if (digest.value() != state.windows_digest) {
+      throw InvalidInput(log +
+                         ": the window log was edited or damaged (its digest does not match "
+                         "the checkpoint's); delete both or run without --resume");
     }
     for (std::size_t at = 0; at < lines.size();) {
       const std::size_t end = std::min(lines.find('\n', at), lines.size());

@@ -9,6 +9,7 @@
 
 #include "driftguard/report.hpp"
 #include "driftguard/validate.hpp"
+#include "host/fnv1a.hpp"
 
 namespace driftguard::detail {
 
@@ -19,6 +20,7 @@ struct CheckpointState {
   std::optional<std::int64_t> last_key;  // the last closed window's key (timestamp windows)
   std::uint64_t jsonl_bytes = 0;         // the JSON Lines file's length after the last window
   std::uint64_t windows_bytes = 0;       // the window log's length after the last window
+  std::uint64_t windows_digest = Fnv1a().value();  // FNV-1a of those bytes
   // Whole-file accumulators of the closed windows.
   ValidationCounts validation;
   std::vector<std::uint64_t> current_slots;    // HistogramCounts::raw(); empty without fixed bins

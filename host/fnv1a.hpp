@@ -9,6 +9,9 @@ namespace driftguard::detail {
 
 class Fnv1a {
  public:
+  Fnv1a() = default;
+  // Goes on from an earlier value(): a digest of a file appended to piece by piece.
+  explicit Fnv1a(std::uint64_t value) : hash_(value) {}
   void add(std::uint64_t word) { hash_ = (hash_ ^ word) * 0x100000001b3ull; }
   void add_bytes(std::string_view bytes) {
     for (const char c : bytes) add(static_cast<unsigned char>(c));

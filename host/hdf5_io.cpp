@@ -1199,8 +1199,7 @@ Hdf5ColumnWriter::Hdf5ColumnWriter(const std::string& path, std::vector<Column> 
   check(create.valid() ? H5Pset_obj_track_times(create.get(), false) : -1, path,
         "set up file creation");
   w.output.emplace(path);
-  w.file =
-      File(H5Fcreate(w.output->temporary().c_str(), H5F_ACC_TRUNC, create.get(), H5P_DEFAULT));
+  w.file = File(H5Fcreate(w.output->temporary().c_str(), H5F_ACC_TRUNC, create.get(), H5P_DEFAULT));
   if (!w.file.valid()) fail(path, "cannot create (" + hdf5_error_detail() + ")");
   for (const Column& c : w.columns) {
     w.datasets.push_back(create_extendible(

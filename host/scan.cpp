@@ -1,7 +1,6 @@
 #include "driftguard/scan.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -134,28 +133,26 @@ double percentile(std::vector<double> values, double q) {
   return values[below] + (position - below) * (values[above] - values[below]);
 }
 
-// The JSON Lines file of the window reports, cut back to the checkpoint's length on resume. A
-// pipe, a terminal or /dev/null takes the lines as they come (nothing to cut back or sync).
+// The JSON Lines file of the window reports (or the checkpoint's window log), cut back to the
+// checkpoint's length on resume. A stream (a pipe, a terminal, /dev/stdout, /dev/null:
+// detail::open_stream_output) takes the lines as they come; a checkpointed run, which may have to
+// cut them back, needs a regular file.
 class JsonLines {
  public:
-  JsonLines(const std::string& path, std::uint64_t keep_bytes) : path_(path) {
+  JsonLines(const std::string& path, std::uint64_t keep_bytes, bool checkpointed) : path_(path) {
     if (path.empty()) return;
+    fd_ = detail::open_stream_output(path);
+    if (fd_ >= 0) {
+      regular_ = false;
+      if (!checkpointed) return;
+      ::close(fd_);
+      fd_ = -1;
+      throw InvalidInput(path +
+                         ": a checkpointed run writes its window records to a regular file (to "
+                         "cut them back on --resume), not to a stream");
+    }
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) {
-      ::close(fd_);
-      throw IoError(path + ": cannot stat: " + std::strerror(errno));
-    }
-    regular_ = S_ISREG(st.st_mode);
-    if (!regular_) {
-      if (keep_bytes == 0) return;
-      ::close(fd_);
-      throw InvalidInput(path +
-                         ": a resumed run's window records need a regular file, to cut "
-                         "back to the checkpoint's " +
-                         std::to_string(keep_bytes) + " bytes");
-    }
     const off_t size = ::lseek(fd_, 0, SEEK_END);
     if (size < static_cast<off_t>(keep_bytes)) {
       ::close(fd_);
@@ -378,7 +375,11 @@ class WindowedStream {
       if (score.drifted) summary.drifted_scores.push_back(score.name);
     }
     if (report.mmd) summary.mmd_pvalue = report.mmd->pvalue;
-    state_.windows_bytes += window_log_.append(detail::window_summary_json(summary).dump() + "\n");
+    const std::string logged = detail::window_summary_json(summary).dump() + "\n";
+    state_.windows_bytes += window_log_.append(logged);
+    detail::Fnv1a digest(state_.windows_digest);
+    digest.add_bytes(logged);
+    state_.windows_digest = digest.value();
     state_.windows.push_back(std::move(summary));
     state_.failovers = report.failovers;
     state_.next_row = end_row;
@@ -619,10 +620,10 @@ ScanReport scan(Context& ctx, const ScanOptions& options) {
       std::none_of(state.failovers.begin(), state.failovers.end(), is_profile_event)) {
     state.failovers.insert(state.failovers.begin(), *profile_failover);
   }
-  JsonLines jsonl(options.windows_jsonl, state.jsonl_bytes);
-  JsonLines window_log(
-      options.checkpoint_path.empty() ? "" : detail::window_log_path(options.checkpoint_path),
-      state.windows_bytes);
+  const bool checkpointed = !options.checkpoint_path.empty();
+  JsonLines jsonl(options.windows_jsonl, state.jsonl_bytes, checkpointed);
+  JsonLines window_log(checkpointed ? detail::window_log_path(options.checkpoint_path) : "",
+                       state.windows_bytes, checkpointed);
 
   const double current_start = steady_seconds();
   WindowedStream stream(options, monitor, state, jsonl, window_log);

@@ -115,6 +115,35 @@ TEST_F(Cli, OutputsNeverReplaceOtherFiles) {
   EXPECT_TRUE(fs::is_symlink(dir_ / "link.json"));
   EXPECT_EQ(read_json(dir_ / "linked_report.json")["current_rows"], 20000);
 
+  // A private report stays private; temporaries of killed runs (no such process) are removed.
+  fs::permissions(dir_ / "day", fs::perms::owner_read | fs::perms::owner_write);
+  std::ofstream(dir_ / ".day.999999999.0.tmp") << "left by a killed run";
+  r = run(common + (dir_ / "day.tmp").string() + " --report " + (dir_ / "day").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::status(dir_ / "day").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_FALSE(fs::exists(dir_ / ".day.999999999.0.tmp"));
+
+  // The report to /dev/stdout goes where the shell sends stdout, after what is there already.
+  const fs::path log = dir_ / "stdout_log.txt";
+  ASSERT_EQ(std::system(("echo EARLIER > '" + log.string() + "'; " + common + "'" +
+                         (dir_ / "day.tmp").string() + "' -q --report /dev/stdout >> '" +
+                         log.string() + "'")
+                            .c_str()),
+            0);
+  const std::string logged = driftguard::testing::read_text(log);
+  ASSERT_EQ(logged.rfind("EARLIER\n", 0), 0u) << logged.substr(0, 100);
+  EXPECT_EQ(json::parse(logged.substr(8))["current_rows"], 20000);
+
+  // A loop of symbolic links is refused, not replaced.
+  fs::remove(dir_ / "loop_a");
+  fs::remove(dir_ / "loop_b");
+  fs::create_symlink(dir_ / "loop_b", dir_ / "loop_a");
+  fs::create_symlink(dir_ / "loop_a", dir_ / "loop_b");
+  r = run(common + (dir_ / "day.tmp").string() + " --report " + (dir_ / "loop_a").string());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(fs::is_symlink(dir_ / "loop_a"));
+
   fs::create_directories(dir_ / "a_directory");
   r = run(common + (dir_ / "day.tmp").string() + " --report " + (dir_ / "a_directory").string());
   EXPECT_EQ(r.exit_code, 1);

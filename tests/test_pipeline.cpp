@@ -19,6 +19,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -943,17 +944,25 @@ TEST_F(Pipeline, ResumeRefusesAnotherRunsCheckpoint) {
     EXPECT_FALSE(fs::exists(dir_ / "guard_bad.json"));
   }
 
-  // Window records to a device (/dev/null here; a pipe or a terminal alike): written as they
-  // come. Resuming cannot cut such a file back to the checkpoint: refused.
+  // Window records to a stream (/dev/null; /dev/stdout, redirected to a file by the shell, which
+  // must hold them all): written as they come. A checkpointed run, which may have to cut them
+  // back on --resume, refuses a stream up front.
   const std::string to_null = "--no-distances --window-rows 5000 --windows-jsonl /dev/null";
   r = scan(current, dir_ / "guard_null.json", to_null);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  const std::string null_checkpoint = " --checkpoint " + quote(dir_ / "guard_null.ckpt");
-  r = scan(current, dir_ / "guard_null.json", to_null + null_checkpoint);
+  r = scan(current, dir_ / "guard_stdout.json",
+           "--no-distances --window-rows 5000 --windows-jsonl /dev/stdout");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = scan(current, dir_ / "guard_null.json", to_null + null_checkpoint + " --resume");
+  std::istringstream records(r.out);
+  std::size_t records_read = 0;
+  for (std::string line; std::getline(records, line); ++records_read) {
+    EXPECT_EQ(json::parse(line)["window"]["index"], records_read);
+  }
+  EXPECT_EQ(records_read, 4u);
+  r = scan(current, dir_ / "guard_null.json",
+           to_null + " --checkpoint " + quote(dir_ / "guard_null.ckpt"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("need a regular file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not to a stream"), std::string::npos) << r.err;
 
   // The reference rewritten in place (same path, same size, other values): refused.
   fs::copy_file(dir_ / "reference.h5", dir_ / "guard_reference.h5",
@@ -1129,10 +1138,18 @@ TEST_F(Pipeline, DamagedCheckpointIsOneLineError) {
     EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  // The window log beside it, cut short: refused too.
+  // The window log beside it, edited (same length) or cut short: refused too.
   const fs::path log = driftguard::detail::window_log_path(checkpoint.string());
+  std::string logged = driftguard::testing::read_text(log);
+  const std::size_t at = logged.find("\"rows\":1");
+  ASSERT_NE(at, std::string::npos) << logged.substr(0, 200);
+  logged[at + 8] = '9';
+  std::ofstream(log, std::ios::trunc | std::ios::binary) << logged;
+  CommandResult r = resume_with(saved);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("window log was edited or damaged"), std::string::npos) << r.err;
   fs::resize_file(log, fs::file_size(log) / 2);
-  const CommandResult r = resume_with(saved);
+  r = resume_with(saved);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("shorter than the checkpoint records"), std::string::npos) << r.err;
 }

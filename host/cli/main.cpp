@@ -30,6 +30,7 @@
 #include "driftguard/scan.hpp"
 #include "driftguard/schema.hpp"
 #include "host/atomic_file.hpp"
+#include "host/checkpoint.hpp"
 
 namespace {
 
@@ -701,10 +702,14 @@ int main(int argc, char** argv) {
         throw CLI::ValidationError("--drift-rule " + drift_rule +
                                    " needs KS, which --no-ks switches off");
       }
+      const std::string window_log = scan_options.checkpoint_path.empty()
+                                         ? ""
+                                         : detail::window_log_path(scan_options.checkpoint_path);
       refuse_overwriting({{"--report", report_path},
                           {"--html", html_path},
                           {"--windows-jsonl", scan_options.windows_jsonl},
-                          {"--checkpoint", scan_options.checkpoint_path}},
+                          {"--checkpoint", scan_options.checkpoint_path},
+                          {"--checkpoint's window log", window_log}},
                          {{"--reference", scan_options.reference_path},
                           {"--current", scan_options.current_path},
                           {"--schema", schema_path},
