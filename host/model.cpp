@@ -52,8 +52,10 @@ class Checker {
   // long in a damaged file: cut to a readable line.
   [[noreturn]] void fail(const std::string& what) const {
     constexpr std::size_t kMaxWhat = 480;
-    throw ModelError(name_ + ": " +
-                     (what.size() <= kMaxWhat ? what : what.substr(0, kMaxWhat) + "... (cut)"));
+    if (what.size() <= kMaxWhat) throw ModelError(name_ + ": " + what);
+    std::size_t cut = kMaxWhat;  // not inside a UTF-8 sequence
+    while (cut > 0 && (static_cast<unsigned char>(what[cut]) & 0xC0) == 0x80) --cut;
+    throw ModelError(name_ + ": " + what.substr(0, cut) + "... (cut)");
   }
 
   const json& member(const json& object, const char* key, const std::string& where) const {
