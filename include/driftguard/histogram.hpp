@@ -44,6 +44,8 @@ struct HistogramSpec {
 };
 
 // Per feature, bins(f) + 3 slots: [underflow | bin_0 .. bin_{B-1} | overflow | missing].
+// Accessors of one feature take feature < features(), unchecked, as std::vector's operator[]
+// (HistogramSpec's too).
 class HistogramCounts {
  public:
   HistogramCounts() = default;

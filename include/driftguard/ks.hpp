@@ -94,6 +94,7 @@ struct SortedColumns {
   std::vector<std::uint64_t> offsets;     // features + 1, offsets[0] == 0, non-decreasing
   std::vector<std::uint64_t> nan_counts;  // features; NaN values left out of each column
 
+  // feature < features, unchecked, as std::vector's operator[].
   std::span<const float> column(std::size_t feature) const {
     return {values.data() + offsets[feature], values.data() + offsets[feature + 1]};
   }

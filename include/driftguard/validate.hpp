@@ -66,6 +66,7 @@ struct ValidationCounts {
   ValidationCounts() = default;
   explicit ValidationCounts(std::size_t n_features)
       : features(n_features), flag_counts(n_features * kCellFlagCount, 0) {}
+  // feature < features, unchecked, as std::vector's operator[].
   std::uint64_t count(std::size_t feature, CellFlag flag) const {
     return flag_counts[feature * kCellFlagCount + flag_index(flag)];
   }
