@@ -48,9 +48,13 @@ void remove_stale_temporaries(const fs::path& target) {
   for (fs::directory_iterator it(directory, error), end; !error && it != end; it.increment(error)) {
     const std::string name = it->path().filename().string();
     if (!name.starts_with(prefix) || !name.ends_with(".tmp")) continue;
+    // Exactly PREFIX PID "." N ".tmp": not the temporaries of a target "NAME.5".
     char* after = nullptr;
     const long pid = std::strtol(name.c_str() + prefix.size(), &after, 10);
-    if (pid <= 0 || after == nullptr || *after != '.') continue;
+    if (pid <= 0 || *after != '.') continue;
+    char* counter_end = nullptr;
+    (void)std::strtoul(after + 1, &counter_end, 10);
+    if (counter_end == after + 1 || std::string_view(counter_end) != ".tmp") continue;
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) ::unlink(it->path().c_str());
   }
 }
