@@ -18,9 +18,17 @@ def ensure(package, module=None):
 
 def provenance(versions):
     """Machine, load, commit and date for a result; `versions` names the peers' versions."""
-    # DRIFTGUARD_COMMIT: set where the tree travelled without its git history (a device machine).
-    commit = os.environ.get("DRIFTGUARD_COMMIT") or subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    # DRIFTGUARD_COMMIT: the commit of the binary timed, where it is not this checkout's build (a
+    # baseline built from another commit) or the tree travelled without its git history (a device
+    # machine). Otherwise this checkout's HEAD, "+changes" when tracked files differ from it.
+    commit = os.environ.get("DRIFTGUARD_COMMIT")
+    if not commit:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        if commit and dirty:
+            commit += "+changes"
     return {
         "machine": {"node": platform.node(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "load_average": os.getloadavg(),
