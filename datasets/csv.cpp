@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "driftguard/errors.hpp"
 
@@ -21,25 +22,36 @@ LineReader::LineReader(const std::string& path) : path_(path), file_(gzopen(path
 LineReader::~LineReader() { gzclose(file_); }
 
 bool LineReader::next(std::string& line) {
-  line.clear();
-  char buffer[4096];
-  while (gzgets(file_, buffer, sizeof buffer) != nullptr) {
-    line += buffer;
-    if (line.back() == '\n') {
-      line.pop_back();
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      ++number_;
-      return true;
+  for (;;) {
+    const std::size_t end = buffer_.find('\n', start_);
+    if (end != std::string::npos) {
+      line.assign(buffer_, start_, end - start_);
+      start_ = end + 1;
+      break;
     }
+    buffer_.erase(0, start_);
+    start_ = 0;
+    char chunk[1 << 16];
+    const int n = gzread(file_, chunk, sizeof chunk);
+    if (n < 0) {
+      int status = Z_OK;
+      const char* message = gzerror(file_, &status);
+      throw IoError(path_ + ": cannot read after line " + std::to_string(number_) + " (" + message +
+                    ")");
+    }
+    if (n == 0) {
+      if (buffer_.empty()) return false;
+      line = std::move(buffer_);  // a last line without a newline
+      buffer_.clear();
+      break;
+    }
+    buffer_.append(chunk, static_cast<std::size_t>(n));
   }
-  int status = Z_OK;
-  const char* message = gzerror(file_, &status);
-  if (status != Z_OK) {
-    throw IoError(path_ + ": cannot read after line " + std::to_string(number_) + " (" + message +
-                  ")");
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  ++number_;
+  if (line.find('\0') != std::string::npos) {
+    throw IoError(path_ + ": line " + std::to_string(number_) + " holds a NUL byte (not text)");
   }
-  if (line.empty()) return false;
-  ++number_;  // a last line without a newline
   return true;
 }
 
@@ -86,6 +98,11 @@ std::filesystem::path output_directory(const std::string& dir) {
   std::filesystem::create_directories(dir, error);
   if (error) throw IoError(dir + ": cannot create directory (" + error.message() + ")");
   return dir;
+}
+
+bool fits_float32(double value) {
+  if (!(std::abs(value) <= std::numeric_limits<float>::max())) return false;
+  return value != std::trunc(value) || static_cast<double>(static_cast<float>(value)) == value;
 }
 
 bool parse_finite(std::string_view field, double& value) {

@@ -21,7 +21,8 @@ class LineReader {
   ~LineReader();
 
   // The next line without its line ending; false at the end of the file. IoError when the file
-  // cannot be read (a corrupt gzip stream).
+  // cannot be read (a corrupt gzip stream) or a line holds a NUL byte (not text; C-string
+  // reading would have merged it with the next line).
   bool next(std::string& line);
   // The number of the line next() returned last, counting from 1.
   std::size_t number() const { return number_; }
@@ -30,6 +31,8 @@ class LineReader {
   std::string path_;
   gzFile_s* file_;
   std::size_t number_ = 0;
+  std::string buffer_;     // read ahead of the lines returned
+  std::size_t start_ = 0;  // the next line's first byte in buffer_
 };
 
 // The fields of one line. A field may be quoted ("a, b"; "" inside stands for one quote); a quote
@@ -44,5 +47,9 @@ std::filesystem::path output_directory(const std::string& dir);
 
 // The whole field as a finite number; false for anything else ("", "1e999", "3 ", "nan").
 bool parse_finite(std::string_view field, double& value);
+
+// Whether float32 holds `value` as the tables store it: within its range, and exactly when it is
+// an integer (a count, an amount or a code that rounded would change silently); a fraction rounds.
+bool fits_float32(double value);
 
 }  // namespace driftguard::data

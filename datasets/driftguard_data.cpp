@@ -6,6 +6,8 @@
 // Exit codes: 0 success, 1 failure (I/O, malformed input file), 2 usage error.
 #include <CLI/CLI.hpp>
 
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -23,15 +25,38 @@ namespace {
 constexpr int kFailure = 1;
 constexpr int kUsageError = 2;
 
+// An integer as written, within uint64: CLI11 saturates one beyond it to 2^64 - 1 without a word
+// (a --rows of 10^23 then ran until the disk was full).
+bool whole_uint64(const std::string& value, std::uint64_t& number) {
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
+  return !value.empty() && error == std::errc() && end == value.data() + value.size();
+}
+
 // CLI11's own number validators print their range as 1.797...e308 in full.
 const CLI::Validator kPositive(
     [](const std::string& value) {
-      return value.find_first_not_of("0123456789") == std::string::npos &&
-                     value.find_first_not_of('0') != std::string::npos
+      std::uint64_t number = 0;
+      return whole_uint64(value, number) && number > 0
                  ? std::string()
-                 : "must be a positive integer, got '" + value + "'";
+                 : "must be a positive integer below 2^64, got '" + value + "'";
     },
     "POSITIVE");
+const CLI::Validator kUnsigned(
+    [](const std::string& value) {
+      std::uint64_t number = 0;
+      return whole_uint64(value, number) ? std::string()
+                                         : "must be an integer in [0, 2^64), got '" + value + "'";
+    },
+    "UINT64");
+// Readers take at most 2^24 features (hdf5_io.hpp).
+const CLI::Validator kFeatureCount(
+    [](const std::string& value) {
+      std::uint64_t number = 0;
+      return whole_uint64(value, number) && number > 0 && number <= (std::uint64_t{1} << 24)
+                 ? std::string()
+                 : "must be an integer in [1, 2^24], got '" + value + "'";
+    },
+    "FEATURES");
 const CLI::Validator kNonNegative(
     [](const std::string& value) {
       double number = -1.0;
@@ -83,8 +108,8 @@ int main(int argc, char** argv) {
   synth_command->add_option("--rows", synth.rows, "Rows to generate")->required()->check(kPositive);
   synth_command->add_option("--features", synth.features, "Columns: 12 named ones, then x_NNN")
       ->required()
-      ->check(kPositive);
-  synth_command->add_option("--seed", synth.seed, "Random seed")->required();
+      ->check(kFeatureCount);
+  synth_command->add_option("--seed", synth.seed, "Random seed")->required()->check(kUnsigned);
   synth_command->add_option("--scenario", scenario, "Drift to inject")
       ->required()
       ->check(CLI::IsMember(scenarios));
@@ -113,7 +138,9 @@ int main(int argc, char** argv) {
   uci_command->add_option("--input", uci_input, "uci_credit_card.csv or .csv.gz")->required();
   uci_command->add_option("--output-dir", uci_output_dir, "Directory for the four .h5 files")
       ->required();
-  uci_command->add_option("--seed", uci_seed, "Seed of the random split")->capture_default_str();
+  uci_command->add_option("--seed", uci_seed, "Seed of the random split")
+      ->capture_default_str()
+      ->check(kUnsigned);
 
   std::string weather_input;
   std::string weather_output_dir;

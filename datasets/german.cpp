@@ -81,6 +81,10 @@ Applicants read_applicants(const std::string& path) {
         throw IoError(where + std::string(kAttributes[c].name) + " is not a number: '" + fields[c] +
                       "'");
       }
+      if (!kAttributes[c].categorical && !fits_float32(value)) {
+        throw IoError(where + std::string(kAttributes[c].name) + " = " + fields[c] +
+                      " does not fit float32 exactly");
+      }
       if (kAttributes[c].categorical && fields[c].empty()) {
         throw IoError(where + std::string(kAttributes[c].name) + " is empty");
       }
@@ -127,7 +131,7 @@ GermanSummary convert_german(const std::string& input, const std::string& output
     const std::vector<std::string>& row = applicants.rows[r];
     double age = 0;
     parse_finite(row[kAgeFeature], age);
-    const int side = age < kGermanAgeSplit ? 0 : 1;
+    const int side = static_cast<float>(age) < kGermanAgeSplit ? 0 : 1;  // split as stored
     for (std::size_t c = 0; c < kFeatures; ++c) {
       double value = 0;
       if (kAttributes[c].categorical) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -86,41 +87,42 @@ Table read_table(const std::string& path) {
       if (!parse_finite(field, values[c])) {
         throw IoError(where + column_name(c) + " is not a number: '" + std::string(field) + "'");
       }
-      // UCI values are integers; one that float32 cannot hold exactly would change silently.
-      if (c > 0 && c <= kFeatures &&
-          static_cast<double>(static_cast<float>(values[c])) != values[c] &&
-          values[c] == std::trunc(values[c])) {
+      if (c > 0 && c <= kFeatures && !fits_float32(values[c])) {
         throw IoError(where + column_name(c) + " = " + std::string(field) +
                       " does not fit float32 exactly");
       }
     }
-    const double id = values.front();
-    const double label = values.back();
-    if (id != std::trunc(id) || std::abs(id) > 0x1p62) {
-      throw IoError(where + "ID must be an integer, got '" + std::string(fields.front()) + "'");
+    // The ID as the integer it is written as: through a double, IDs beyond 2^53 would round (and
+    // two of them collide).
+    std::int64_t id = 0;
+    const std::string& id_text = fields.front();
+    const auto [id_end, id_error] =
+        std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    if (id_error != std::errc() || id_end != id_text.data() + id_text.size()) {
+      throw IoError(where + "ID must be an integer, got '" + id_text + "'");
     }
+    const double label = values.back();
     if (label != 0 && label != 1) {
       throw IoError(where + "default flag must be 0 or 1, got '" + std::string(fields.back()) +
                     "'");
     }
-    if (!ids.insert(static_cast<std::int64_t>(id)).second) {
+    if (!ids.insert(id).second) {
       throw IoError(where + "duplicate ID " + std::string(fields.front()));
     }
     for (std::size_t c = 1; c <= kFeatures; ++c) {
       table.features.push_back(static_cast<float>(values[c]));
     }
     table.label.push_back(static_cast<float>(label));
-    table.id.push_back(static_cast<std::int64_t>(id));
-    table.age.push_back(values[kAgeColumn]);
+    table.id.push_back(id);
+    table.age.push_back(static_cast<float>(values[kAgeColumn]));  // split as stored
   }
   if (table.id.empty()) throw IoError(path + ": no data rows after the header");
   return table;
 }
 
 // Writes the rows whose `side` equals `wanted`; returns how many.
-std::size_t write_side(const std::string& input, const std::filesystem::path& file,
-                       const Table& table, const std::vector<bool>& side, bool wanted,
-                       const std::string& rule) {
+std::size_t write_side(const std::filesystem::path& file, const Table& table,
+                       const std::vector<bool>& side, bool wanted) {
   std::vector<float> features;
   std::vector<float> label;
   std::vector<std::int64_t> id;
@@ -130,10 +132,6 @@ std::size_t write_side(const std::string& input, const std::filesystem::path& fi
                     table.features.begin() + (r + 1) * kFeatures);
     label.push_back(table.label[r]);
     id.push_back(table.id[r]);
-  }
-  if (id.empty()) {
-    throw IoError(input + ": no rows with " + rule + ", so " + file.filename().string() +
-                  " would be empty");
   }
   Hdf5Writer writer(file.string(), {kFeatureNames.begin(), kFeatureNames.end()},
                     {0, 0, /*with_label=*/true, /*with_timestamp=*/false, /*with_row_id=*/true});
@@ -167,16 +165,24 @@ UciSummary convert_uci(const std::string& input, const std::string& output_dir,
   for (std::size_t k = (rows + 1) / 2; k < rows; ++k) in_current[order[k]] = true;
 
   const std::string age = std::to_string(kUciAgeSplit);
+  // Every file's rows are checked before any file is written: a failed run leaves no mix of new
+  // and old files.
+  const auto require = [&](const std::vector<bool>& side, bool wanted, const char* file,
+                           const std::string& rule) {
+    if (std::find(side.begin(), side.end(), wanted) == side.end()) {
+      throw IoError(input + ": no rows with " + rule + ", so " + file + " would be empty");
+    }
+  };
+  require(older, false, "uci_age_reference.h5", "AGE < " + age);
+  require(older, true, "uci_age_current.h5", "AGE >= " + age);
+  require(in_current, false, "uci_random_reference.h5", "the random reference half");
+  require(in_current, true, "uci_random_current.h5", "the random current half");
   UciSummary summary;
   summary.rows = rows;
-  summary.age_reference =
-      write_side(input, dir / "uci_age_reference.h5", table, older, false, "AGE < " + age);
-  summary.age_current =
-      write_side(input, dir / "uci_age_current.h5", table, older, true, "AGE >= " + age);
-  summary.random_reference = write_side(input, dir / "uci_random_reference.h5", table, in_current,
-                                        false, "the random reference half");
-  summary.random_current = write_side(input, dir / "uci_random_current.h5", table, in_current, true,
-                                      "the random current half");
+  summary.age_reference = write_side(dir / "uci_age_reference.h5", table, older, false);
+  summary.age_current = write_side(dir / "uci_age_current.h5", table, older, true);
+  summary.random_reference = write_side(dir / "uci_random_reference.h5", table, in_current, false);
+  summary.random_current = write_side(dir / "uci_random_current.h5", table, in_current, true);
   return summary;
 }
 

@@ -49,6 +49,10 @@ Days read_days(const std::string& path) {
         throw IoError(where + std::string(kColumns[c]) + " is not a number: '" +
                       std::string(fields[c]) + "'");
       }
+      if (!fits_float32(value)) {
+        throw IoError(where + std::string(kColumns[c]) + " = " + std::string(fields[c]) +
+                      " does not fit float32 exactly");
+      }
       if (c == kFeatures && value != 0 && value != 1) {
         throw IoError(where + "target must be 0 or 1, got '" + std::string(fields[c]) + "'");
       }

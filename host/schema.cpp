@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "driftguard/errors.hpp"
+#include "host/atomic_file.hpp"
 
 namespace driftguard {
 namespace {
@@ -220,9 +221,15 @@ std::string Schema::to_json() const {
 }
 
 void Schema::save(const std::string& path) const {
-  std::ofstream out(path);
-  out << to_json();
-  if (!out.flush()) throw IoError(path + ": cannot write schema file");
+  // The text first, then the file whole (host/atomic_file.hpp): a schema that cannot be written
+  // (a category label that is not UTF-8) leaves no empty file behind.
+  std::string text;
+  try {
+    text = to_json();
+  } catch (const json::exception& e) {
+    throw InvalidInput(path + ": the schema cannot be written as JSON (" + e.what() + ")");
+  }
+  detail::write_file_atomically(path, text);
 }
 
 std::vector<std::string> Schema::names() const {

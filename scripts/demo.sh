@@ -13,6 +13,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh" "$root/build"
 demo="$root/build/demo"
 mkdir -p "$demo"
+# A failed run must not leave the last run's report looking like this one's.
+rm -f "$demo/report.json" "$demo/report.html"
 "$root/build/datasets/driftguard-data" uci --input "$root/datasets/uci_credit_card.csv.gz" \
   --output-dir "$demo"
 "$root/build/host/driftguard" scan --reference "$demo/uci_age_reference.h5" \

@@ -319,6 +319,13 @@ TEST_F(DatasetsTest, SynthUsageErrorsExitWithTwo) {
           out,
       2, "'nope'");
   expect_error("", 2, "subcommand");
+  // Beyond uint64 (CLI11 would saturate to 2^64 - 1 and generate until the disk is full), a
+  // negative seed, more features than readers take.
+  expect_error("synth --rows 99999999999999999999999 --features 4 --seed 1 --scenario none" + out,
+               2, "below 2^64");
+  expect_error("synth --rows 10 --features 4 --seed -1 --scenario none" + out, 2, "--seed");
+  expect_error("synth --rows 10 --features 16777217 --seed 1 --scenario none" + out, 2,
+               "[1, 2^24]");
 }
 
 TEST_F(DatasetsTest, SynthIntoAMissingDirectoryFailsWithOne) {
@@ -455,6 +462,33 @@ TEST_F(DatasetsTest, UciMalformedInputNamesTheLine) {
   expect_error("uci --input '" + path("absent.csv").string() + "'" + out, 1,
                "absent.csv: no such file");
   expect_error("uci --output-dir x", 2, "--input is required");
+
+  // A NUL byte ends a C string: line 3 was merged with line 4 (an ID lost, another changed).
+  lines = small_uci_csv();
+  lines[2].insert(lines[2].find(','), std::string(1, '\0'));
+  expect_error("uci --input '" + write_csv(path("nul.csv"), lines).string() + "'" + out, 1,
+               "nul.csv: line 3 holds a NUL byte");
+
+  // IDs are integers as written: through a double, 2^53 + 1 became 2^53 and collided with it.
+  lines = small_uci_csv();
+  lines[1].replace(0, lines[1].find(','), "9007199254740993");
+  lines[2].replace(0, lines[2].find(','), "9007199254740992");
+  const fs::path big_ids = path("uci_big_ids");
+  run_ok("uci --input '" + write_csv(path("big_ids.csv"), lines).string() + "' --output-dir '" +
+         big_ids.string() + "'");
+  const Table reference = load(big_ids / "uci_age_reference.h5");  // ages 24 and 39 first
+  ASSERT_GE(reference.row_id.size(), 2u);
+  EXPECT_EQ(reference.row_id[0], 9007199254740993);
+  EXPECT_EQ(reference.row_id[1], 9007199254740992);
+
+  // No row of 40 or over: refused before any file is written, so nothing old is mixed in.
+  lines = {kUciHeader};
+  for (int id = 1; id <= 4; ++id) lines.push_back(uci_row(id, 30, 0));
+  const fs::path young = path("uci_young");
+  expect_error("uci --input '" + write_csv(path("young.csv"), lines).string() + "' --output-dir '" +
+                   young.string() + "'",
+               1, "AGE >= 40");
+  EXPECT_TRUE(fs::is_empty(young));
 }
 
 TEST_F(DatasetsTest, WeatherSplitsTheFirstDecadeFromTheStampedStream) {
