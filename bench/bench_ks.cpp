@@ -111,21 +111,31 @@ void run(benchmark::State& state, Context& ctx, const Windows& w, BatchView refe
       prebuilt_reference ? SortedColumns::from_batch(ctx, w.reference.view()) : SortedColumns{};
   std::optional<ResidentReference> resident;
   if (op == Op::ScanResident) resident.emplace(ctx, prebuilt);
+  const auto test = [&]() -> std::vector<KsResult> {
+    if (op == Op::Scan) return ks_two_sample(ctx, prebuilt, current);
+    if (op == Op::ScanResident) return ks_two_sample(ctx, *resident, current);
+    if (op == Op::ScanRawWindows) return ks_two_sample(ctx, reference, current);
+    const SortedColumns sorted_reference = SortedColumns::from_batch(ctx, w.reference.view());
+    return ks_two_sample(ctx, sorted_reference, current);
+  };
   for (auto _ : state) {
     if (op == Op::Sort) {
       benchmark::DoNotOptimize(SortedColumns::from_batch(ctx, current).values.data());
-    } else if (op == Op::Scan) {
-      benchmark::DoNotOptimize(ks_two_sample(ctx, prebuilt, current).data());
-    } else if (op == Op::ScanResident) {
-      benchmark::DoNotOptimize(ks_two_sample(ctx, *resident, current).data());
-    } else if (op == Op::ScanRawWindows) {
-      benchmark::DoNotOptimize(ks_two_sample(ctx, reference, current).data());
     } else {
-      const SortedColumns reference = SortedColumns::from_batch(ctx, w.reference.view());
-      benchmark::DoNotOptimize(ks_two_sample(ctx, reference, current).data());
+      benchmark::DoNotOptimize(test().data());
     }
   }
   set_counters(state, w, ctx);
+  if (op != Op::Sort) {
+    // What was computed, for the peers to check against theirs (bench/peer_scipy_ks.py).
+    double statistics = 0, pvalues = 0;
+    for (const KsResult& r : test()) {
+      statistics += r.statistic;
+      pvalues += r.pvalue;
+    }
+    state.counters["statistic_sum"] = statistics;
+    state.counters["pvalue_sum"] = pvalues;
+  }
 }
 
 const char* op_name(Op op) {

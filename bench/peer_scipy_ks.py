@@ -50,10 +50,13 @@ def main():
         runs = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            for j in range(args.features):
-                stats.ks_2samp(reference[:, j], current[:, j], method=method, nan_policy="omit")
+            results = [stats.ks_2samp(reference[:, j], current[:, j], method=method,
+                                      nan_policy="omit") for j in range(args.features)]
             runs.append(time.perf_counter() - start)
         scipy_seconds[method] = runs
+    # driftguard's default is SciPy's method="auto": its sums are checked against these.
+    scipy_statistic_sum = float(sum(r.statistic for r in results))
+    scipy_pvalue_sum = float(sum(r.pvalue for r in results))
 
     with tempfile.TemporaryDirectory() as tmp:
         ref_path = os.path.join(tmp, "reference.h5")
@@ -70,6 +73,13 @@ def main():
     rows = []
     for b in runs:
         seconds = b["seconds"]
+        if "statistic_sum" in b:
+            # A ratio only for the same answer: sums over the features of D and of the p-values.
+            for key, want in (("statistic_sum", scipy_statistic_sum),
+                              ("pvalue_sum", scipy_pvalue_sum)):
+                if not abs(b[key] - want) <= 1e-9 * max(1.0, abs(want)):
+                    sys.exit(f"{b['run_name']}: {key} {b[key]!r} differs from SciPy's {want!r}; "
+                             "no result written")
         row = {"name": b["run_name"], "median_seconds": seconds}
         if not b["run_name"].startswith("sort_columns"):
             row.update(speedup_vs_scipy_asymp=median["asymp"] / seconds,
