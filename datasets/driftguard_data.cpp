@@ -57,14 +57,16 @@ const CLI::Validator kFeatureCount(
                  : "must be an integer in [1, 2^24], got '" + value + "'";
     },
     "FEATURES");
-const CLI::Validator kNonNegative(
+// A drift a thousand times the scenario's default is far past any test; beyond it values overflow
+// float32 (a strength of 1e308 wrote +inf features).
+const CLI::Validator kDriftStrength(
     [](const std::string& value) {
       double number = -1.0;
-      return CLI::detail::lexical_cast(value, number) && number >= 0.0
+      return CLI::detail::lexical_cast(value, number) && number >= 0.0 && number <= 1000.0
                  ? std::string()
-                 : "must be a number >= 0, got '" + value + "'";
+                 : "must be a number in [0, 1000], got '" + value + "'";
     },
-    "NUMBER >= 0");
+    "STRENGTH");
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -121,7 +123,7 @@ int main(int argc, char** argv) {
       ->add_option("--drift-strength", synth.drift_strength,
                    "Multiplier of the scenario's default drift size")
       ->capture_default_str()
-      ->check(kNonNegative);
+      ->check(kDriftStrength);
   synth_command
       ->add_option("--block-rows", synth.block_rows,
                    "Rows generated and written per block (default: about 32 MiB)")

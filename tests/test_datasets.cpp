@@ -326,6 +326,9 @@ TEST_F(DatasetsTest, SynthUsageErrorsExitWithTwo) {
   expect_error("synth --rows 10 --features 4 --seed -1 --scenario none" + out, 2, "--seed");
   expect_error("synth --rows 10 --features 16777217 --seed 1 --scenario none" + out, 2,
                "[1, 2^24]");
+  expect_error(
+      "synth --rows 10 --features 16 --seed 1 --scenario mean_shift --drift-strength 1e308" + out,
+      2, "[0, 1000]");
 }
 
 TEST_F(DatasetsTest, SynthIntoAMissingDirectoryFailsWithOne) {
