@@ -375,11 +375,13 @@ class WindowedStream {
       if (score.drifted) summary.drifted_scores.push_back(score.name);
     }
     if (report.mmd) summary.mmd_pvalue = report.mmd->pvalue;
-    const std::string logged = detail::window_summary_json(summary).dump() + "\n";
-    state_.windows_bytes += window_log_.append(logged);
-    detail::Fnv1a digest(state_.windows_digest);
-    digest.add_bytes(logged);
-    state_.windows_digest = digest.value();
+    if (!options_.checkpoint_path.empty()) {
+      const std::string logged = detail::window_summary_json(summary).dump() + "\n";
+      state_.windows_bytes += window_log_.append(logged);
+      detail::Fnv1a digest(state_.windows_digest);
+      digest.add_bytes(logged);
+      state_.windows_digest = digest.value();
+    }
     state_.windows.push_back(std::move(summary));
     state_.failovers = report.failovers;
     state_.next_row = end_row;
