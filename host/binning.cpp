@@ -16,6 +16,7 @@
 #include "driftguard/errors.hpp"
 #include "driftguard/ks.hpp"
 #include "driftguard/schema.hpp"
+#include "kernels/check_batch.hpp"
 
 namespace driftguard {
 
@@ -305,12 +306,8 @@ void observe_columns(BatchView batch, std::vector<ColumnStats>& stats) {
   if (batch.space != MemorySpace::Host) {
     throw InvalidInput("observe_columns: the batch must be in host memory");
   }
-  if (stats.size() != batch.features) {
-    throw InvalidInput("observe_columns: " + std::to_string(stats.size()) + " column stats for " +
-                       std::to_string(batch.features) + " features");
-  }
+  detail::check_batch(batch, stats.size(), "observe_columns");
   if (batch.rows == 0) return;
-  if (batch.data == nullptr) throw InvalidInput("observe_columns: null data with rows > 0");
 
   const std::size_t features = batch.features;
   const auto rows = static_cast<std::ptrdiff_t>(batch.rows);

@@ -10,6 +10,7 @@
 #include "driftguard/context.hpp"
 #include "driftguard/errors.hpp"
 #include "driftguard/hdf5_io.hpp"
+#include "kernels/check_batch.hpp"
 #include "kernels/prepared_pass.hpp"
 
 namespace driftguard {
@@ -47,10 +48,8 @@ std::vector<std::size_t> sample_indices(std::vector<std::size_t> indices, std::s
 
 std::vector<float> sample_finite_rows(BatchView batch, std::size_t rows, std::uint64_t seed,
                                       std::uint64_t* finite_rows) {
+  detail::check_batch(batch, batch.features, "sample_finite_rows");
   if (batch.space != MemorySpace::Host) throw InvalidInput("sample_finite_rows needs a host batch");
-  if (batch.rows > 0 && batch.data == nullptr) {
-    throw InvalidInput("sample_finite_rows: null data with rows > 0");
-  }
   const std::size_t n = batch.features;
   std::vector<std::size_t> finite;
   for (std::size_t r = 0; r < batch.rows; ++r) {

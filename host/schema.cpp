@@ -13,6 +13,7 @@
 
 #include "driftguard/errors.hpp"
 #include "host/atomic_file.hpp"
+#include "kernels/check_batch.hpp"
 
 namespace driftguard {
 namespace {
@@ -273,14 +274,8 @@ SchemaInferrer::SchemaInferrer(SchemaInferrer&&) noexcept = default;
 SchemaInferrer& SchemaInferrer::operator=(SchemaInferrer&&) noexcept = default;
 
 void SchemaInferrer::observe(BatchView batch) {
-  if (batch.features != columns_.size()) {
-    throw InvalidInput("schema inference: batch has " + std::to_string(batch.features) +
-                       " features, expected " + std::to_string(columns_.size()));
-  }
+  detail::check_batch(batch, columns_.size(), "schema inference");
   if (batch.space != MemorySpace::Host) throw InvalidInput("schema inference needs host batches");
-  if (batch.rows > 0 && batch.data == nullptr) {
-    throw InvalidInput("schema inference: null data with rows > 0");
-  }
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::size_t f = 0; f < batch.features; ++f) {
     Column& c = columns_[f];

@@ -12,14 +12,14 @@
 #include "driftguard/model.hpp"
 #include "driftguard/validate.hpp"
 #include "kernels/backend.hpp"
+#include "kernels/check_batch.hpp"
 #include "kernels/context_impl.hpp"
 #include "kernels/ks_host.hpp"
 #include "kernels/mmd_common.hpp"
 
 namespace driftguard {
-namespace {
 
-void check_batch(const BatchView& batch, std::size_t features, const char* what) {
+void detail::check_batch(const BatchView& batch, std::size_t features, const char* what) {
   if (batch.features != features) {
     throw InvalidInput(std::string(what) + ": batch has " + std::to_string(batch.features) +
                        " features, expected " + std::to_string(features));
@@ -32,6 +32,10 @@ void check_batch(const BatchView& batch, std::size_t features, const char* what)
     throw InvalidInput(std::string(what) + ": batch data is null");
   }
 }
+
+namespace {
+
+using detail::check_batch;
 
 void check_counts(const HistogramSpec& spec, const HistogramCounts& counts) {
   spec.check();
